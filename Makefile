@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`. Both install first.
+PY ?= python3
+
+.PHONY: install demo test test-fast lint schemas bench
+
+install:
+	PYTHON=$(PY) bash scripts/install.sh
+
+demo: install
+	$(PY) -m driftline demo
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not integration and not chaos and not slow"
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m mypy driftline schemas processors producers sinks
+
+schemas:
+	$(PY) -m schemas.export
+
+bench: install
+	$(PY) bench/bench_embed.py
+	$(PY) bench/bench_detectors.py

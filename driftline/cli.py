@@ -1,0 +1,218 @@
+"""The ``driftline`` command line.
+
+Every command reads the same frozen ``Settings`` from ``DRIFTLINE_*``
+environment variables; a misnamed or invalid setting stops the command at
+start-up with the setting's name (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from driftline.errors import ConfigError, DriftlineError
+from driftline.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="driftline: drift monitoring for computer-vision models, Kafka in, alerts out.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _wait_for_interrupt() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+@app.command()
+def up(
+    broker_port: Annotated[int, typer.Option(help="Broker port (0 = free port).")] = 19092,
+    redis_port: Annotated[int, typer.Option(help="Redis port (0 = free port).")] = 16379,
+) -> None:
+    """Start the embedded broker (Tansu) and a Redis on loopback, create the topics, wait."""
+    from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics
+
+    settings = _settings()
+    with LocalBroker(broker_port or None) as broker, LocalRedis(redis_port or None) as redis:
+        ensure_topics(broker.bootstrap, settings.topics, settings.partitions)
+        typer.echo(f"export DRIFTLINE_BOOTSTRAP_SERVERS={broker.bootstrap}")
+        typer.echo(f"export DRIFTLINE_REDIS_URL={redis.url}")
+        typer.echo("broker and redis are up; Ctrl-C stops both", err=True)
+        _wait_for_interrupt().wait()
+
+
+@app.command("create-topics")
+def create_topics() -> None:
+    """Create driftline's topics on the configured broker (idempotent)."""
+    from driftline.local_infra import ensure_topics
+
+    settings = _settings()
+    for name, outcome in ensure_topics(
+        settings.bootstrap_servers, settings.topics, settings.partitions
+    ).items():
+        typer.echo(f"{name}: {outcome}")
+
+
+@app.command()
+def worker(loglevel: str = "warning") -> None:
+    """Run a stream worker (embedder + monitors) until interrupted."""
+    from processors.stream_app import run_worker
+
+    settings = _settings()
+    # faust parses sys.argv itself: give it only what it understands.
+    sys.argv = [sys.argv[0], "worker", "--loglevel", loglevel]
+    run_worker(settings, loglevel=loglevel)
+
+
+@app.command()
+def sinks() -> None:
+    """Run the Redis writer and (if configured) the webhook notifier until interrupted."""
+    from sinks.runner import run_sinks
+
+    settings = _settings()
+    run_sinks(settings, _wait_for_interrupt())
+
+
+@app.command()
+def simulate(
+    stream: Annotated[str, typer.Option(help="Stream id of the simulated camera.")] = "cam-1",
+    frames: Annotated[int, typer.Option(min=1)] = 800,
+    scene: str = "coffee",
+    seed: int = 0,
+    drift: Annotated[str | None, typer.Option(help="Drift kind to inject (none if unset).")] = None,
+    onset: Annotated[int, typer.Option(help="Frame index where the drift begins.")] = 500,
+    ramp: Annotated[int, typer.Option(help="Frames over which it ramps in (0 = sudden).")] = 0,
+    severity: float = 1.0,
+    predictions: Annotated[bool, typer.Option(help="Run the default model as the "
+                                              "deployed classifier.")] = True,
+    labels: bool = False,
+    model_version: str = "v1",
+    out: Annotated[Path | None, typer.Option(help="Write a JSONL recording here "
+                                             "instead of publishing.")] = None,
+) -> None:
+    """Play a simulated camera (frames, predictions, labels) into Kafka or a JSONL file."""
+    from processors.embedder import Embedder
+    from producers.camera_events import camera_events
+    from producers.drift_injection import DriftSpec
+
+    settings = _settings()
+    try:
+        spec = DriftSpec(kind=drift, onset=onset, ramp=ramp, severity=severity) if drift else None
+    except ValueError as exc:
+        typer.echo(f"--drift: {exc}", err=True)
+        raise typer.Exit(2) from None
+    predictor = Embedder.load(
+        settings.embedder.model_path, settings.embedder.manifest_path, settings.embedder.threads
+    ) if predictions else None
+    events = camera_events(
+        stream_id=stream, frames=frames, scene=scene, seed=seed, drift=spec,
+        model_version=model_version, predictor=predictor, labels=labels,
+    )
+    if out is not None:
+        from schemas.wire import encode
+
+        with out.open("wb") as fh:
+            n = 0
+            for ce in events:
+                fh.write(encode(ce.event) + b"\n")
+                n += 1
+        typer.echo(f"wrote {n} events to {out}", err=True)
+        return
+    from producers.publisher import Publisher
+
+    topics = settings.topics
+    by_kind = {"frames": topics.frames, "predictions": topics.predictions, "labels": topics.labels}
+    with Publisher.from_settings(settings) as pub:
+        n = 0
+        for ce in events:
+            pub.publish(by_kind[ce.topic], ce.event)
+            n += 1
+    typer.echo(f"published {n} events for {stream}", err=True)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Run the monitor offline over a JSONL recording; print alerts as JSON lines.
+
+    Each output line is {"index": <0-based line of the firing event>, "alert": {...}}.
+    Rejected lines are reported on stderr as {"index": i, "reason": ..., "detail": ...}.
+    """
+    from processors.frame_pipeline import FramePipeline
+    from processors.replay import Fired, replay_lines
+
+    settings = _settings()
+    with file.open("rb") as fh:
+        for item in replay_lines(
+            fh,
+            monitor=settings.monitor,
+            pipeline=lambda: FramePipeline.from_settings(
+                settings.embedder, settings.max_event_bytes
+            ),
+            max_bytes=settings.max_event_bytes,
+        ):
+            if isinstance(item, Fired):
+                line = {"index": item.index, "alert": item.alert.model_dump(mode="json")}
+                sys.stdout.write(json.dumps(line) + "\n")
+                sys.stdout.flush()
+            else:
+                rec = {"index": item.index, "reason": item.reason, "detail": item.detail}
+                sys.stderr.write(json.dumps(rec) + "\n")
+
+
+@app.command()
+def state(stream: str) -> None:
+    """Print what Redis holds for STREAM: per-signal state and recent alerts."""
+    from sinks.redis_state import read_stream
+
+    settings = _settings()
+    typer.echo(json.dumps(read_stream(settings.redis_url, stream), indent=2, default=str))
+
+
+@app.command()
+def demo(
+    frames: Annotated[int, typer.Option(min=100)] = 900,
+    drift: str = "brightness",
+    onset: int = 600,
+    scene: str = "coffee",
+    seed: int = 0,
+) -> None:
+    """Everything at once on embedded defaults: broker, Redis, worker, sinks, a camera
+    with injected drift, a webhook receiver; alerts printed as they arrive."""
+    from driftline.demo import run_demo
+
+    raise typer.Exit(run_demo(frames=frames, drift=drift, onset=onset, scene=scene, seed=seed))
+
+
+def main() -> None:
+    """Console entry point: library errors become one clear line, not a traceback."""
+    try:
+        app()
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    except DriftlineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""One frozen settings model, read from ``DRIFTLINE_*`` environment variables.
+
+Nested groups use ``__`` as the delimiter (``DRIFTLINE_MONITOR__ERT=20000``).
+An unknown ``DRIFTLINE_*`` variable is an error, not a silent no-op, so a
+misspelt setting fails at start-up with its name in the message.
+
+Examples
+--------
+>>> s = Settings(topic_prefix="acme")
+>>> s.topics.alerts
+'acme.alerts'
+>>> Settings(bootstrap_servers="")
+Traceback (most recent call last):
+...
+driftline.errors.ConfigError: DRIFTLINE_BOOTSTRAP_SERVERS: ...
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from driftline.errors import ConfigError
+
+ENV_PREFIX = "DRIFTLINE_"
+
+
+class Topics(BaseModel):
+    """Topic names, all under one prefix."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prefix: str
+
+    @property
+    def frames(self) -> str:
+        return f"{self.prefix}.frames"
+
+    @property
+    def predictions(self) -> str:
+        return f"{self.prefix}.predictions"
+
+    @property
+    def labels(self) -> str:
+        return f"{self.prefix}.labels"
+
+    @property
+    def embeddings(self) -> str:
+        return f"{self.prefix}.embeddings"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}.alerts"
+
+    @property
+    def state(self) -> str:
+        return f"{self.prefix}.state"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}.dead-letter"
+
+    def all(self) -> list[str]:
+        return [
+            self.frames,
+            self.predictions,
+            self.labels,
+            self.embeddings,
+            self.alerts,
+            self.state,
+            self.dead_letter,
+        ]
+
+
+class MonitorSettings(BaseModel):
+    """What the per-stream monitor does; see ``processors.monitor``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ert: float = Field(
+        default=10_000.0,
+        gt=10,
+        description="Expected events between false alarms, per stream, all signals together.",
+    )
+    reference_size: int = Field(default=200, ge=30, le=100_000)
+    pca_components: int = Field(default=8, ge=1, le=256)
+    cooldown: int = Field(default=200, ge=0, description="Events after an alert before the "
+                          "same signal may alert again.")
+    label_join_window: int = Field(default=10_000, ge=1, description="Predictions kept for "
+                                   "joining late labels (bounded).")
+    baseline_halflife: int = Field(
+        default=300, ge=0, description="Half-life (events) of the tracking baseline of image-"
+        "quality and embedding signals: slower natural wander is followed, faster changes "
+        "alert. 0 = fixed reference.")
+    embedding_dim: int | None = Field(
+        default=None, ge=1, description="Length of `embedding` vectors; the worker sets it from "
+        "the embedder's manifest. Unset: the stream's first vector fixes it.")
+
+
+class EmbedderSettings(BaseModel):
+    """The ONNX backbone that turns frames into embeddings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_path: Path | None = Field(
+        default=None, description="ONNX file; default: the packaged EfficientNet-Lite0."
+    )
+    manifest_path: Path | None = Field(
+        default=None, description="JSON manifest of the model (input size, scaling, outputs)."
+    )
+    threads: int = Field(default=1, ge=1, le=64)
+    batch_size: int = Field(default=16, ge=1, le=512)
+    batch_wait_ms: int = Field(default=20, ge=0, le=10_000)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything driftline reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    topic_prefix: str = Field(default="driftline", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    partitions: int = Field(default=4, ge=1, le=1024)
+    consumer_group: str = "driftline"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    max_event_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    state_every: int = Field(default=100, ge=1, description="Snapshot a stream every N events.")
+    redis_history: int = Field(default=1_000, ge=1, description="Alerts kept per stream.")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    data_dir: Path = Path(".driftline")
+    monitor: MonitorSettings = MonitorSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, v: str) -> str:
+        if not v.strip() or any(":" not in s for s in v.split(",")):
+            raise ValueError("expected host:port[,host:port...]")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return v
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _config_error(exc) from None
+        if self.webhook_url and self.webhook_secret is None:
+            raise ConfigError(
+                f"{ENV_PREFIX}WEBHOOK_SECRET", "required when DRIFTLINE_WEBHOOK_URL is set"
+            )
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(prefix=self.topic_prefix)
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"]]
+    setting = ENV_PREFIX + "__".join(loc).upper() if loc else ENV_PREFIX
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown setting (misspelt?)"
+    return ConfigError(setting, f"{msg} (got {first.get('input')!r})")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; unknown ``DRIFTLINE_*`` names fail.
+
+    pydantic-settings ignores environment variables it does not know, so a
+    typo such as ``DRIFTLINE_BOOTSTRAP_SERVER`` would silently fall back to the
+    default broker. Check the names ourselves first.
+    """
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for name in os.environ:
+        if not name.startswith(ENV_PREFIX):
+            continue
+        head = name.split("__", 1)[0]
+        if head not in known:
+            raise ConfigError(name, "unknown setting (misspelt?)")
+    return Settings(**overrides)

@@ -1,0 +1,85 @@
+"""A stream's embedding reference: mean direction and a PCA basis.
+
+Each embedding is reduced to two scalars that detectors can watch at
+O(d·k) cost per event and O(d·k) memory:
+
+- ``distance``: cosine distance to the reference mean (what the scene looks
+  like overall has moved);
+- ``residual``: squared reconstruction error outside the top-k reference
+  components, relative to the vector's norm (something *new* appeared that
+  the reference never varied along).
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> ref = rng.normal(size=(100, 16)) + 5.0
+>>> r = EmbeddingReference.fit(ref, k=4)
+>>> near = r.scores(ref[0])
+>>> far = r.scores(-ref[0])
+>>> far["distance"] > near["distance"]
+True
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EmbeddingReference:
+    """Mean, unit mean direction and an orthonormal PCA basis (k × d)."""
+
+    mean: np.ndarray
+    basis: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, k: int) -> EmbeddingReference:
+        """Fit on reference embeddings (n × d); ``k`` is capped by n − 1 and d."""
+        x = np.asarray(vectors, dtype=np.float64)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        mean = x.mean(axis=0)
+        k = max(1, min(k, x.shape[0] - 1, x.shape[1]))
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        return cls(mean=mean, basis=vt[:k].copy())
+
+    def scores(self, vector: np.ndarray | list[float]) -> dict[str, float]:
+        """Scalar drift scores of one embedding."""
+        v = np.asarray(vector, dtype=np.float64)
+        v = v / max(float(np.linalg.norm(v)), 1e-12)
+        mean_norm = max(float(np.linalg.norm(self.mean)), 1e-12)
+        distance = 1.0 - float(v @ self.mean) / mean_norm
+        centred = v - self.mean
+        proj = self.basis @ centred
+        residual = float(centred @ centred - proj @ proj)
+        return {"distance": distance, "residual": max(residual, 0.0)}
+
+    def state(self) -> dict[str, Any]:
+        """JSON-safe and exact: little-endian float64 bytes, base64 (half the size of text)."""
+        return {
+            "dim": self.dim,
+            "k": int(self.basis.shape[0]),
+            "mean": _b64(self.mean),
+            "basis": _b64(self.basis),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> EmbeddingReference:
+        dim, k = int(state["dim"]), int(state["k"])
+        return cls(mean=_unb64(state["mean"], (dim,)), basis=_unb64(state["basis"], (k, dim)))
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _unb64(text: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f8").reshape(shape).astype(np.float64)

@@ -1,0 +1,361 @@
+"""The per-stream monitor: events in, explained alerts out. No Kafka here.
+
+One ``StreamMonitor`` watches one stream (camera × model version). The same
+object runs inside the faust worker, inside ``driftline replay`` and inside
+the benchmarks, so what is measured offline is what runs in production.
+
+Signals and the detector on each (why: see README "What driftline watches"):
+
+==========================  ==============  ==========================================
+signal                      detector        from
+==========================  ==============  ==========================================
+``embedding.distance``      CUSUM           cosine distance to the reference mean
+``embedding.residual``      CUSUM           energy outside the reference PCA basis
+``quality.<metric>``        CUSUM           brightness, contrast, sharpness, ...
+``output.confidence``       Page-Hinkley    the deployed model's top-class confidence
+``performance.error``       ADWIN           1 if a label disagrees with the prediction
+==========================  ==============  ==========================================
+
+CUSUM and Page-Hinkley thresholds are calibrated on the stream's own reference
+with autocorrelation taken into account (``processors.calibration``); the
+stream's false-alarm budget ``ert`` is split evenly across the calibrated
+signals, so all signals together keep about one false alarm per ``ert`` events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict, deque
+from typing import Any
+
+import numpy as np
+
+from driftline.errors import InvalidEvent
+from driftline.settings import MonitorSettings
+from processors.embedding_reference import EmbeddingReference
+from processors.signal_tracker import Detection, ScalarSignal
+from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
+
+STATE_VERSION = 1
+
+QUALITY_SIGNALS = ("brightness", "contrast", "sharpness", "saturation", "colourfulness", "noise")
+EMBEDDING_SIGNALS = ("distance", "residual")
+# Embeddings come from two different spaces: driftline's embedder (Embedding
+# events) and the deployed model's own penultimate layer (Prediction.embedding
+# from edge devices). Each gets its own reference and signals; mixing them
+# would make the first vector of either fix the dimension for both.
+EMBEDDING_SOURCES = ("embedding", "edge")
+EVENT_ID_HISTORY = 1024
+
+_DETECTOR_OF = {
+    **{f"{src}.{s}": "cusum" for src in EMBEDDING_SOURCES for s in EMBEDDING_SIGNALS},
+    **{f"quality.{s}": "cusum" for s in QUALITY_SIGNALS},
+    "output.confidence": "page_hinkley",
+    "performance.error": "adwin",
+}
+# Smallest change worth an alert, (relative to the reference mean, absolute), for
+# CUSUM signals. A camera's natural variation over hours (lighting cycles, the
+# view wandering, people passing) exceeds what a short reference shows; these
+# floors keep that variation from alerting while a real change (a 40% darkening,
+# blur, a moved camera) clears them several times over. Measured on simulated
+# cameras over real photos and on vtest.avi: see bench/README.md.
+TOLERANCE: dict[str, tuple[float, float]] = {
+    **{f"{src}.{s}": (1.5, 0.0) for src in EMBEDDING_SOURCES for s in EMBEDDING_SIGNALS},
+    "quality.brightness": (0.25, 3.0),
+    "quality.contrast": (0.25, 2.0),
+    "quality.sharpness": (0.0, 1.2),
+    "quality.saturation": (0.10, 0.03),
+    "quality.colourfulness": (0.25, 3.0),
+    "quality.noise": (1.0, 0.6),
+    "output.confidence": (0.0, 0.15),
+}
+# Signals whose thresholds come out of the false-alarm budget (ADWIN's does not).
+_CALIBRATED = [name for name, kind in _DETECTOR_OF.items() if kind != "adwin"]
+
+
+def alert_id(stream_id: str, model_version: str, signal: str, detector: str, index: int) -> str:
+    """Deterministic alert id: a replay after a crash re-creates the same id.
+
+    >>> alert_id("cam-1", "v1", "quality.brightness", "cusum", 3012)[:12]
+    '2dddd42592be'
+    """
+    key = f"{stream_id}\x1f{model_version}\x1f{signal}\x1f{detector}\x1f{index}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class StreamMonitor:
+    """Watches one stream; ``observe(event)`` returns the alerts it fires.
+
+    Parameters
+    ----------
+    stream_id, model_version : str
+        The stream this monitor owns; events of other streams are refused.
+    settings : MonitorSettings
+        ``ert`` (events between false alarms, all signals together),
+        ``reference_size``, ``pca_components``, ``cooldown``,
+        ``label_join_window``.
+    """
+
+    def __init__(
+        self, stream_id: str, model_version: str, settings: MonitorSettings | None = None
+    ) -> None:
+        self.stream_id = stream_id
+        self.model_version = model_version
+        self.settings = settings or MonitorSettings()
+        self.events_seen = 0
+        self.labels_unmatched = 0
+        self.references: dict[str, EmbeddingReference] = {}
+        self._ref_vectors: dict[str, list[list[float]]] = {src: [] for src in EMBEDDING_SOURCES}
+        # (event id, frame index, ts) of recent events, to say where a change began.
+        self._recent_events: deque[tuple[str, int | None, str]] = deque(maxlen=EVENT_ID_HISTORY)
+        self._predictions: OrderedDict[str, str] = OrderedDict()
+        ert_each = self.settings.ert * len(_CALIBRATED)
+        halflife = self.settings.baseline_halflife
+        track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
+        self.signals: dict[str, ScalarSignal] = {
+            name: ScalarSignal(
+                name,
+                kind,
+                ert=ert_each,
+                reference_size=self.settings.reference_size,
+                cooldown=self.settings.cooldown,
+                seed=i,
+                tolerance=TOLERANCE.get(name),
+                track=track if name in TOLERANCE else 0.0,
+            )
+            for i, (name, kind) in enumerate(_DETECTOR_OF.items())
+        }
+
+    # -- observing -------------------------------------------------------------------
+
+    def observe(self, event: Embedding | Prediction | Label) -> list[Alert]:
+        """Update every signal the event carries; return the alerts it fired.
+
+        Raises
+        ------
+        InvalidEvent
+            The event belongs to another stream, or its embedding's length
+            differs from the stream's reference (dead-letter it and go on).
+        """
+        if event.stream_id != self.stream_id or event.model_version != self.model_version:
+            raise InvalidEvent(
+                f"event of {event.stream_id}/{event.model_version} given to the monitor of "
+                f"{self.stream_id}/{self.model_version}",
+                reason="wrong_stream",
+            )
+        values = self._signal_values(event)
+        index = self.events_seen
+        self.events_seen += 1
+        frame_index = getattr(event, "frame_index", None)
+        self._recent_events.append((event.event_id, frame_index, event.ts.isoformat()))
+        alerts = []
+        for name, value in values.items():
+            detection = self.signals[name].update(value, index)
+            if detection is not None:
+                alerts.append(self._alert(detection, event))
+        return alerts
+
+    def _signal_values(self, event: Embedding | Prediction | Label) -> dict[str, float]:
+        values: dict[str, float] = {}
+        if isinstance(event, Embedding):
+            values.update(self._embedding_values("embedding", event.vector))
+            for key in QUALITY_SIGNALS:
+                if key in event.quality:
+                    values[f"quality.{key}"] = float(event.quality[key])
+        elif isinstance(event, Prediction):
+            if event.embedding is not None:
+                values.update(self._embedding_values("edge", event.embedding))
+            values["output.confidence"] = float(event.confidence)
+            self._predictions[event.event_id] = event.top_class
+            if len(self._predictions) > self.settings.label_join_window:
+                self._predictions.popitem(last=False)
+        elif isinstance(event, Label):
+            predicted = self._predictions.pop(event.target_event_id, None)
+            if predicted is None:
+                self.labels_unmatched += 1
+            else:
+                values["performance.error"] = float(predicted != event.true_class)
+        return values
+
+    def _embedding_values(self, source: str, vector: list[float]) -> dict[str, float]:
+        reference = self.references.get(source)
+        buffered = self._ref_vectors[source]
+        # A known dimension wins over the first vector seen: otherwise one
+        # malformed vector arriving first would poison the stream's reference
+        # and every good vector after it would be dead-lettered.
+        known = self.settings.embedding_dim if source == "embedding" else None
+        if reference is not None:
+            dim = reference.dim
+        elif known is not None:
+            dim = known
+        else:
+            dim = len(buffered[0]) if buffered else len(vector)
+        if len(vector) != dim:
+            raise InvalidEvent(
+                f"{source} vector has {len(vector)} dimensions, this stream's {source} "
+                f"reference has {dim}",
+                reason="embedding_dimension",
+            )
+        if reference is None:
+            # The embedding reference is fitted once, on the first N embeddings;
+            # its scalar signals then build their own references after it.
+            buffered.append(vector)
+            if len(buffered) >= self.settings.reference_size:
+                self.references[source] = EmbeddingReference.fit(
+                    np.asarray(buffered), self.settings.pca_components
+                )
+                buffered.clear()
+            return {}
+        return {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
+
+    # -- alerts ----------------------------------------------------------------------
+
+    def _event_at(self, index: int) -> tuple[str, int | None, str] | None:
+        back = self.events_seen - 1 - index
+        if 0 <= back < len(self._recent_events):
+            return self._recent_events[-1 - back]
+        return None
+
+    def _event_id_at(self, index: int) -> str | None:
+        at = self._event_at(index)
+        return at[0] if at else None
+
+    def _alert(self, d: Detection, event: Embedding | Prediction | Label) -> Alert:
+        aid = alert_id(self.stream_id, self.model_version, d.signal, d.detector, d.detected_index)
+        self.signals[d.signal].last_alert_id = aid
+        movers = {
+            name: round(z, 2)
+            for name, sig in self.signals.items()
+            if name != d.signal and (z := sig.zscore()) is not None and abs(z) >= 2.0
+        }
+        top = dict(sorted(movers.items(), key=lambda kv: -abs(kv[1]))[:5])
+        scale = d.reference_scale if d.reference_scale > 0 else float("nan")
+        shift = (d.observed - d.expected) / scale if np.isfinite(scale) else float("nan")
+        direction = "rose" if d.observed > d.expected else "fell"
+        change = self._event_at(d.change_index)
+        change_event = change[0] if change else None
+        before = self._event_id_at(d.change_index - 1)
+        after = [e for i in (d.change_index, d.detected_index) if (e := self._event_id_at(i))]
+        det_frame = getattr(event, "frame_index", None)
+        severity = "critical" if np.isfinite(shift) and abs(shift) >= 6 else "warning"
+        message = (
+            f"{d.signal} {direction} from {d.expected:.4g} (reference) to {d.observed:.4g}"
+            + (f" ({shift:+.1f} reference scales)" if np.isfinite(shift) else "")
+            + (f" since frame {change[1]}" if change and change[1] is not None else "")
+            + f" (event #{d.change_index}); detected at event #{d.detected_index}"
+            + (f" (frame {det_frame})" if det_frame is not None else "")
+            + f" by {d.detector} ({d.statistic:.3g} > {d.threshold:.3g}; stream budget:"
+            f" 1 false alarm per {self.settings.ert:g} events)"
+        )
+        return Alert(
+            alert_id=aid,
+            stream_id=self.stream_id,
+            model_version=self.model_version,
+            signal=d.signal,
+            detector=d.detector,
+            severity=severity,
+            message=message,
+            statistic=d.statistic,
+            threshold=d.threshold,
+            expected=d.expected,
+            observed=d.observed,
+            detected_index=d.detected_index,
+            change_index=d.change_index,
+            detected_event_id=event.event_id,
+            change_event_id=change_event,
+            detected_frame_index=det_frame,
+            change_frame_index=change[1] if change else None,
+            change_ts=change[2] if change else None,
+            ert=self.settings.ert,
+            top_movers=top,
+            examples_before=[before] if before else [],
+            examples_after=after,
+        )
+
+    # -- state -----------------------------------------------------------------------
+
+    def snapshot(self) -> StreamState:
+        """The stream's state for the state topic and Redis, with the checkpoint."""
+        signals = {}
+        for name, sig in self.signals.items():
+            det = sig.detector
+            signals[name] = SignalState(
+                signal=name,
+                status=sig.status,
+                detector=sig.detector_kind,
+                statistic=float(det.statistic) if det is not None else 0.0,
+                threshold=float(det.threshold) if det is not None else 0.0,
+                expected=sig.ref_mean if np.isfinite(sig.ref_mean) else None,
+                observed=sig.recent_mean(),
+                last_alert_id=sig.last_alert_id,
+            )
+        return StreamState(
+            stream_id=self.stream_id,
+            model_version=self.model_version,
+            events_seen=self.events_seen,
+            signals=signals,
+            monitor=self.state(),
+        )
+
+    def state(self) -> dict[str, Any]:
+        """Versioned JSON-safe checkpoint; ``from_state`` continues exactly."""
+        return {
+            "version": STATE_VERSION,
+            "stream_id": self.stream_id,
+            "model_version": self.model_version,
+            "settings": self.settings.model_dump(),
+            "events_seen": self.events_seen,
+            "labels_unmatched": self.labels_unmatched,
+            "references": {src: ref.state() for src, ref in self.references.items()},
+            # Not the warm-up buffer (up to reference_size × dim floats, megabytes):
+            # a worker restarted during an embedding warm-up starts that warm-up
+            # again; every other part of the state is restored exactly.
+            "warming": {src: len(vs) for src, vs in self._ref_vectors.items()},
+            "recent_events": [list(e) for e in self._recent_events],
+            "predictions": list(self._predictions.items()),
+            "signals": {name: sig.state() for name, sig in self.signals.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> StreamMonitor:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"monitor state version {state.get('version')!r} not supported")
+        m = cls(state["stream_id"], state["model_version"], MonitorSettings(**state["settings"]))
+        m.events_seen = int(state["events_seen"])
+        m.labels_unmatched = int(state["labels_unmatched"])
+        m.references = {
+            src: EmbeddingReference.from_state(ref) for src, ref in state["references"].items()
+        }
+        m._recent_events.extend(tuple(e) for e in state["recent_events"])
+        m._predictions = OrderedDict((k, v) for k, v in state["predictions"])
+        m.signals = {name: ScalarSignal.from_state(s) for name, s in state["signals"].items()}
+        return m
+
+
+class MonitorRegistry:
+    """Monitors by (stream, model version), created on first sight.
+
+    The stream app and ``replay`` both route events through this, so one
+    process can watch any number of streams; memory per stream is bounded.
+    """
+
+    def __init__(self, settings: MonitorSettings | None = None) -> None:
+        self.settings = settings or MonitorSettings()
+        self.monitors: dict[tuple[str, str], StreamMonitor] = {}
+
+    def get(self, stream_id: str, model_version: str) -> StreamMonitor:
+        key = (stream_id, model_version)
+        mon = self.monitors.get(key)
+        if mon is None:
+            mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
+        return mon
+
+    def restore(self, state: StreamState) -> None:
+        """Install a monitor from a snapshot (worker start-up / rebalance)."""
+        self.monitors[(state.stream_id, state.model_version)] = StreamMonitor.from_state(
+            state.monitor
+        )
+
+    def observe(self, event: Embedding | Prediction | Label) -> tuple[StreamMonitor, list[Alert]]:
+        mon = self.get(event.stream_id, event.model_version)
+        return mon, mon.observe(event)

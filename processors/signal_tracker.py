@@ -1,0 +1,266 @@
+"""One scalar signal of one stream: reference → calibrated detector → detections.
+
+Life cycle of a signal:
+
+1. ``warming_up``: the first ``reference_size`` values are the reference
+   (kept in a bounded list, dropped once the detector is calibrated);
+2. ``ok``: a detector calibrated on that reference to the signal's share of
+   the stream's false-alarm budget watches every new value;
+3. on a detection the signal reports once, then re-references: it skips
+   ``cooldown`` values (a gradual change is still ramping), collects a new
+   reference from the values after that and recalibrates. One change yields
+   one alert, not an alert every few frames while the change persists.
+
+Memory is bounded per signal: the reference (≤ ``reference_size`` floats,
+only while warming up) and fixed-length deques of recent values and of the
+stream indices of recent updates (to translate the detector's change-point
+estimate back into a stream index and event id).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from processors.detector_registry import detector_from_state, make_detector
+from processors.detectors.base import Detector
+
+STATE_VERSION = 1
+RECENT = 64
+INDEX_HISTORY = 1024
+
+Status = Literal["warming_up", "ok", "drift"]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a signal reports when its detector fires."""
+
+    signal: str
+    detector: str
+    statistic: float
+    threshold: float
+    expected: float
+    observed: float
+    detected_index: int
+    change_index: int
+    reference_scale: float
+
+
+def reference_envelope(ref: np.ndarray) -> float:
+    """Range of the reference's moving average (window: a tenth of the reference).
+
+    A camera's scene wanders (the view drifts, light changes) on time scales
+    longer than single frames; a level the reference itself visited for tens
+    of frames is the scene's own variation, not a change worth an alert.
+
+    >>> round(reference_envelope(np.r_[np.zeros(50), np.ones(50)]), 6)
+    1.0
+    """
+    w = max(5, len(ref) // 10)
+    if len(ref) < w:
+        return 0.0
+    ma = np.convolve(ref, np.ones(w) / w, mode="valid")
+    return float(ma.max() - ma.min())
+
+
+class ScalarSignal:
+    """Tracks one scalar signal; ``update`` returns a ``Detection`` or None.
+
+    Parameters
+    ----------
+    name : str
+        Signal name, e.g. ``quality.brightness``.
+    detector : str
+        Detector kind known to ``processors.detectors.make_detector``.
+    ert : float
+        Expected updates between false alarms for this signal alone.
+    reference_size : int
+        Values collected before the detector is calibrated.
+    cooldown : int
+        Values skipped after a detection before re-referencing.
+    seed : int
+        Seed of the calibration's simulations (reproducible thresholds).
+    track : float
+        Baseline tracking weight of a CUSUM (``0``: fixed reference mean).
+    tolerance : tuple of float
+        ``(relative, absolute)``: the smallest change worth an alert is
+        ``max(relative * |reference mean|, absolute, 2.5 * reference std,
+        reference envelope)`` (see ``reference_envelope``)
+        (CUSUM signals; see ``processors.detector_registry.make_detector``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> s = ScalarSignal("demo", "cusum", ert=1000, reference_size=200, cooldown=10)
+    >>> hits = [i for i in range(600)
+    ...         if s.update(rng.normal() + (4.0 if i >= 400 else 0.0), i)]
+    >>> len(hits) >= 1 and 400 <= hits[0] < 420
+    True
+    """
+
+    def __init__(
+        self,
+        name: str,
+        detector: str,
+        *,
+        ert: float,
+        reference_size: int,
+        cooldown: int,
+        seed: int = 0,
+        tolerance: tuple[float, float] | None = None,
+        track: float = 0.0,
+    ) -> None:
+        self.name = name
+        self.track = float(track)
+        self.tolerance = tolerance
+        self.detector_kind = detector
+        self.ert = float(ert)
+        self.reference_size = int(reference_size)
+        self.cooldown = int(cooldown)
+        self.seed = int(seed)
+        self.status: Status = "warming_up"
+        self.detector: Detector | None = None
+        self.reference: list[float] = []
+        self.ref_mean = float("nan")
+        self.ref_scale = float("nan")
+        self.skip = 0
+        self.updates = 0
+        self.last_alert_id: str | None = None
+        self.recent: deque[float] = deque(maxlen=RECENT)
+        self.indices: deque[int] = deque(maxlen=INDEX_HISTORY)
+
+    # -- observing -----------------------------------------------------------------
+
+    def update(self, value: float, index: int) -> Detection | None:
+        """Feed one value observed at stream index ``index``."""
+        self.updates += 1
+        self.recent.append(value)
+        self.indices.append(index)
+        if self.skip > 0:
+            self.skip -= 1
+            return None
+        if self.detector is None:
+            self.reference.append(value)
+            if len(self.reference) >= self.reference_size:
+                self._calibrate()
+            return None
+        self.detector.update(value)
+        if not self.detector.drift_detected:
+            return None
+        return self._detection(index)
+
+    def _calibrate(self) -> None:
+        ref = np.asarray(self.reference, dtype=np.float64)
+        self.ref_mean = float(ref.mean())
+        tol = None
+        if self.tolerance is not None:
+            rel, absolute = self.tolerance
+            tol = max(rel * abs(self.ref_mean), absolute, 2.5 * float(ref.std()),
+                      reference_envelope(ref))
+        self.detector = make_detector(
+            self.detector_kind, ref, ert=self.ert, seed=self.seed, tolerance=tol,
+            track=self.track,
+        )
+        med = float(np.median(ref))
+        self.ref_scale = float(1.4826 * np.median(np.abs(ref - med))) or float(ref.std())
+        self.reference = []
+        if self.status == "warming_up":
+            self.status = "ok"
+
+    def _detection(self, index: int) -> Detection:
+        assert self.detector is not None
+        offset = min(self.detector.change_offset, len(self.indices) - 1)
+        change_index = self.indices[-1 - offset] if offset >= 0 else index
+        since = list(self.recent)[-min(offset + 1, len(self.recent)) :]
+        det = Detection(
+            signal=self.name,
+            detector=self.detector.name,
+            statistic=float(self.detector.statistic),
+            threshold=float(self.detector.threshold),
+            # A tracking baseline's level just before the change, else the reference mean.
+            expected=float(getattr(self.detector, "mean", self.ref_mean)),
+            observed=float(np.mean(since)),
+            detected_index=index,
+            change_index=int(change_index),
+            reference_scale=self.ref_scale,
+        )
+        # Re-reference on the new regime: without it a persistent change would
+        # fire again every few frames (an alert storm for one change).
+        self.status = "drift"
+        self.detector = None
+        self.reference = []
+        self.skip = self.cooldown
+        return det
+
+    def recent_mean(self, n: int = 16) -> float | None:
+        """Mean of the last ``n`` values (None before any value)."""
+        if not self.recent:
+            return None
+        tail = list(self.recent)[-n:]
+        return float(np.mean(tail))
+
+    def zscore(self, n: int = 16) -> float | None:
+        """How far the recent values sit from the reference, in reference scales."""
+        m = self.recent_mean(n)
+        if m is None or not np.isfinite(self.ref_mean):
+            return None
+        scale = self.ref_scale if self.ref_scale > 0 else 1e-12
+        return (m - self.ref_mean) / scale
+
+    # -- checkpointing ---------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Versioned JSON-safe checkpoint."""
+        return {
+            "version": STATE_VERSION,
+            "name": self.name,
+            "detector_kind": self.detector_kind,
+            "ert": self.ert,
+            "reference_size": self.reference_size,
+            "cooldown": self.cooldown,
+            "seed": self.seed,
+            "tolerance": None if self.tolerance is None else list(self.tolerance),
+            "track": self.track,
+            "status": self.status,
+            "detector": None if self.detector is None else self.detector.state(),
+            "reference": list(self.reference),
+            # NaN is not JSON (the state topic carries null): store None instead.
+            "ref_mean": self.ref_mean if np.isfinite(self.ref_mean) else None,
+            "ref_scale": self.ref_scale if np.isfinite(self.ref_scale) else None,
+            "skip": self.skip,
+            "updates": self.updates,
+            "last_alert_id": self.last_alert_id,
+            "recent": list(self.recent),
+            "indices": list(self.indices),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ScalarSignal:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"signal state version {state.get('version')!r} not supported")
+        s = cls(
+            state["name"],
+            state["detector_kind"],
+            ert=state["ert"],
+            reference_size=state["reference_size"],
+            cooldown=state["cooldown"],
+            seed=state["seed"],
+            tolerance=None if state["tolerance"] is None else tuple(state["tolerance"]),
+            track=float(state.get("track", 0.0)),
+        )
+        s.status = state["status"]
+        s.detector = None if state["detector"] is None else detector_from_state(state["detector"])
+        s.reference = list(state["reference"])
+        s.ref_mean = float("nan") if state["ref_mean"] is None else float(state["ref_mean"])
+        s.ref_scale = float("nan") if state["ref_scale"] is None else float(state["ref_scale"])
+        s.skip = int(state["skip"])
+        s.updates = int(state["updates"])
+        s.last_alert_id = state["last_alert_id"]
+        s.recent.extend(state["recent"])
+        s.indices.extend(state["indices"])
+        return s

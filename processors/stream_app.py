@@ -1,0 +1,259 @@
+"""The faust-streaming worker: frames → embeddings → monitors → alerts/state.
+
+This is the only module under ``processors/`` that knows Kafka; the work it
+routes is done by ``FramePipeline`` and ``MonitorRegistry`` (plain objects).
+
+Ordering and delivery (the guarantees in DESIGN.md):
+
+- Input events are taken in micro-batches with ``take_events``, which acks an
+  event only after the loop body that consumed its batch has returned. Every
+  output of a batch (embeddings, alerts, snapshots, dead letters) is awaited
+  until the broker confirmed delivery *inside* the body, so an input offset is
+  never committed before its outputs exist: a crash re-processes, never loses.
+- The monitor agent snapshots every stream it touched at the end of each
+  batch, before the batch is acked. Committed offsets therefore always match
+  the last snapshot: a restarted worker restores the snapshots and resumes
+  from the committed offsets, re-creating exactly the state it would have had.
+  Alerts re-fired during that replay carry the same deterministic ids, and the
+  sinks deduplicate on them.
+- Bad input goes to the dead-letter topic with its original bytes, source
+  topic/partition/offset and a reason; the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from confluent_kafka import Consumer, TopicPartition
+
+from driftline.errors import InvalidEvent, PermanentError
+from driftline.settings import Settings
+from processors.frame_pipeline import FramePipeline
+from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
+from processors.monitor import MonitorRegistry, StreamMonitor
+from schemas.events import DeadLetter, Embedding, Frame, Label, Prediction, StreamState
+from schemas.wire import decode_as, decode_event, encode
+
+log = logging.getLogger("driftline.worker")
+
+
+def load_snapshots(
+    settings: Settings, timeout_s: float = 20.0
+) -> dict[tuple[str, str], StreamState]:
+    """Latest snapshot per (stream, model version) from the compacted state topic."""
+    topic = settings.topics.state
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"{settings.consumer_group}.restore",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    latest: dict[tuple[str, str], StreamState] = {}
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None or not meta.partitions:
+            return latest
+        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
+        ends = {}
+        for tp in parts:
+            _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+            if high > 0:
+                ends[tp.partition] = high
+        if not ends:
+            return latest
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        done: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(done) < len(ends) and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                continue
+            try:
+                state = decode_as(StreamState, msg.value() or b"", settings.max_event_bytes)
+                latest[(state.stream_id, state.model_version)] = state
+            except InvalidEvent as exc:
+                log.warning("skipping unreadable snapshot at %s/%s: %s",
+                            msg.partition(), msg.offset(), exc)
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                done.add(msg.partition())
+    finally:
+        consumer.close()
+    return latest
+
+
+def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faust.App:
+    """A faust app wired to ``settings``; ``pipeline`` defaults to the configured embedder."""
+    topics = settings.topics
+    app = faust.App(
+        f"{settings.consumer_group}.worker",
+        broker=[f"kafka://{s.strip()}" for s in settings.bootstrap_servers.split(",")],
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        # Tansu completes a group's first join only after half the session
+        # timeout; 10 s keeps a worker's start within seconds, and is a sane
+        # failure-detection time on Apache Kafka too.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        # Outputs (embedding events, snapshots) can be larger than the input limit.
+        producer_max_request_size=max(settings.max_event_bytes, 1 << 20) + 65536,
+        # Per-partition fetch size must exceed the largest *record batch* a
+        # producer writes (many frames, up to the producer's batch.size), not
+        # just the largest event: a truncated batch stalls the partition.
+        consumer_max_fetch_size=max(settings.max_event_bytes, 16 << 20) + 65536,
+    )
+
+    def raw_topic(*names: str) -> Any:
+        return app.topic(
+            *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+    frames_in = raw_topic(topics.frames)
+    monitor_in = raw_topic(topics.embeddings, topics.predictions, topics.labels)
+    embeddings_out = raw_topic(topics.embeddings)
+    alerts_out = raw_topic(topics.alerts)
+    state_out = raw_topic(topics.state)
+    dead_out = raw_topic(topics.dead_letter)
+
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+    monitor_settings = settings.monitor
+    if monitor_settings.embedding_dim is None:
+        # The worker's own embedder fixes the dimension of `embedding` vectors.
+        emb = settings.embedder
+        manifest = load_manifest(
+            emb.manifest_path
+            or (emb.model_path.with_suffix(".json") if emb.model_path else PACKAGED_MANIFEST)
+        )
+        monitor_settings = monitor_settings.model_copy(
+            update={"embedding_dim": manifest.embedding_dim}
+        )
+    registry = MonitorRegistry(monitor_settings)
+    holder: dict[str, FramePipeline] = {}
+    if pipeline is not None:
+        holder["p"] = pipeline
+    counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0}
+    app.driftline_counters = counters  # type: ignore[attr-defined]
+    app.driftline_registry = registry  # type: ignore[attr-defined]
+
+    async def dead_letter(event: Any, exc: PermanentError, stage: str) -> Awaitable[Any]:
+        msg = event.message
+        letter = DeadLetter(
+            reason=exc.reason,
+            detail=str(exc)[:2000],
+            source_topic=msg.topic,
+            source_partition=msg.partition,
+            source_offset=msg.offset,
+            key=msg.key,
+            original=msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b""),
+            stage=stage,
+        )
+        counters["dead_letters"] += 1
+        log.warning("dead letter from %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, exc)
+        return await dead_out.send(key=msg.key, value=encode(letter))
+
+    restored = asyncio.Event()
+
+    @app.task
+    async def restore_snapshots() -> None:
+        snaps = await asyncio.get_running_loop().run_in_executor(None, load_snapshots, settings)
+        for state in snaps.values():
+            registry.restore(state)
+        if snaps:
+            log.info("restored %d stream monitors from %s", len(snaps), topics.state)
+        restored.set()
+
+    @app.agent(frames_in)
+    async def embed_frames(stream: Any) -> None:
+        loop = asyncio.get_running_loop()
+        if "p" not in holder:
+            holder["p"] = await loop.run_in_executor(
+                executor, FramePipeline.from_settings, settings.embedder, settings.max_event_bytes
+            )
+        wait = settings.embedder.batch_wait_ms / 1000.0 or 0.001
+        async for events in stream.take_events(settings.embedder.batch_size, within=wait):
+            pending = []
+            frames: list[Frame] = []
+            owners = []
+            for ev in events:
+                try:
+                    frames.append(decode_as(Frame, ev.value, settings.max_event_bytes))
+                    owners.append(ev)
+                except InvalidEvent as exc:
+                    pending.append(await dead_letter(ev, exc, "embedder"))
+            counters["frames"] += len(events)
+            results = await loop.run_in_executor(executor, holder["p"].process, frames)
+            for ev, frame, res in zip(owners, frames, results, strict=True):
+                if isinstance(res, PermanentError):
+                    pending.append(await dead_letter(ev, res, "embedder"))
+                    continue
+                pending.append(
+                    await embeddings_out.send(key=frame.stream_id.encode(), value=encode(res))
+                )
+                counters["embeddings"] += 1
+            log.info("embedded %d frames", len(frames))
+            # Delivered before this batch is acked, or a crash would lose embeddings.
+            await asyncio.gather(*pending)
+
+    @app.agent(monitor_in)
+    async def monitor_events(stream: Any) -> None:
+        # Monitors must be restored before the first event, or a fresh monitor
+        # would process the gap and then be overwritten by the old snapshot.
+        await restored.wait()
+        async for events in stream.take_events(max(settings.state_every, 1), within=0.5):
+            pending = []
+            touched: dict[tuple[str, str], StreamMonitor] = {}
+            by_topic: dict[str, int] = {}
+            for ev in events:
+                by_topic[ev.message.topic] = by_topic.get(ev.message.topic, 0) + 1
+                try:
+                    event = decode_event(ev.value, settings.max_event_bytes)
+                    if not isinstance(event, Embedding | Prediction | Label):
+                        raise InvalidEvent(
+                            f"{type(event).__name__} events do not belong on {ev.message.topic}",
+                            reason="unknown_kind",
+                        )
+                    mon, alerts = registry.observe(event)
+                except PermanentError as exc:
+                    pending.append(await dead_letter(ev, exc, "monitor"))
+                    continue
+                counters["events"] += 1
+                touched[(mon.stream_id, mon.model_version)] = mon
+                for alert in alerts:
+                    counters["alerts"] += 1
+                    log.info("ALERT %s", alert.message)
+                    pending.append(
+                        await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert))
+                    )
+            for (sid, mv), mon in touched.items():
+                pending.append(
+                    await state_out.send(key=f"{sid}|{mv}".encode(), value=encode(mon.snapshot()))
+                )
+            log.info("monitor batch: %s", by_topic)
+            # Alerts and snapshots delivered before the batch is acked: committed
+            # offsets never run ahead of the state a restart restores.
+            await asyncio.gather(*pending)
+
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run a worker in the foreground until interrupted (``driftline worker``)."""
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

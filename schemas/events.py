@@ -1,0 +1,284 @@
+"""Wire events: pydantic v2 models, JSON on the wire, one ``schema_version``.
+
+Every event names its ``stream_id`` (a camera or app instance; the Kafka key),
+the ``model_version`` of the deployed model it concerns, a unique ``event_id``
+and a timezone-aware ``ts``. Models are frozen and reject unknown fields, so a
+producer's typo fails loudly instead of being silently ignored.
+
+Examples
+--------
+>>> from datetime import datetime, timezone
+>>> p = Prediction(stream_id="cam-1", model_version="v1", event_id="e1",
+...                ts=datetime(2026, 1, 1, tzinfo=timezone.utc),
+...                top_class="tabby", confidence=0.91)
+>>> p.kind, p.schema_version
+('prediction', 1)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+
+StreamId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _to_bytes(v: object) -> bytes:
+    # Python callers hand raw bytes (kept as they are); JSON carries base64 text.
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v)
+    if isinstance(v, str):
+        try:
+            return base64.b64decode(v, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"not valid base64: {exc}") from exc
+    raise ValueError("expected bytes or a base64 string")
+
+
+Blob = Annotated[
+    bytes,
+    PlainValidator(_to_bytes),
+    PlainSerializer(lambda b: base64.b64encode(b).decode("ascii"), when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+"""Raw bytes in Python, standard base64 (no line breaks) in JSON."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+def _finite(values: list[float], what: str) -> list[float]:
+    for v in values:
+        if not math.isfinite(v):
+            raise ValueError(f"{what} contains a non-finite value ({v})")
+    return values
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    event_id: Name
+    stream_id: StreamId
+    model_version: Name = "unknown"
+    ts: AwareDatetime = Field(default_factory=utcnow)
+
+
+class Frame(_Event):
+    """One camera frame: the encoded image (JPEG/PNG/WebP) or a URI to it.
+
+    ``meta`` carries free-form producer annotations; the simulated camera
+    records injected drift there (``drift``, ``drift_onset``) so that
+    benchmarks and the demo know the true change point.
+    """
+
+    kind: Literal["frame"] = "frame"
+    image: Blob | None = None
+    uri: str | None = None
+    content_type: str | None = None
+    frame_index: int | None = Field(default=None, ge=0)
+    meta: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _image_or_uri(self) -> Frame:
+        if (self.image is None) == (self.uri is None):
+            raise ValueError("a frame carries exactly one of 'image' or 'uri'")
+        return self
+
+
+class Box(BaseModel):
+    """One detection: class, score, and a box in pixels (x0, y0, x1, y1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cls: Name
+    score: float = Field(ge=0.0, le=1.0)
+    xyxy: tuple[float, float, float, float]
+
+
+class Prediction(_Event):
+    """What the deployed model said about one frame.
+
+    Either full class ``scores`` (probabilities, summing to ~1) or just the
+    ``top_class`` and its ``confidence``; optional ``boxes`` for detectors,
+    and an optional ``embedding`` (the model's penultimate layer) from edge
+    devices that skip sending frames. ``frame_id`` links it to its frame.
+    """
+
+    kind: Literal["prediction"] = "prediction"
+    frame_id: str | None = None
+    top_class: Name
+    confidence: float = Field(ge=0.0, le=1.0)
+    scores: dict[str, float] | None = None
+    boxes: list[Box] | None = None
+    embedding: list[float] | None = None
+    frame_index: int | None = Field(default=None, ge=0)
+
+    @field_validator("embedding")
+    @classmethod
+    def _embedding_finite(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("embedding is empty")
+            _finite(v, "embedding")
+        return v
+
+    @field_validator("scores")
+    @classmethod
+    def _scores_finite(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None:
+            _finite(list(v.values()), "scores")
+        return v
+
+
+class Label(_Event):
+    """Late ground truth for an earlier prediction (joined on ``target_event_id``)."""
+
+    kind: Literal["label"] = "label"
+    target_event_id: Name
+    true_class: Name
+
+
+class Embedding(_Event):
+    """A frame after the embedder: vector, image quality and the model's own view.
+
+    ``top_class``/``confidence`` come from the embedder's logits output when
+    the backbone has one (the default model does), so that a stream with
+    frames only still has model-output signals.
+    """
+
+    kind: Literal["embedding"] = "embedding"
+    frame_id: Name
+    vector: list[float]
+    quality: dict[str, float] = Field(default_factory=dict)
+    top_class: str | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    frame_index: int | None = Field(default=None, ge=0)
+    meta: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("vector")
+    @classmethod
+    def _vector_finite(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("vector is empty")
+        return _finite(v, "vector")
+
+    @field_validator("quality")
+    @classmethod
+    def _quality_finite(cls, v: dict[str, float]) -> dict[str, float]:
+        _finite(list(v.values()), "quality")
+        return v
+
+
+class Alert(BaseModel):
+    """A detected change, with enough context to act on it.
+
+    ``alert_id`` is deterministic (stream, model version, signal, detector and
+    the index of the event that fired), so a replay after a crash re-creates
+    the same id and every sink deduplicates on it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["alert"] = "alert"
+    alert_id: Name
+    stream_id: StreamId
+    model_version: Name
+    signal: Name
+    detector: Name
+    severity: Literal["info", "warning", "critical"] = "warning"
+    message: str
+    statistic: float
+    threshold: float
+    expected: float | None = None
+    observed: float | None = None
+    p_value: float | None = None
+    detected_index: int = Field(ge=0)
+    change_index: int = Field(ge=0)
+    detected_event_id: str
+    change_event_id: str | None = None
+    detected_frame_index: int | None = Field(default=None, ge=0)
+    change_frame_index: int | None = Field(default=None, ge=0)
+    change_ts: AwareDatetime | None = None
+    ert: float | None = None
+    top_movers: dict[str, float] = Field(default_factory=dict)
+    examples_before: list[str] = Field(default_factory=list)
+    examples_after: list[str] = Field(default_factory=list)
+    ts: AwareDatetime = Field(default_factory=utcnow)
+
+
+class SignalState(BaseModel):
+    """Current state of one signal of one stream, as Redis and dashboards show it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    signal: Name
+    status: Literal["warming_up", "ok", "drift"]
+    detector: str
+    statistic: float
+    threshold: float
+    expected: float | None = None
+    observed: float | None = None
+    last_alert_id: str | None = None
+
+
+class StreamState(BaseModel):
+    """Snapshot of one stream's monitor (the compacted state topic's value).
+
+    ``monitor`` is the monitor's own versioned, JSON-safe checkpoint: a worker
+    that takes over the stream restores it with ``StreamMonitor.from_state``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["state"] = "state"
+    stream_id: StreamId
+    model_version: Name
+    events_seen: int = Field(ge=0)
+    signals: dict[str, SignalState] = Field(default_factory=dict)
+    monitor: dict[str, Any] = Field(default_factory=dict)
+    ts: AwareDatetime = Field(default_factory=utcnow)
+
+
+class DeadLetter(BaseModel):
+    """Input that could not be processed: original bytes, where they came from, why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["dead_letter"] = "dead_letter"
+    reason: str
+    detail: str
+    source_topic: str
+    source_partition: int | None = None
+    source_offset: int | None = None
+    key: Blob | None = None
+    original: Blob
+    stage: str
+    ts: AwareDatetime = Field(default_factory=utcnow)
+
+
+InputEvent = Frame | Prediction | Label | Embedding
+MonitorEvent = Prediction | Label | Embedding

@@ -1,0 +1,274 @@
+"""The consumer loop that drives a sink: commit an offset only after its effect.
+
+For every message on the subscribed topic(s):
+
+1. decode it (``decode_as`` the route's model); bytes that do not decode go
+   to the dead-letter topic with reason ``invalid_json``/``invalid_event``/...;
+2. call the sink's ``handle(event)``;
+3. commit the message's offset -- only now, after the effect happened (or
+   after the message was acknowledged by the dead-letter topic).
+
+``handle`` raising ``TransientError`` (Redis restarting, broker busy) means
+"not now": the consumer seeks back to the same offset and tries again after a
+backoff -- nothing is committed, nothing is skipped. ``PermanentError`` (the
+webhook receiver refused or never accepted the alert) means "never": the
+original bytes go to the dead-letter topic with the error's ``reason`` and the
+stream goes on. Any other exception is retried a few times (it may be a
+glitch) and then dead-lettered with reason ``sink_error``, so one poison
+message cannot block a partition forever.
+
+Delivery is at-least-once: a crash between the effect and the commit
+re-delivers the message, so ``handle`` must be idempotent (the Redis writer
+and the webhook's ``webhook-id`` are).
+
+Examples
+--------
+>>> full_jitter(3, base_s=0.1, max_s=5.0) <= 0.4
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from prometheus_client import Counter
+from pydantic import BaseModel
+
+from driftline.errors import DriftlineError, InvalidEvent, PermanentError, TransientError
+from driftline.kafka_config import consumer_config, translate
+from driftline.settings import Settings
+from producers.publisher import Publisher
+from schemas.events import Alert, DeadLetter
+from schemas.wire import decode_as, encode
+
+log = logging.getLogger(__name__)
+
+SINK_MESSAGES = Counter(
+    "driftline_sink_messages_total",
+    "Messages taken from Kafka by a sink, by outcome (handled, dead_lettered, retried).",
+    ["sink", "outcome"],
+)
+
+UNEXPECTED_ERROR_ATTEMPTS = 5
+
+Route = tuple[type[BaseModel], Callable[[Any], object]]
+
+
+@dataclass
+class SinkStats:
+    """What one sink loop did; updated live (read it from another thread)."""
+
+    handled: int = 0
+    dead_lettered: int = 0
+    retried: int = 0
+    commit_failures: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def full_jitter(attempt: int, *, base_s: float = 0.1, max_s: float = 5.0) -> float:
+    """Backoff before retry ``attempt`` (1-based): ``uniform(0, min(max, base*2**(a-1)))``."""
+    return random.uniform(0, min(max_s, base_s * 2 ** max(0, attempt - 1)))
+
+
+def run_alert_sink(
+    settings: Settings,
+    group_id: str,
+    handle: Callable[[Alert], object],
+    stop: threading.Event,
+    dead_letter: Publisher,
+    **kwargs: Any,
+) -> SinkStats:
+    """Consume the alerts topic into ``handle`` until ``stop`` is set; see ``run_sink``."""
+    return run_sink(
+        settings, group_id, {settings.topics.alerts: (Alert, handle)}, stop, dead_letter, **kwargs
+    )
+
+
+def run_sink(
+    settings: Settings,
+    group_id: str,
+    routes: Mapping[str, Route],
+    stop: threading.Event,
+    dead_letter: Publisher,
+    *,
+    stage: str | None = None,
+    assigned: threading.Event | None = None,
+    stats: SinkStats | None = None,
+    poll_timeout_s: float = 0.5,
+    max_backoff_s: float = 5.0,
+    consumer_conf: Mapping[str, Any] | None = None,
+) -> SinkStats:
+    """Run one consumer group member over ``routes`` until ``stop`` is set.
+
+    Parameters
+    ----------
+    settings
+        Broker address, topic names (dead-letter topic) and ``max_event_bytes``.
+    group_id
+        Consumer group; each sink has its own (``<consumer_group>.redis``...).
+    routes
+        ``{topic: (model, handle)}``: messages on ``topic`` are decoded as
+        ``model`` and passed to ``handle``.
+    stop
+        Set it to make the loop return (after the message in hand).
+    dead_letter
+        Publisher used for dead letters; each is acknowledged before the
+        offset of the message it replaces is committed.
+    stage
+        Recorded in dead letters (default ``sink:<group_id>``).
+    assigned
+        Set once partitions are assigned (tests wait on it instead of sleeping).
+    stats
+        Updated in place; also returned.
+    """
+    stage = stage or f"sink:{group_id}"
+    stats = stats if stats is not None else SinkStats()
+    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage)
+    conf.update(consumer_conf or {})
+    try:
+        consumer = Consumer(conf)
+    except KafkaException as exc:
+        raise translate(exc, f"create consumer {group_id}") from exc
+
+    def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("%s assigned %s", stage, [(p.topic, p.partition) for p in partitions])
+        if assigned is not None:
+            assigned.set()
+
+    consumer.subscribe(list(routes), on_assign=on_assign)
+    attempts: dict[tuple[str, int], int] = {}
+    pending: Message | None = None
+    try:
+        while not stop.is_set():
+            msg = pending if pending is not None else consumer.poll(poll_timeout_s)
+            pending = None
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise translate(err, f"consume {group_id}")
+                log.warning("%s: consumer error %s", stage, err.str())
+                continue
+            tp = _where(msg)[:2]
+            n = attempts.get(tp, 0) + 1
+            if _process(msg, routes, settings, dead_letter, stage, stats, n):
+                attempts.pop(tp, None)
+                _commit(consumer, msg, stage, stats)
+                continue
+            # Not done: go back to the same offset and retry after a backoff;
+            # never move past a message whose effect did not happen.
+            attempts[tp] = n
+            stats.retried += 1
+            SINK_MESSAGES.labels(stage, "retried").inc()
+            try:
+                consumer.seek(TopicPartition(*_where(msg)))
+            except KafkaException as exc:
+                # Seek refused (partition state in flux): hold the message and
+                # retry it in place instead of polling past it.
+                log.info("%s: seek failed (%s); retrying in place", stage, exc)
+                pending = msg
+            stop.wait(full_jitter(n, max_s=max_backoff_s))
+    finally:
+        consumer.close()
+    return stats
+
+
+def _where(msg: Message) -> tuple[str, int, int]:
+    """Topic, partition, offset of a consumed (non-error) message."""
+    return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+
+
+def _process(
+    msg: Message,
+    routes: Mapping[str, Route],
+    settings: Settings,
+    dead_letter: Publisher,
+    stage: str,
+    stats: SinkStats,
+    attempt: int,
+) -> bool:
+    """Handle one message; ``True`` when its offset may be committed."""
+    model, handle = routes[_where(msg)[0]]
+    raw = msg.value() or b""
+    try:
+        event = decode_as(model, raw, max_bytes=settings.max_event_bytes)
+    except InvalidEvent as exc:
+        return _dead_letter(msg, exc.reason, str(exc), settings, dead_letter, stage, stats)
+    try:
+        handle(event)
+    except TransientError as exc:
+        log.warning("%s: transient failure at %s[%d]@%d (attempt %d): %s",
+                    stage, msg.topic(), msg.partition(), msg.offset(), attempt, exc)
+        return False
+    except PermanentError as exc:
+        return _dead_letter(msg, exc.reason, str(exc), settings, dead_letter, stage, stats)
+    except Exception as exc:
+        log.exception("%s: unexpected error at %s[%d]@%d (attempt %d)",
+                      stage, msg.topic(), msg.partition(), msg.offset(), attempt)
+        if attempt < UNEXPECTED_ERROR_ATTEMPTS:
+            return False
+        detail = f"{type(exc).__name__}: {exc}"
+        return _dead_letter(msg, "sink_error", detail, settings, dead_letter, stage, stats)
+    stats.handled += 1
+    SINK_MESSAGES.labels(stage, "handled").inc()
+    return True
+
+
+def _dead_letter(
+    msg: Message,
+    reason: str,
+    detail: str,
+    settings: Settings,
+    dead_letter: Publisher,
+    stage: str,
+    stats: SinkStats,
+) -> bool:
+    """Publish the original bytes with the reason; ``True`` once acknowledged."""
+    original = msg.value() or b""
+    # base64 in JSON grows the original by 4/3: truncate what would not fit
+    # rather than failing forever on an oversize input.
+    budget = (dead_letter.max_event_bytes - 16 * 1024) * 3 // 4
+    if len(original) > budget:
+        detail += f" (original truncated from {len(original)} to {budget} bytes)"
+        original = original[:budget]
+    letter = DeadLetter(
+        reason=reason,
+        detail=detail[:4000],
+        source_topic=_where(msg)[0],
+        source_partition=msg.partition(),
+        source_offset=msg.offset(),
+        key=msg.key(),
+        original=original,
+        stage=stage,
+    )
+    try:
+        dead_letter.send_and_wait(settings.topics.dead_letter, msg.key(), encode(letter))
+    except DriftlineError as exc:
+        log.warning("%s: dead letter for %s[%d]@%d not delivered (%s); will retry",
+                    stage, msg.topic(), msg.partition(), msg.offset(), exc)
+        return False
+    log.warning("%s: dead-lettered %s[%d]@%d: %s: %s",
+                stage, msg.topic(), msg.partition(), msg.offset(), reason, detail[:200])
+    stats.dead_lettered += 1
+    stats.dead_letter_reasons[reason] = stats.dead_letter_reasons.get(reason, 0) + 1
+    SINK_MESSAGES.labels(stage, "dead_lettered").inc()
+    return True
+
+
+def _commit(consumer: Consumer, msg: Message, stage: str, stats: SinkStats) -> None:
+    try:
+        consumer.commit(message=msg, asynchronous=False)
+    except KafkaException as exc:
+        # The effect already happened; a failed commit (rebalance, coordinator
+        # moved) only means this message may be delivered again, and every
+        # sink effect is idempotent.
+        stats.commit_failures += 1
+        log.warning("%s: commit of %s[%d]@%d failed: %s",
+                    stage, msg.topic(), msg.partition(), msg.offset(), exc)

@@ -1,0 +1,176 @@
+"""Start driftline's sinks from ``Settings`` (what ``driftline sinks`` runs).
+
+Two consumer groups, each in its own thread:
+
+- ``<consumer_group>.redis``: the alerts topic -> ``RedisStateWriter.write_alert``
+  and the state topic -> ``RedisStateWriter.write_state``;
+- ``<consumer_group>.webhook`` (only when ``webhook_url`` is set): the alerts
+  topic -> ``WebhookNotifier.send``, skipped for streams an operator disabled
+  or snoozed in Redis.
+
+Separate groups mean a slow or failing webhook never holds back the Redis
+state, and each sink commits its own progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from driftline.errors import TransientError
+from driftline.settings import Settings
+from producers.publisher import Publisher
+from schemas.events import Alert, StreamState
+from sinks.alert_consumer import SINK_MESSAGES, SinkStats, run_sink
+from sinks.redis_state import RedisStateWriter, muted
+from sinks.webhook import WebhookNotifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningSinks:
+    """Handles on the sink threads started by ``start_sinks``."""
+
+    stop: threading.Event
+    threads: list[threading.Thread] = field(default_factory=list)
+    stats: dict[str, SinkStats] = field(default_factory=dict)
+    assigned: dict[str, threading.Event] = field(default_factory=dict)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def wait_assigned(self, timeout_s: float = 60.0) -> bool:
+        """Block until every sink has its partitions (a first group join takes seconds)."""
+        return all(ev.wait(timeout_s) for ev in self.assigned.values())
+
+    def join(self, timeout_s: float | None = None) -> None:
+        """Wait for the threads to end (set ``stop`` first), then release clients."""
+        for t in self.threads:
+            t.join(timeout_s)
+        for close in self._closers:
+            try:
+                close()
+            except Exception as exc:  # closing must not hide the real outcome
+                log.warning("closing a sink client failed: %s", exc)
+        self._closers.clear()
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self.threads)
+
+
+def _webhook_handler(
+    notifier: WebhookNotifier, redis_url: str
+) -> Callable[[Alert], None]:
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
+
+    def handle(alert: Alert) -> None:
+        try:
+            why = muted(client, alert.stream_id)
+        except TransientError as exc:
+            # Fail open: Redis being down must not stop notifications.
+            log.warning("cannot read mute flags for %s (%s); notifying", alert.stream_id, exc)
+            why = None
+        if why is not None:
+            log.info("webhook for alert %s skipped: stream %s is %s",
+                     alert.alert_id, alert.stream_id, why)
+            SINK_MESSAGES.labels("webhook", f"skipped_{why}").inc()
+            return
+        notifier.send(alert)
+
+    return handle
+
+
+def start_sinks(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    webhook_base_delay_s: float = 0.5,
+    webhook_max_delay_s: float = 30.0,
+    consumer_conf: Mapping[str, Any] | None = None,
+) -> RunningSinks:
+    """Start the Redis sink and (if configured) the webhook sink; returns at once.
+
+    ``consumer_conf`` adds librdkafka settings to both consumers (tests pass
+    ``{"session.timeout.ms": 6000}`` for a faster first group join).
+    """
+    running = RunningSinks(stop=stop)
+    dead_letter = Publisher.from_settings(settings, client_id="driftline-sinks")
+    writer = RedisStateWriter(settings.redis_url, history=settings.redis_history)
+    running._closers.append(writer.close)
+
+    def launch(name: str, target: Callable[[SinkStats, threading.Event], object]) -> None:
+        stats, assigned = SinkStats(), threading.Event()
+        running.stats[name], running.assigned[name] = stats, assigned
+
+        def body() -> None:
+            try:
+                target(stats, assigned)
+            except BaseException as exc:
+                running.errors[name] = exc
+                log.exception("sink %s stopped with an error", name)
+                stop.set()  # one sink dying takes the process down, loudly
+
+        t = threading.Thread(target=body, name=f"driftline-sink-{name}", daemon=True)
+        running.threads.append(t)
+        t.start()
+
+    topics = settings.topics
+    launch(
+        "redis",
+        lambda stats, assigned: run_sink(
+            settings,
+            f"{settings.consumer_group}.redis",
+            {
+                topics.alerts: (Alert, writer.write_alert),
+                topics.state: (StreamState, writer.write_state),
+            },
+            stop,
+            dead_letter,
+            stage="redis",
+            stats=stats,
+            assigned=assigned,
+            consumer_conf=consumer_conf,
+        ),
+    )
+    if settings.webhook_url:
+        notifier = WebhookNotifier.from_settings(
+            settings, stop=stop, base_delay_s=webhook_base_delay_s,
+            max_delay_s=webhook_max_delay_s,
+        )
+        running._closers.append(notifier.close)
+        handle = _webhook_handler(notifier, settings.redis_url)
+        launch(
+            "webhook",
+            lambda stats, assigned: run_sink(
+                settings,
+                f"{settings.consumer_group}.webhook",
+                {topics.alerts: (Alert, handle)},
+                stop,
+                dead_letter,
+                stage="webhook",
+                stats=stats,
+                assigned=assigned,
+                consumer_conf=consumer_conf,
+            ),
+        )
+    return running
+
+
+def run_sinks(settings: Settings, stop: threading.Event) -> dict[str, SinkStats]:
+    """Run the sinks until ``stop`` is set; raise the first sink error, if any."""
+    running = start_sinks(settings, stop)
+    try:
+        while running.alive() and not stop.wait(0.5):
+            pass
+    finally:
+        stop.set()
+        running.join(30.0)
+    if running.errors:
+        name, exc = next(iter(running.errors.items()))
+        raise TransientError(f"sink {name} failed: {exc}") from exc
+    return running.stats

@@ -1,0 +1,153 @@
+"""Session fixtures shared by every integration test: a real broker, a real Redis.
+
+When a Docker engine answers (``docker info``), testcontainers' Kafka and
+Redis are used; otherwise a local Tansu broker and a local ``redis-server``
+run as child processes on loopback. Either way tests talk TCP to real servers.
+
+Fixtures
+--------
+broker
+    Session-scoped bootstrap string ``"127.0.0.1:PORT"``.
+redis_url
+    Session-scoped ``redis://127.0.0.1:PORT/0``.
+topic_prefix
+    A fresh prefix per test, so tests never see each other's messages.
+make_topics
+    ``make_topics(prefix=None, partitions=2) -> Topics``: creates the topics.
+settings
+    ``Settings`` on the broker/Redis above with this test's ``topic_prefix``,
+    topics created, its own ``consumer_group``.
+read_topic
+    ``read_topic(topic, n, timeout_s=30) -> list[Record]``: the first ``n``
+    records of ``topic`` (all partitions, from the beginning; no group join).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics
+from driftline.settings import Settings, Topics
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (the client alone is not enough)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def use_docker() -> bool:
+    return docker_available()
+
+
+@pytest.fixture(scope="session")
+def broker(
+    use_docker: bool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if use_docker:  # pragma: no cover - no Docker engine on the dev machines
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    with LocalBroker(log_dir=tmp_path_factory.mktemp("tansu")) as b:
+        yield b.bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url(
+    use_docker: bool, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if use_docker:  # pragma: no cover
+        from testcontainers.redis import RedisContainer
+
+        with RedisContainer() as rc:
+            host, port = rc.get_container_host_ip(), rc.get_exposed_port(6379)
+            yield f"redis://{host}:{port}/0"
+        return
+    with LocalRedis(log_dir=tmp_path_factory.mktemp("redis")) as r:
+        yield r.url
+
+
+@pytest.fixture
+def topic_prefix(request: pytest.FixtureRequest) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:40]
+    return f"t-{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_topics(broker: str, topic_prefix: str) -> Callable[..., Topics]:
+    def make(prefix: str | None = None, partitions: int = 2) -> Topics:
+        topics = Topics(prefix=prefix or topic_prefix)
+        ensure_topics(broker, topics, partitions)
+        return topics
+
+    return make
+
+
+@pytest.fixture
+def settings(
+    broker: str, redis_url: str, topic_prefix: str, make_topics: Callable[..., Topics]
+) -> Settings:
+    make_topics(topic_prefix, 2)
+    return Settings(
+        bootstrap_servers=broker,
+        redis_url=redis_url,
+        topic_prefix=topic_prefix,
+        partitions=2,
+        consumer_group=f"{topic_prefix}.g",
+    )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@pytest.fixture
+def read_topic(broker: str) -> Callable[..., list[Record]]:
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    def read(topic: str, n: int, timeout_s: float = 30.0) -> list[Record]:
+        # assign() instead of subscribe(): no group join, records at once.
+        c = Consumer(
+            {
+                "bootstrap.servers": broker,
+                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+            out: list[Record] = []
+            deadline = time.monotonic() + timeout_s
+            while len(out) < n and time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is None or m.error():
+                    continue
+                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value() or b""))
+            return out
+        finally:
+            c.close()
+
+    return read

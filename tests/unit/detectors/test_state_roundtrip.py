@@ -1,0 +1,121 @@
+"""Checkpoints: json round-trip mid-stream, then bit-for-bit continuation."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import river
+from river import drift
+
+from processors.calibration import ar1_stream
+from processors.detectors import Adwin, Cusum, Detector, PageHinkley, StateVersionError
+
+
+def _stream(seed: int, n: int = 6000) -> list[float]:
+    rng = np.random.default_rng(seed)
+    x = ar1_stream(rng, n, rho=0.8)
+    x[n // 3 :] += 1.5  # a change, so detections (and resets) happen on both sides
+    x[2 * n // 3 :] -= 3.0
+    return x.tolist()
+
+
+def _trace(det: Detector, xs: list[float]) -> list[tuple[bool, float, int]]:
+    out = []
+    for x in xs:
+        det.update(x)
+        out.append((det.drift_detected, det.statistic, det.change_offset))
+    return out
+
+
+FACTORIES: dict[str, Callable[[], Detector]] = {
+    "cusum": lambda: Cusum(mean=0.0, scale=1.0, k=0.5, h=12.0),
+    "cusum_calibrated": lambda: Cusum.calibrated(_stream(1, 1000), ert=2000, n_streams=200),
+    "page_hinkley": lambda: PageHinkley(threshold=20.0, delta=0.05),
+    "page_hinkley_up": lambda: PageHinkley(threshold=15.0, delta=0.05, mode="up"),
+    "page_hinkley_calibrated": lambda: PageHinkley.calibrated(_stream(1, 1000), ert=2000),
+    "adwin": lambda: Adwin(),
+    "adwin_clock1": lambda: Adwin(delta=0.01, clock=1, max_buckets=3),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FACTORIES))
+def test_roundtrip_mid_stream_continues_bit_for_bit(kind: str) -> None:
+    xs = _stream(7)
+    ref = FACTORIES[kind]()
+    full = _trace(ref, xs)
+    detections = [i for i, (d, _, _) in enumerate(full) if d]
+    assert len(detections) >= 2, "the stream must exercise resets"
+    # Checkpoint at arbitrary points and exactly at a detection (the reset
+    # is still pending then: the next update must perform it).
+    cuts = sorted({137, 1999, 3001, 4500, detections[0], detections[-1]})
+    for cut in cuts:
+        det = FACTORIES[kind]()
+        _trace(det, xs[: cut + 1])
+        blob = json.dumps(det.state(), allow_nan=False)  # strict JSON: no NaN/Infinity tokens
+        restored = type(det).from_state(json.loads(blob))
+        assert restored.state() == det.state()
+        rest = _trace(restored, xs[cut + 1 :])
+        assert rest == full[cut + 1 :], f"{kind} diverged after a checkpoint at {cut}"
+        assert restored.state() == ref.state()
+
+
+def test_page_hinkley_matches_river_exactly() -> None:
+    xs = _stream(3)
+    ours = PageHinkley(threshold=20.0, delta=0.05)
+    theirs = drift.PageHinkley(threshold=20.0, delta=0.05)
+    for x in xs:
+        ours.update(x)
+        theirs.update(x)
+        assert ours.drift_detected == theirs.drift_detected
+        assert ours._ph._sum_increase == theirs._sum_increase
+
+
+def test_adwin_matches_river_exactly() -> None:
+    xs = _stream(4)
+    ours, theirs = Adwin(), drift.ADWIN()
+    hits = 0
+    for x in xs:
+        ours.update(x)
+        theirs.update(x)
+        assert ours.drift_detected == theirs.drift_detected
+        assert ours.width == theirs.width
+        hits += ours.drift_detected
+    assert hits >= 2
+
+
+@pytest.mark.parametrize("cls", [Cusum, PageHinkley, Adwin])
+def test_type_and_version_mismatch_raise(cls: type[Detector]) -> None:
+    state = json.loads(json.dumps(cls().state()))
+    with pytest.raises(StateVersionError):
+        cls.from_state({**state, "version": cls.STATE_VERSION + 1})
+    other = Cusum if cls is not Cusum else PageHinkley
+    with pytest.raises(StateVersionError):
+        other.from_state(state)
+
+
+def test_adwin_refuses_other_river_version_and_corrupt_window() -> None:
+    det = Adwin()
+    for x in _stream(5, 300):
+        det.update(x)
+    state = det.state()
+    with pytest.raises(StateVersionError, match="river"):
+        Adwin.from_state({**state, "river_version": "0.0.1"})
+    raw = base64.b64decode(state["window"])
+    cut = base64.b64encode(raw[: len(raw) // 2]).decode()
+    with pytest.raises(StateVersionError, match="decode"):
+        Adwin.from_state({**state, "window": cut})
+    with pytest.raises(StateVersionError):
+        Adwin.from_state({**state, "delta": 0.5})  # window written with delta 0.002
+    assert state["river_version"] == river.__version__
+
+
+def test_page_hinkley_state_is_strict_json_before_any_update() -> None:
+    state = PageHinkley().state()  # min_increase starts at +inf in river
+    assert state["min_increase"] == "inf"
+    restored = PageHinkley.from_state(json.loads(json.dumps(state, allow_nan=False)))
+    assert math.isinf(restored._ph._min_increase)
