@@ -223,9 +223,9 @@ def _summary(console: Console, alerts: list[Alert], hooks: WebhookLog, stored: d
              elapsed: float) -> int:
     console.rule("[bold]summary")
     table = Table(title=f"alerts ({drift} injected at frame {onset})")
-    for col in ("signal", "detector", "expected", "observed", "change frame", "detected frame",
-                "delay (frames)"):
-        table.add_column(col)
+    table.add_column("signal", no_wrap=True)
+    for col in ("detector", "expected", "observed", "change @", "detected @", "delay"):
+        table.add_column(col, justify="left" if col == "detector" else "right")
     before = [a for a in alerts if (a.detected_frame_index or 0) < onset]
     after = [a for a in alerts if (a.detected_frame_index or 0) >= onset]
     for a in alerts:

@@ -7,6 +7,18 @@ are late ground truth: the class the model gives the same frame *without*
 the injected drift (a clean twin camera with the same seed), delivered
 ``label_delay`` frames later, with a fraction ``label_noise`` of them wrong.
 
+The two drift kinds that change predictions rather than pixels are applied
+here (``producers.drift_injection`` only records them in meta):
+
+- ``class_mix``: the world changed. From the onset a fraction
+  ``0.5 * strength`` of frames show objects of classes the stream did not see
+  before: their prediction (and label) becomes one of three new classes, drawn
+  once per stream; confidence is the model's own.
+- ``model_version``: a new model was deployed. From the onset every event
+  carries ``<model_version>-next`` (driftline monitors each version
+  separately) and the new model is less sure of itself: its confidence is the
+  top probability of the logits at temperature ``1 + 0.3 * strength``.
+
 No Kafka here: ``driftline simulate`` publishes what this yields, or writes
 it to a JSONL recording for ``driftline replay``.
 """
@@ -15,12 +27,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from processors.embedder import Embedder
+from processors.embedder import Embedder, EmbedResult
 from producers.drift_injection import DriftSpec
 from producers.simulated_camera import SimulatedCamera
 from producers.sources import encode_jpeg
@@ -55,12 +67,17 @@ def camera_events(
 ) -> Iterator[CameraEvent]:
     """Yield the events of ``frames`` camera frames, in publish order."""
     cam = SimulatedCamera(scene, seed=seed, size=size, fps=fps, drift=drift)
+    base_version = model_version
     twin = SimulatedCamera(scene, seed=seed, size=size, fps=fps) if labels and drift else None
     rng = np.random.default_rng(seed + 7919)
     t0 = start or datetime.now(UTC)
     pending_labels: deque[tuple[int, Label]] = deque()
     frame_iter = iter(cam.frames(frames))
     twin_iter = iter(twin.frames(frames)) if twin is not None else None
+    # Output drift draws from its own stream: label noise stays as without it.
+    mix_rng = np.random.default_rng(seed + 104_729)
+    new_classes = _new_classes(predictor, mix_rng) if predictor is not None else []
+    next_version = f"{model_version}-next"
     done = 0
     while done < frames:
         chunk = []
@@ -72,6 +89,11 @@ def camera_events(
             break
         rgbs = [s.rgb for s in chunk]
         preds = predictor.embed(rgbs) if predictor is not None else None
+        replaced: list[bool] = [False] * len(chunk)
+        if preds is not None and drift is not None and drift.kind in ("class_mix", "model_version"):
+            preds, replaced = _apply_output_drift(
+                preds, drift, [s.index for s in chunk], new_classes, mix_rng
+            )
         truth = None
         if labels and predictor is not None:
             if twin_iter is not None:
@@ -79,15 +101,21 @@ def camera_events(
                 truth = predictor.embed(clean).top_class
             else:
                 truth = preds.top_class if preds is not None else None
+            if truth is not None and preds is not None and preds.top_class is not None:
+                # class_mix: the world changed, so ground truth follows the new objects.
+                truth = [p if r else t for p, r, t in zip(preds.top_class, replaced, truth,
+                                                          strict=True)]
         for j, sim in enumerate(chunk):
             ts = t0 + timedelta(seconds=sim.index / fps)
+            version = (next_version if drift is not None and drift.kind == "model_version"
+                       and drift.active(sim.index) else base_version)
             fid = f"{stream_id}-f{sim.index:08d}"
             yield CameraEvent(
                 "frames",
                 Frame(
                     event_id=fid,
                     stream_id=stream_id,
-                    model_version=model_version,
+                    model_version=version,
                     ts=ts,
                     image=encode_jpeg(sim.rgb, quality=jpeg_quality),
                     content_type="image/jpeg",
@@ -102,7 +130,7 @@ def camera_events(
                     Prediction(
                         event_id=pid,
                         stream_id=stream_id,
-                        model_version=model_version,
+                        model_version=version,
                         ts=ts,
                         frame_id=fid,
                         frame_index=sim.index,
@@ -120,7 +148,7 @@ def camera_events(
                             Label(
                                 event_id=f"{stream_id}-l{sim.index:08d}",
                                 stream_id=stream_id,
-                                model_version=model_version,
+                                model_version=version,
                                 ts=ts + timedelta(seconds=label_delay / fps),
                                 target_event_id=pid,
                                 true_class=true_class,
@@ -132,3 +160,38 @@ def camera_events(
             done += 1
     while pending_labels:
         yield CameraEvent("labels", pending_labels.popleft()[1])
+
+
+def _new_classes(predictor: Embedder, rng: np.random.Generator) -> list[str]:
+    """Three classes a ``class_mix`` drift brings into view (drawn once per stream)."""
+    names = predictor.class_names or []
+    if not names:
+        return []
+    return [names[int(i)] for i in rng.choice(len(names), size=3, replace=False)]
+
+
+def _apply_output_drift(
+    preds: EmbedResult,
+    drift: DriftSpec,
+    indices: list[int],
+    new_classes: list[str],
+    rng: np.random.Generator,
+) -> tuple[EmbedResult, list[bool]]:
+    """Predictions under ``class_mix`` / ``model_version`` drift; which rows changed class."""
+    if preds.top_class is None or preds.confidence is None:
+        return preds, [False] * len(indices)
+    top = list(preds.top_class)
+    conf = np.asarray(preds.confidence, dtype=np.float64).copy()
+    replaced = [False] * len(indices)
+    for j, index in enumerate(indices):
+        strength = drift.strength(index)
+        if strength <= 0:
+            continue
+        if drift.kind == "class_mix" and new_classes and rng.random() < 0.5 * min(strength, 2.0):
+            top[j] = new_classes[int(rng.integers(len(new_classes)))]
+            replaced[j] = True
+        elif drift.kind == "model_version" and preds.logits is not None:
+            z = np.asarray(preds.logits[j], dtype=np.float64) / (1.0 + 0.3 * strength)
+            p = np.exp(z - z.max())
+            conf[j] = float(p.max() / p.sum())
+    return replace(preds, top_class=top, confidence=conf), replaced
