@@ -19,8 +19,11 @@ _CLASSES: dict[str, type[Detector]] = {cls.name: cls for cls in (Adwin, Cusum, P
 
 
 # Smallest CUSUM threshold, in tolerance units: a single frame outside the band
-# must not be enough to alert, a sustained excursion must be.
-H_MIN = 5.0
+# must not be enough to alert, a sustained excursion must be. People and
+# occluders pass a camera for tens of frames at ~1.2 tolerances; at 10 they
+# accumulate ~0.2 per frame and do not alert, a real shift of 2 tolerances
+# alerts after ~10 frames (measured: bench/bench_monitor.py).
+H_MIN = 10.0
 
 
 def make_detector(
@@ -79,12 +82,12 @@ def make_detector(
             info["fit_tolerance"] = {"method": "rescaled", "reason": str(exc)}
         return Cusum(mean=mean, scale=scale, k=1.0, h=h, track=track, calibration=info)
     if kind == "page_hinkley":
-        # Page-Hinkley ignores deviations below ``delta``: half the tolerance,
+        # Page-Hinkley ignores deviations below ``delta``: the tolerance,
         # so changes smaller than the scene's own variation do not accumulate.
         delta = None
         if tolerance is not None:
             profile_scale = float(np.std(reference))
-            delta = max(0.5 * profile_scale, 0.5 * tolerance)
+            delta = max(0.5 * profile_scale, tolerance)
         return PageHinkley.calibrated(reference, ert=ert, seed=seed, delta=delta)
     if kind == "adwin":
         return Adwin()

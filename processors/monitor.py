@@ -64,7 +64,7 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "quality.brightness": (0.25, 3.0),
     "quality.contrast": (0.25, 2.0),
     "quality.sharpness": (0.0, 1.2),
-    "quality.saturation": (0.10, 0.03),
+    "quality.saturation": (0.25, 0.05),
     "quality.colourfulness": (0.25, 3.0),
     "quality.noise": (1.0, 0.6),
     "output.confidence": (0.0, 0.15),
