@@ -149,7 +149,9 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
     from producers.drift_injection import DriftSpec
     from sinks.redis_state import read_stream
 
-    console = Console()
+    # Piped output (CI logs, `| tee`) gets 80 columns by default: too narrow for the summary.
+    probe = Console()
+    console = probe if probe.is_terminal else Console(width=110)
     logdir = Path(tempfile.mkdtemp(prefix="driftline-demo-"))
     secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
     hooks = WebhookLog()
