@@ -43,7 +43,7 @@ from river import drift as river_drift
 
 from driftline.settings import MonitorSettings
 from processors.monitor import StreamMonitor
-from schemas.events import Embedding, Prediction
+from schemas.events import Embedding, Frame, Prediction
 
 CACHE = Path.home() / ".cache" / "driftline" / "bench_monitor"
 SCENES = (("vtest", 0), ("coffee", 1), ("chelsea", 2))
@@ -57,14 +57,17 @@ QUALITY_KEYS = ("brightness", "contrast", "sharpness", "saturation", "colourfuln
 
 def features(scene: str, seed: int, shift: str | None, start: int, n: int,
              threads: int) -> dict[str, np.ndarray]:
-    """Embeddings, confidence, top class index and quality of frames ``start .. start+n``."""
-    path = CACHE / f"{scene}-s{seed}-{shift or 'clean'}-{start}-{n}.npz"
+    """Embeddings, confidence, top class and quality of frames ``start .. start+n``.
+
+    Each frame goes through ``FramePipeline.process`` as a JPEG (q85) ``Frame``
+    event: the worker's own decode, quality and embedding path.
+    """
+    path = CACHE / f"{scene}-s{seed}-{shift or 'clean'}-{start}-{n}.v2.npz"
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
     from processors.embedder import Embedder
-    from processors.image_decode import decode_image
-    from processors.image_quality import image_quality
+    from processors.frame_pipeline import FramePipeline
     from producers.drift_injection import DriftSpec
     from producers.simulated_camera import SimulatedCamera
     from producers.sources import encode_jpeg
@@ -72,27 +75,28 @@ def features(scene: str, seed: int, shift: str | None, start: int, n: int,
     spec = DriftSpec(shift, onset=ONSET) if shift else None
     cam = SimulatedCamera(scene, seed=seed, size=(320, 240), drift=spec)
     cam.skip(start)
-    emb = Embedder.load(threads=threads)
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in
-                                         ("embeddings", "confidence", "top", "quality")}
+    pipeline = FramePipeline(Embedder.load(threads=threads))
+    rows: list[Embedding] = []
     t0 = time.perf_counter()
     for lo in range(0, n, 16):
-        rgbs, qual = [], []
-        for f in cam.frames(min(16, n - lo)):
-            data = encode_jpeg(f.rgb, quality=85)
-            rgb = decode_image(data)
-            q = image_quality(rgb, encoded_size=len(data))
-            qual.append([q.get(k, np.nan) for k in QUALITY_KEYS])
-            rgbs.append(rgb)
-        res = emb.embed(rgbs)
-        cols["embeddings"].append(res.embeddings.astype(np.float32))
-        cols["confidence"].append(np.asarray(res.confidence, np.float64))
-        cols["top"].append(np.asarray(res.top_index, np.int32))
-        cols["quality"].append(np.asarray(qual, np.float64))
+        frames = [Frame(event_id=f"f{f.index}", stream_id="cam", model_version="v1",
+                        image=encode_jpeg(f.rgb, quality=85), content_type="image/jpeg",
+                        frame_index=f.index)
+                  for f in cam.frames(min(16, n - lo))]
+        for res in pipeline.process(frames):
+            if not isinstance(res, Embedding):
+                raise res
+            rows.append(res)
         if lo % 2000 == 0:
             print(f"  {scene} {shift or 'clean'}: {lo}/{n} frames "
                   f"({(lo + 16) / (time.perf_counter() - t0):.0f}/s)", flush=True)
-    out = {k: np.concatenate(v) for k, v in cols.items()}
+    out = {
+        "embeddings": np.asarray([r.vector for r in rows], np.float32),
+        "confidence": np.asarray([r.confidence for r in rows], np.float64),
+        "top": np.asarray([r.top_class for r in rows]),
+        "quality": np.asarray([[r.quality.get(k, np.nan) for k in QUALITY_KEYS] for r in rows],
+                              np.float64),
+    }
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **out)
     return out
@@ -103,19 +107,29 @@ def stitch(clean: dict[str, np.ndarray], shifted: dict[str, np.ndarray]) -> dict
     return {k: np.concatenate([clean[k][:ONSET], shifted[k]]) for k in clean}
 
 
-def events(f: dict[str, np.ndarray], stream: str = "cam") -> Iterator[Embedding | Prediction]:
-    ts = datetime(2026, 1, 1, tzinfo=UTC)
+TS = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def frame_events(i: int, vector: list[float], quality: dict[str, float], top_class: str,
+                 confidence: float) -> tuple[Embedding, Prediction]:
+    """The worker's two monitor events for frame ``i`` (built unvalidated: it is a benchmark)."""
+    return (
+        Embedding.model_construct(
+            event_id=f"e{i}", stream_id="cam", model_version="v1", ts=TS, frame_id=f"f{i}",
+            frame_index=i, vector=vector, quality=quality, meta={}),
+        Prediction.model_construct(
+            event_id=f"p{i}", stream_id="cam", model_version="v1", ts=TS, frame_id=f"f{i}",
+            frame_index=i, top_class=top_class, confidence=confidence, embedding=None,
+            boxes=[], scores=None),
+    )
+
+
+def events(f: dict[str, np.ndarray]) -> Iterator[Embedding | Prediction]:
     for i in range(len(f["confidence"])):
         q = {k: float(v) for k, v in zip(QUALITY_KEYS, f["quality"][i], strict=True)
              if np.isfinite(v)}
-        yield Embedding.model_construct(
-            event_id=f"e{i}", stream_id=stream, model_version="v1", ts=ts, frame_id=f"f{i}",
-            frame_index=i, vector=f["embeddings"][i].tolist(), quality=q, meta={})
-        yield Prediction.model_construct(
-            event_id=f"p{i}", stream_id=stream, model_version="v1", ts=ts, frame_id=f"f{i}",
-            frame_index=i, top_class=str(int(f["top"][i])),
-            confidence=float(np.clip(f["confidence"][i], 0, 1)), embedding=None, boxes=[],
-            scores=None)
+        yield from frame_events(i, f["embeddings"][i].tolist(), q, str(f["top"][i]),
+                                float(np.clip(f["confidence"][i], 0, 1)))
 
 
 def monitor_alerts(f: dict[str, np.ndarray]) -> list[tuple[int, str]]:
@@ -178,19 +192,12 @@ def throughput(dim: int = 512, n: int = 20_000) -> tuple[float, int]:
     """Events/s through ``observe`` after warm-up, and the checkpoint size in bytes."""
     rng = np.random.default_rng(0)
     mon = StreamMonitor("cam", "v1", MonitorSettings(embedding_dim=dim))
-    ts = datetime(2026, 1, 1, tzinfo=UTC)
     basis = rng.normal(size=(16, dim))
 
-    def make(i: int) -> list[Embedding | Prediction]:
+    def make(i: int) -> tuple[Embedding, Prediction]:
         vec = (rng.normal(size=16) @ basis + 0.1 * rng.normal(size=dim)).tolist()
         q = {k: float(100 + rng.normal()) for k in QUALITY_KEYS}
-        return [Embedding.model_construct(event_id=f"e{i}", stream_id="cam", model_version="v1",
-                                          ts=ts, frame_id=f"f{i}", frame_index=i, vector=vec,
-                                          quality=q, meta={}),
-                Prediction.model_construct(event_id=f"p{i}", stream_id="cam", model_version="v1",
-                                           ts=ts, frame_id=f"f{i}", frame_index=i,
-                                           top_class="a", confidence=float(rng.uniform(0.5, 1)),
-                                           embedding=None, boxes=[], scores=None)]
+        return frame_events(i, vec, q, "a", float(rng.uniform(0.5, 1)))
 
     for i in range(1000):  # past warm-up and calibration
         for ev in make(i):

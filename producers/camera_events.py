@@ -67,7 +67,6 @@ def camera_events(
 ) -> Iterator[CameraEvent]:
     """Yield the events of ``frames`` camera frames, in publish order."""
     cam = SimulatedCamera(scene, seed=seed, size=size, fps=fps, drift=drift)
-    base_version = model_version
     twin = SimulatedCamera(scene, seed=seed, size=size, fps=fps) if labels and drift else None
     rng = np.random.default_rng(seed + 7919)
     t0 = start or datetime.now(UTC)
@@ -108,7 +107,7 @@ def camera_events(
         for j, sim in enumerate(chunk):
             ts = t0 + timedelta(seconds=sim.index / fps)
             version = (next_version if drift is not None and drift.kind == "model_version"
-                       and drift.active(sim.index) else base_version)
+                       and drift.active(sim.index) else model_version)
             fid = f"{stream_id}-f{sim.index:08d}"
             yield CameraEvent(
                 "frames",
