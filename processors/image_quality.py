@@ -11,6 +11,11 @@ to its detectors as the signal ``quality.<key>``:
 ``saturation``      mean HSV saturation, 0-1 (0 for a grey image)
 ``colourfulness``   Hasler & Suesstrunk (2003) M3, on 0-255 RGB
 ``noise``           Immerkaer (1996) fast noise sigma estimate, grey levels
+``warmth``          white balance, red vs blue: ``ln((mean R + 1) / (mean B + 1))``
+                    (a colour cast R x1.3 / B x0.7 moves it by +0.62; a wandering
+                    view or a passer-by moves it far less than saturation)
+``tint``            white balance, green vs magenta:
+                    ``ln((mean G + 1) / sqrt((mean R + 1) (mean B + 1)))``
 ``width``           frame width in pixels (as decoded)
 ``height``          frame height in pixels
 ``encoded_kb``      encoded size in KiB (only when ``encoded_size`` is given)
@@ -32,6 +37,8 @@ Examples
 True
 >>> q["brightness"], q["contrast"], q["saturation"], q["sharpness"], q["encoded_kb"]
 (100.0, 0.0, 0.0, 0.0, 2.0)
+>>> q["warmth"], q["tint"]
+(0.0, 0.0)
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ QUALITY_KEYS: tuple[str, ...] = (
     "saturation",
     "colourfulness",
     "noise",
+    "warmth",
+    "tint",
     "width",
     "height",
     "encoded_kb",
@@ -109,6 +118,7 @@ def image_quality(rgb: np.ndarray, encoded_size: int | None = None) -> dict[str,
         float(rg.mean()), float(yb.mean())
     )
 
+    r_mean, g_mean, b_mean = (float(f[:, :, c].mean()) + 1.0 for c in range(3))
     out = {
         "brightness": float(mean[0, 0]),
         "contrast": float(std[0, 0]),
@@ -116,6 +126,8 @@ def image_quality(rgb: np.ndarray, encoded_size: int | None = None) -> dict[str,
         "saturation": saturation,
         "colourfulness": colourfulness,
         "noise": noise,
+        "warmth": math.log(r_mean / b_mean),
+        "tint": math.log(g_mean / math.sqrt(r_mean * b_mean)),
         "width": float(w),
         "height": float(h),
     }

@@ -135,6 +135,7 @@ def camera_events(
                         frame_index=sim.index,
                         top_class=preds.top_class[j],
                         confidence=float(np.clip(preds.confidence[j], 0.0, 1.0)),
+                        scores=top_scores(preds, j, predictor.class_names if predictor else None),
                     ),
                 )
                 if truth is not None:
@@ -181,6 +182,7 @@ def _apply_output_drift(
         return preds, [False] * len(indices)
     top = list(preds.top_class)
     conf = np.asarray(preds.confidence, dtype=np.float64).copy()
+    probs = None if preds.probs is None else np.asarray(preds.probs, dtype=np.float64).copy()
     replaced = [False] * len(indices)
     for j, index in enumerate(indices):
         strength = drift.strength(index)
@@ -193,4 +195,31 @@ def _apply_output_drift(
             z = np.asarray(preds.logits[j], dtype=np.float64) / (1.0 + 0.3 * strength)
             p = np.exp(z - z.max())
             conf[j] = float(p.max() / p.sum())
-    return replace(preds, top_class=top, confidence=conf), replaced
+            if probs is not None:
+                probs[j] = p / p.sum()
+    return replace(preds, top_class=top, confidence=conf, probs=probs), replaced
+
+
+SCORES_TOP_K = 5
+
+
+def top_scores(preds: EmbedResult, j: int, names: list[str] | None,
+               k: int = SCORES_TOP_K) -> dict[str, float] | None:
+    """The ``k`` highest class probabilities of row ``j`` (what a deployed classifier reports).
+
+    The reported top class keeps the row's confidence (under ``class_mix``
+    drift it is a class the probabilities never saw), so ``scores`` and
+    ``top_class``/``confidence`` agree.
+    """
+    if preds.probs is None or names is None or preds.top_class is None or preds.confidence is None:
+        return None
+    p = np.asarray(preds.probs[j], dtype=np.float64)
+    order = np.argsort(-p)[:k]
+    top = preds.top_class[j]
+    out = {top: float(np.clip(preds.confidence[j], 0.0, 1.0))}
+    # order[0] is the model's own top class: ``top`` already stands for it.
+    for i in order[1:]:
+        name = names[int(i)]
+        if name not in out:
+            out[name] = float(p[i])
+    return out

@@ -93,3 +93,16 @@ def test_same_frame_same_answer_across_sizes_of_calls() -> None:
     image_quality(b)
     image_quality(cv2.resize(b, (320, 240)))
     assert image_quality(a) == qa
+
+
+def test_colour_cast_moves_warmth_not_tint_of_grey() -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(40, 200, (240, 320, 3)).astype(np.float64)
+    cast = img.copy()
+    cast[:, :, 0] *= 1.3
+    cast[:, :, 2] *= 0.7
+    q0 = image_quality(img.astype(np.uint8))
+    q1 = image_quality(np.clip(cast, 0, 255).astype(np.uint8))
+    # R x1.3 / B x0.7 is ln(1.3 / 0.7) = +0.62 of warmth; clipping takes a little off.
+    assert q1["warmth"] - q0["warmth"] == pytest.approx(0.6, abs=0.08)
+    assert abs(q0["warmth"]) < 0.02 and abs(q0["tint"]) < 0.02
