@@ -20,6 +20,7 @@ from driftline.settings import EmbedderSettings
 from processors.embedder import Embedder
 from processors.image_decode import decode_image
 from processors.image_quality import image_quality
+from processors.top_scores import top_scores
 from schemas.events import Embedding, Frame
 
 
@@ -101,6 +102,7 @@ class FramePipeline:
                     quality=qualities[j],
                     top_class=None if out.top_class is None else out.top_class[j],
                     confidence=None if out.confidence is None else float(out.confidence[j]),
+                    scores=top_scores(out, j, self.embedder.class_names),
                     meta=frame.meta,
                 )
         return [r for r in results if r is not None]

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from processors.embedder import Embedder, EmbedResult
+from processors.top_scores import top_scores
 from producers.drift_injection import DriftSpec
 from producers.simulated_camera import SimulatedCamera
 from producers.sources import encode_jpeg
@@ -199,27 +200,3 @@ def _apply_output_drift(
                 probs[j] = p / p.sum()
     return replace(preds, top_class=top, confidence=conf, probs=probs), replaced
 
-
-SCORES_TOP_K = 5
-
-
-def top_scores(preds: EmbedResult, j: int, names: list[str] | None,
-               k: int = SCORES_TOP_K) -> dict[str, float] | None:
-    """The ``k`` highest class probabilities of row ``j`` (what a deployed classifier reports).
-
-    The reported top class keeps the row's confidence (under ``class_mix``
-    drift it is a class the probabilities never saw), so ``scores`` and
-    ``top_class``/``confidence`` agree.
-    """
-    if preds.probs is None or names is None or preds.top_class is None or preds.confidence is None:
-        return None
-    p = np.asarray(preds.probs[j], dtype=np.float64)
-    order = np.argsort(-p)[:k]
-    top = preds.top_class[j]
-    out = {top: float(np.clip(preds.confidence[j], 0.0, 1.0))}
-    # order[0] is the model's own top class: ``top`` already stands for it.
-    for i in order[1:]:
-        name = names[int(i)]
-        if name not in out:
-            out[name] = float(p[i])
-    return out

@@ -164,7 +164,8 @@ class Embedding(_Event):
 
     ``top_class``/``confidence`` come from the embedder's logits output when
     the backbone has one (the default model does), so that a stream with
-    frames only still has model-output signals.
+    frames only still has model-output signals; ``scores`` holds the
+    backbone's few highest class probabilities (top class first).
     """
 
     kind: Literal["embedding"] = "embedding"
@@ -173,6 +174,7 @@ class Embedding(_Event):
     quality: dict[str, float] = Field(default_factory=dict)
     top_class: str | None = None
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    scores: dict[str, float] | None = None
     frame_index: int | None = Field(default=None, ge=0)
     meta: dict[str, str] = Field(default_factory=dict)
 
@@ -187,6 +189,13 @@ class Embedding(_Event):
     @classmethod
     def _quality_finite(cls, v: dict[str, float]) -> dict[str, float]:
         _finite(list(v.values()), "quality")
+        return v
+
+    @field_validator("scores")
+    @classmethod
+    def _scores_finite(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None:
+            _finite(list(v.values()), "scores")
         return v
 
 
