@@ -86,7 +86,12 @@ class MonitorSettings(BaseModel):
         gt=10,
         description="Expected events between false alarms, per stream, all signals together.",
     )
-    reference_size: int = Field(default=200, ge=30, le=100_000)
+    reference_size: int = Field(default=200, ge=50, le=100_000)
+    class_mix_reference_size: int = Field(
+        default=2000, ge=50, le=100_000, description="Predictions that form the reference of "
+        "the class-mix test. A classifier's top-1 mix on a wandering camera moves on a scale of "
+        "minutes: a 200-prediction reference fired every ~1,500 frames on real video, 2,000 "
+        "did not (bench/README.md).")
     pca_components: int = Field(default=8, ge=1, le=256)
     cooldown: int = Field(default=200, ge=0, description="Events after an alert before the "
                           "same signal may alert again.")

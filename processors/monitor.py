@@ -6,15 +6,20 @@ the benchmarks, so what is measured offline is what runs in production.
 
 Signals and the detector on each (why: see README "What driftline watches"):
 
-==========================  ==============  ==========================================
-signal                      detector        from
-==========================  ==============  ==========================================
-``embedding.distance``      CUSUM           cosine distance to the reference mean
-``embedding.residual``      CUSUM           energy outside the reference PCA basis
-``quality.<metric>``        CUSUM           brightness, contrast, sharpness, ...
-``output.confidence``       Page-Hinkley    the deployed model's top-class confidence
-``performance.error``       ADWIN           1 if a label disagrees with the prediction
-==========================  ==============  ==========================================
+===========================  ==============  ==========================================
+signal                       detector        from
+===========================  ==============  ==========================================
+``embedding.distance``       CUSUM           cosine distance to the reference mean
+``embedding.residual``       CUSUM           energy outside the reference PCA basis
+``quality.<metric>``         CUSUM           brightness, contrast, sharpness, saturation,
+                                             colourfulness, noise, warmth, tint
+``quality.resolution``       CUSUM           log2 of the decoded frame's pixel count
+``output.confidence``        Page-Hinkley    the deployed model's top-class confidence
+``output.entropy``           Page-Hinkley    entropy of the deployed model's ``scores``
+``output.class_mix``         chi-squared     the predicted-class mix in a window of 100
+``output.boxes``             CUSUM           boxes per frame (detection models)
+``performance.error``        ADWIN           1 if a label disagrees with the prediction
+===========================  ==============  ==========================================
 
 CUSUM and Page-Hinkley thresholds are calibrated on the stream's own reference
 with autocorrelation taken into account (``processors.calibration``); the
@@ -25,6 +30,7 @@ signals, so all signals together keep about one false alarm per ``ert`` events.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -38,7 +44,9 @@ from schemas.events import Alert, Embedding, Label, Prediction, SignalState, Str
 
 STATE_VERSION = 1
 
-QUALITY_SIGNALS = ("brightness", "contrast", "sharpness", "saturation", "colourfulness", "noise")
+QUALITY_SIGNALS = (
+    "brightness", "contrast", "sharpness", "saturation", "colourfulness", "noise", "warmth", "tint",
+)
 EMBEDDING_SIGNALS = ("distance", "residual")
 # Embeddings come from two different spaces: driftline's embedder (Embedding
 # events) and the deployed model's own penultimate layer (Prediction.embedding
@@ -46,11 +54,20 @@ EMBEDDING_SIGNALS = ("distance", "residual")
 # would make the first vector of either fix the dimension for both.
 EMBEDDING_SOURCES = ("embedding", "edge")
 EVENT_ID_HISTORY = 1024
+# Class names get small integer ids for the class-mix test. A stream whose
+# "classes" are unbounded strings (ids, free text) must not grow the table
+# without bound: past this many names, new ones share the "other" bin.
+MAX_CLASS_IDS = 4096
+OTHER_CLASS = -1
 
 _DETECTOR_OF = {
     **{f"{src}.{s}": "cusum" for src in EMBEDDING_SOURCES for s in EMBEDDING_SIGNALS},
     **{f"quality.{s}": "cusum" for s in QUALITY_SIGNALS},
+    "quality.resolution": "cusum",
     "output.confidence": "page_hinkley",
+    "output.entropy": "page_hinkley",
+    "output.class_mix": "chi2_mix",
+    "output.boxes": "cusum",
     "performance.error": "adwin",
 }
 # Smallest change worth an alert, (relative to the reference mean, absolute), for
@@ -67,10 +84,39 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "quality.saturation": (0.25, 0.05),
     "quality.colourfulness": (0.25, 3.0),
     "quality.noise": (1.0, 0.6),
+    # ln(R/B) and ln(G/sqrt(RB)): a colour cast R x1.3 / B x0.7 moves warmth by 0.62.
+    "quality.warmth": (0.0, 0.15),
+    "quality.tint": (0.0, 0.12),
+    # log2(pixels): any resolution change (x0.5 per side = -2) clears it many times.
+    "quality.resolution": (0.0, 0.1),
     "output.confidence": (0.0, 0.15),
+    "output.entropy": (0.0, 0.4),
+    "output.boxes": (0.25, 1.0),
 }
 # Signals whose thresholds come out of the false-alarm budget (ADWIN's does not).
 _CALIBRATED = [name for name, kind in _DETECTOR_OF.items() if kind != "adwin"]
+
+
+def scores_entropy(scores: dict[str, float]) -> float:
+    """Entropy (nats) of a prediction's class ``scores``.
+
+    Models often report only their top few classes; the mass they leave out
+    (``1 - sum``) counts as one more class, so the value is a lower bound of
+    the full entropy that moves the same way (more spread, less certain).
+
+    >>> round(scores_entropy({"a": 0.5, "b": 0.5}), 4)
+    0.6931
+    >>> round(scores_entropy({"a": 0.9}), 4)   # 0.1 left out: one more class
+    0.3251
+    """
+    p = np.clip(np.fromiter(scores.values(), dtype=float, count=len(scores)), 0.0, 1.0)
+    total = float(p.sum())
+    if total > 1.0:
+        p = p / total
+    rest = max(0.0, 1.0 - float(p.sum()))
+    p = np.append(p, rest)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
 
 
 def alert_id(stream_id: str, model_version: str, signal: str, detector: str, index: int) -> str:
@@ -109,6 +155,7 @@ class StreamMonitor:
         # (event id, frame index, ts) of recent events, to say where a change began.
         self._recent_events: deque[tuple[str, int | None, str]] = deque(maxlen=EVENT_ID_HISTORY)
         self._predictions: OrderedDict[str, str] = OrderedDict()
+        self._class_ids: dict[str, int] = {}
         ert_each = self.settings.ert * len(_CALIBRATED)
         halflife = self.settings.baseline_halflife
         track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
@@ -117,7 +164,8 @@ class StreamMonitor:
                 name,
                 kind,
                 ert=ert_each,
-                reference_size=self.settings.reference_size,
+                reference_size=(self.settings.class_mix_reference_size
+                                if name == "output.class_mix" else self.settings.reference_size),
                 cooldown=self.settings.cooldown,
                 seed=i,
                 tolerance=TOLERANCE.get(name),
@@ -162,10 +210,18 @@ class StreamMonitor:
             for key in QUALITY_SIGNALS:
                 if key in event.quality:
                     values[f"quality.{key}"] = float(event.quality[key])
+            width, height = event.quality.get("width"), event.quality.get("height")
+            if width and height and width > 0 and height > 0:
+                values["quality.resolution"] = math.log2(width * height)
         elif isinstance(event, Prediction):
             if event.embedding is not None:
                 values.update(self._embedding_values("edge", event.embedding))
             values["output.confidence"] = float(event.confidence)
+            if event.scores:
+                values["output.entropy"] = scores_entropy(event.scores)
+            values["output.class_mix"] = float(self._class_id(event.top_class))
+            if event.boxes is not None:
+                values["output.boxes"] = float(len(event.boxes))
             self._predictions[event.event_id] = event.top_class
             if len(self._predictions) > self.settings.label_join_window:
                 self._predictions.popitem(last=False)
@@ -176,6 +232,14 @@ class StreamMonitor:
             else:
                 values["performance.error"] = float(predicted != event.true_class)
         return values
+
+    def _class_id(self, name: str) -> int:
+        cid = self._class_ids.get(name)
+        if cid is None:
+            if len(self._class_ids) >= MAX_CLASS_IDS:
+                return OTHER_CLASS
+            cid = self._class_ids[name] = len(self._class_ids)
+        return cid
 
     def _embedding_values(self, source: str, vector: list[float]) -> dict[str, float]:
         reference = self.references.get(source)
@@ -313,6 +377,7 @@ class StreamMonitor:
             "warming": {src: len(vs) for src, vs in self._ref_vectors.items()},
             "recent_events": [list(e) for e in self._recent_events],
             "predictions": list(self._predictions.items()),
+            "class_ids": dict(self._class_ids),
             "signals": {name: sig.state() for name, sig in self.signals.items()},
         }
 
@@ -328,6 +393,7 @@ class StreamMonitor:
         }
         m._recent_events.extend(tuple(e) for e in state["recent_events"])
         m._predictions = OrderedDict((k, v) for k, v in state["predictions"])
+        m._class_ids = {str(k): int(v) for k, v in state.get("class_ids", {}).items()}
         m.signals = {name: ScalarSignal.from_state(s) for name, s in state["signals"].items()}
         return m
 
