@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from processors import calibration
-from processors.detectors import Adwin, Cusum, PageHinkley
+from processors.detectors import Adwin, Cusum, Ddm, PageHinkley
 from processors.detectors.base import Detector
 from processors.detectors.cusum import cusum_paths
 
-_CLASSES: dict[str, type[Detector]] = {cls.name: cls for cls in (Adwin, Cusum, PageHinkley)}
+_CLASSES: dict[str, type[Detector]] = {
+    cls.name: cls for cls in (Adwin, Cusum, Ddm, PageHinkley)
+}
 
 
 # Smallest CUSUM threshold, in tolerance units: a single frame outside the band
@@ -53,7 +55,9 @@ def make_detector(
 
     ADWIN is not threshold-calibrated (its ``delta`` bounds the false-alarm
     probability per check on independent data); it is used on the error
-    stream, where labels make observations close to independent.
+    stream, where labels make observations close to independent. DDM
+    (``"ddm"``) is not calibrated either: it takes the same 0/1 error stream
+    and ignores ``reference``.
     """
     if kind == "cusum":
         det = Cusum.calibrated(reference, ert=ert, k=1.0, seed=seed)
@@ -91,7 +95,9 @@ def make_detector(
         return PageHinkley.calibrated(reference, ert=ert, seed=seed, delta=delta)
     if kind == "adwin":
         return Adwin()
-    raise ValueError(f"unknown detector kind {kind!r}; known: cusum, page_hinkley, adwin")
+    if kind == "ddm":
+        return Ddm()
+    raise ValueError(f"unknown detector kind {kind!r}; known: cusum, page_hinkley, adwin, ddm")
 
 
 def detector_from_state(state: dict[str, Any]) -> Detector:
