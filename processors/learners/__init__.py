@@ -10,5 +10,6 @@ pickled, base64, stamped with the river version; see ``river_state.py``).
 """
 
 from processors.learners.outlier_scorer import OutlierScorer
+from processors.learners.retrain_head import RetrainHead
 
-__all__ = ["OutlierScorer"]
+__all__ = ["OutlierScorer", "RetrainHead"]

@@ -8,8 +8,9 @@ the only exact round-trip. Two failure modes are guarded here:
   ``StateVersionError`` (the caller starts that learner afresh);
 - unpickling runs whatever the bytes name. The state topic is written only
   by the monitor, but a corrupt or foreign blob must not import arbitrary
-  code: the unpickler only resolves classes from ``river`` and a short list
-  of standard-library containers.
+  code: the unpickler only resolves classes *defined* in ``river`` (not
+  whatever a river module imported, such as ``os``) and a short list of
+  standard-library containers, and no ``getattr``.
 
 Examples
 --------
@@ -44,7 +45,6 @@ _STDLIB = {
     ("builtins", "float"),
     ("builtins", "int"),
     ("builtins", "str"),
-    ("builtins", "getattr"),
     ("collections", "defaultdict"),
     ("collections", "OrderedDict"),
     ("collections", "Counter"),
@@ -52,6 +52,7 @@ _STDLIB = {
     ("copyreg", "_reconstructor"),
     ("copyreg", "__newobj__"),
     ("functools", "partial"),
+    ("copy", "deepcopy"),  # SoftmaxRegression's weight defaultdict factory
     ("random", "Random"),
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
@@ -64,8 +65,14 @@ _STDLIB = {
 
 class _RiverOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module == "river" or module.startswith("river.") or (module, name) in _STDLIB:
+        if (module, name) in _STDLIB:
             return super().find_class(module, name)
+        if module.startswith("river."):
+            obj = super().find_class(module, name)
+            # Only river's own classes: a river module's namespace also holds
+            # what it imported (``os``, ``subprocess`` ...).
+            if isinstance(obj, type) and obj.__module__.startswith("river."):
+                return obj
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a checkpoint")
 
 
@@ -85,6 +92,15 @@ def load_model(blob: dict[str, Any], what: str) -> Any:
     try:
         raw = base64.b64decode(blob["pickle"], validate=True)
         return _RiverOnlyUnpickler(io.BytesIO(raw)).load()
-    except (binascii.Error, pickle.UnpicklingError, EOFError, AttributeError, ImportError,
-            KeyError, TypeError, ValueError, IndexError) as exc:
+    except (
+        binascii.Error,
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ImportError,
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+    ) as exc:
         raise StateVersionError(f"{what} model does not decode: {exc}") from None

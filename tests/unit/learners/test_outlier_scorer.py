@@ -73,8 +73,9 @@ def test_in_sample_threshold_would_be_badly_miscalibrated(setup: dict) -> None:
     scorer = OutlierScorer.fit(setup["ref"], seed=0)
     in_sample = np.array([scorer.score(x) for x in setup["ref"]])
     assert np.quantile(in_sample, 0.99) < scorer.threshold
-    assert (np.array([scorer.score(x) for x in setup["stream"][:500]]) >
-            np.quantile(in_sample, 0.99)).mean() > 0.05
+    assert (
+        np.array([scorer.score(x) for x in setup["stream"][:500]]) > np.quantile(in_sample, 0.99)
+    ).mean() > 0.05
 
 
 def test_a_burst_of_odd_frames_stays_odd(setup: dict) -> None:
