@@ -158,3 +158,11 @@ def test_constant_component_does_not_divide_by_zero(setup: dict) -> None:
     ref[:, -1] = 0.0
     scorer = OutlierScorer.fit(ref, seed=0)
     assert np.isfinite(scorer.update(ref[0]))
+
+
+def test_unpickler_refuses_modules_a_river_module_imported(setup: dict) -> None:
+    # GLOBAL "river.datasets.base os" would hand the os module to the pickle.
+    evil = b"\x80\x04cr" + b"iver.datasets.base\nos\n."
+    state = OutlierScorer.fit(setup["ref"][:500], seed=0, quantile=0.98).state()
+    with pytest.raises(StateVersionError, match="refusing"):
+        OutlierScorer.from_state({**state, "pickle": base64.b64encode(evil).decode()})
