@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 
 from processors import calibration
-from processors.detectors import Adwin, Cusum, PageHinkley
+from processors.detectors import Adwin, Cusum, Ddm, PageHinkley
 from processors.detectors.base import Detector
 from processors.detectors.cusum import cusum_paths
 from processors.detectors.windowed import PSI, ChiSquaredMix, WindowedKS, window_paths
 
 _CLASSES: dict[str, type[Detector]] = {
-    cls.name: cls for cls in (Adwin, Cusum, PageHinkley, ChiSquaredMix, PSI, WindowedKS)
+    cls.name: cls for cls in (Adwin, Cusum, Ddm, PageHinkley, ChiSquaredMix, PSI, WindowedKS)
 }
 
 
@@ -130,7 +130,9 @@ def make_detector(
 
     ADWIN is not threshold-calibrated (its ``delta`` bounds the false-alarm
     probability per check on independent data); it is used on the error
-    stream, where labels make observations close to independent.
+    stream, where labels make observations close to independent. DDM
+    (``"ddm"``) is not calibrated either: it takes the same 0/1 error stream
+    and ignores ``reference``.
     """
     reference = np.asarray(reference, dtype=float)
     if kind in ("cusum", "page_hinkley") and is_constant(reference):
@@ -196,8 +198,10 @@ def _calibrated(
         return class_mix_detector(reference, ert, seed=seed)
     if kind == "adwin":
         return Adwin()
+    if kind == "ddm":
+        return Ddm()
     raise ValueError(
-        f"unknown detector kind {kind!r}; known: cusum, page_hinkley, chi2_mix, adwin"
+        f"unknown detector kind {kind!r}; known: cusum, page_hinkley, chi2_mix, adwin, ddm"
     )
 
 
