@@ -38,6 +38,12 @@ import numpy as np
 
 from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
+from processors.embedding_learners import (
+    JOIN_WINDOW,
+    EmbeddingLearners,
+    RetrainAdvice,
+    project,
+)
 from processors.embedding_reference import EmbeddingReference
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
@@ -62,6 +68,8 @@ OTHER_CLASS = -1
 
 _DETECTOR_OF = {
     **{f"{src}.{s}": "cusum" for src in EMBEDDING_SOURCES for s in EMBEDDING_SIGNALS},
+    # The river outlier scorer's clipped score (processors.embedding_learners).
+    **{f"{src}.outlier": "cusum" for src in EMBEDDING_SOURCES},
     **{f"quality.{s}": "cusum" for s in QUALITY_SIGNALS},
     "quality.resolution": "cusum",
     "output.confidence": "page_hinkley",
@@ -93,6 +101,10 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "output.entropy": (0.0, 0.4),
     "output.boxes": (0.25, 1.0),
 }
+for _src in EMBEDDING_SOURCES:
+    TOLERANCE[f"{_src}.outlier"] = (0.5, 0.0)
+# Not a scalar signal: the retrain head's McNemar test (one alert per episode).
+RETRAIN_SIGNAL = "performance.retrain_gain"
 # Signals whose thresholds come out of the false-alarm budget (ADWIN's does not).
 _CALIBRATED = [name for name, kind in _DETECTOR_OF.items() if kind != "adwin"]
 
@@ -156,6 +168,10 @@ class StreamMonitor:
         self._recent_events: deque[tuple[str, int | None, str]] = deque(maxlen=EVENT_ID_HISTORY)
         self._predictions: OrderedDict[str, str] = OrderedDict()
         self._class_ids: dict[str, int] = {}
+        self.learners: dict[str, EmbeddingLearners] = {}
+        self.last_alert_ids: dict[str, str] = {}
+        # prediction event id -> (learner source, join key) of its frame, for the retrain head.
+        self._pred_frames: OrderedDict[str, tuple[str, str]] = OrderedDict()
         ert_each = self.settings.ert * len(_CALIBRATED)
         halflife = self.settings.baseline_halflife
         track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
@@ -198,15 +214,43 @@ class StreamMonitor:
         self._recent_events.append((event.event_id, frame_index, event.ts.isoformat()))
         alerts = []
         for name, value in values.items():
+            if name == RETRAIN_SIGNAL:
+                continue
             detection = self.signals[name].update(value, index)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
+        advice = self._advice
+        if advice is not None:
+            self._advice = None
+            alerts.append(self._alert(self._retrain_detection(advice, index), event))
         return alerts
+
+    _advice: RetrainAdvice | None = None
+
+    def _retrain_detection(self, a: RetrainAdvice, index: int) -> Detection:
+        worst = ", ".join(f"{c} {acc:.0%} of {n}" for c, (acc, n) in a.worst_classes.items())
+        return Detection(
+            signal=RETRAIN_SIGNAL,
+            detector="retrain_head",
+            statistic=a.gain,
+            threshold=0.0,
+            expected=a.deployed_accuracy,
+            observed=a.head_accuracy,
+            detected_index=index,
+            change_index=index,
+            reference_scale=float("nan"),
+            p_value=a.p_value,
+            note=(f"an incremental head trained on this stream's labels is right on "
+                  f"{a.head_accuracy:.0%} of the last {a.n_window} labelled frames, the deployed "
+                  f"model on {a.deployed_accuracy:.0%} (McNemar p = {a.p_value:.2g}): retraining "
+                  f"on recent frames would help; deployed accuracy by class: {worst}"),
+        )
 
     def _signal_values(self, event: Embedding | Prediction | Label) -> dict[str, float]:
         values: dict[str, float] = {}
         if isinstance(event, Embedding):
-            values.update(self._embedding_values("embedding", event.vector))
+            values.update(self._embedding_values("embedding", event.vector, event.frame_id,
+                                                 event.event_id))
             for key in QUALITY_SIGNALS:
                 if key in event.quality:
                     values[f"quality.{key}"] = float(event.quality[key])
@@ -215,7 +259,8 @@ class StreamMonitor:
                 values["quality.resolution"] = math.log2(width * height)
         elif isinstance(event, Prediction):
             if event.embedding is not None:
-                values.update(self._embedding_values("edge", event.embedding))
+                key = event.frame_id or event.event_id
+                values.update(self._embedding_values("edge", event.embedding, key, event.event_id))
             values["output.confidence"] = float(event.confidence)
             if event.scores:
                 values["output.entropy"] = scores_entropy(event.scores)
@@ -225,12 +270,22 @@ class StreamMonitor:
             self._predictions[event.event_id] = event.top_class
             if len(self._predictions) > self.settings.label_join_window:
                 self._predictions.popitem(last=False)
+            source = "edge" if event.embedding is not None else "embedding"
+            if event.frame_id is not None or source == "edge":
+                key = event.frame_id or event.event_id
+                self._pred_frames[event.event_id] = (source, key)
+                if len(self._pred_frames) > JOIN_WINDOW:
+                    self._pred_frames.popitem(last=False)
         elif isinstance(event, Label):
             predicted = self._predictions.pop(event.target_event_id, None)
             if predicted is None:
                 self.labels_unmatched += 1
             else:
                 values["performance.error"] = float(predicted != event.true_class)
+                joined = self._pred_frames.pop(event.target_event_id, None)
+                learners = self.learners.get(joined[0]) if joined else None
+                if joined is not None and learners is not None:
+                    self._advice = learners.learn(joined[1], event.true_class, predicted)
         return values
 
     def _class_id(self, name: str) -> int:
@@ -241,7 +296,9 @@ class StreamMonitor:
             cid = self._class_ids[name] = len(self._class_ids)
         return cid
 
-    def _embedding_values(self, source: str, vector: list[float]) -> dict[str, float]:
+    def _embedding_values(
+        self, source: str, vector: list[float], key: str, event_id: str
+    ) -> dict[str, float]:
         reference = self.references.get(source)
         buffered = self._ref_vectors[source]
         # A known dimension wins over the first vector seen: otherwise one
@@ -265,12 +322,17 @@ class StreamMonitor:
             # its scalar signals then build their own references after it.
             buffered.append(vector)
             if len(buffered) >= self.settings.reference_size:
-                self.references[source] = EmbeddingReference.fit(
+                fitted = self.references[source] = EmbeddingReference.fit(
                     np.asarray(buffered), self.settings.pca_components
                 )
+                self.learners[source] = EmbeddingLearners.fit(fitted, np.asarray(buffered))
                 buffered.clear()
             return {}
-        return {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
+        out = {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
+        learners = self.learners.get(source)
+        if learners is not None:
+            out[f"{source}.outlier"] = learners.observe(key, event_id, project(reference, vector))
+        return out
 
     # -- alerts ----------------------------------------------------------------------
 
@@ -286,7 +348,10 @@ class StreamMonitor:
 
     def _alert(self, d: Detection, event: Embedding | Prediction | Label) -> Alert:
         aid = alert_id(self.stream_id, self.model_version, d.signal, d.detector, d.detected_index)
-        self.signals[d.signal].last_alert_id = aid
+        if d.signal in self.signals:
+            self.signals[d.signal].last_alert_id = aid
+        else:
+            self.last_alert_ids[d.signal] = aid
         movers = {
             name: round(z, 2)
             for name, sig in self.signals.items()
@@ -302,7 +367,7 @@ class StreamMonitor:
         after = [e for i in (d.change_index, d.detected_index) if (e := self._event_id_at(i))]
         det_frame = getattr(event, "frame_index", None)
         severity = "critical" if np.isfinite(shift) and abs(shift) >= 6 else "warning"
-        message = (
+        message = f"{d.signal}: {d.note}" if d.note else (
             f"{d.signal} {direction} from {d.expected:.4g} (reference) to {d.observed:.4g}"
             + (f" ({shift:+.1f} reference scales)" if np.isfinite(shift) else "")
             + (f" since frame {change[1]}" if change and change[1] is not None else "")
@@ -321,6 +386,7 @@ class StreamMonitor:
             message=message,
             statistic=d.statistic,
             threshold=d.threshold,
+            p_value=d.p_value,
             expected=d.expected,
             observed=d.observed,
             detected_index=d.detected_index,
@@ -333,8 +399,16 @@ class StreamMonitor:
             ert=self.settings.ert,
             top_movers=top,
             examples_before=[before] if before else [],
-            examples_after=after,
+            examples_after=after + self._outlier_examples(d.signal),
         )
+
+    def _outlier_examples(self, signal: str) -> list[str]:
+        """The latest single odd frames, for outlier alerts (what to look at first)."""
+        source = signal.split(".", 1)[0]
+        learners = self.learners.get(source)
+        if learners is None or not signal.endswith(".outlier"):
+            return []
+        return list(learners.outlier_examples)[-3:]
 
     # -- state -----------------------------------------------------------------------
 
@@ -352,6 +426,20 @@ class StreamMonitor:
                 expected=sig.ref_mean if np.isfinite(sig.ref_mean) else None,
                 observed=sig.recent_mean(),
                 last_alert_id=sig.last_alert_id,
+            )
+        learners = self.learners.get("embedding") or self.learners.get("edge")
+        if learners is not None:
+            head = learners.head
+            warm = head.n_window < head.min_labels
+            signals[RETRAIN_SIGNAL] = SignalState(
+                signal=RETRAIN_SIGNAL,
+                status="warming_up" if warm else ("drift" if head.retrain_advised else "ok"),
+                detector="retrain_head",
+                statistic=0.0 if warm else float(head.gain),
+                threshold=0.0,
+                expected=None if warm else float(head.deployed_accuracy),
+                observed=None if warm else float(head.head_accuracy),
+                last_alert_id=self.last_alert_ids.get(RETRAIN_SIGNAL),
             )
         return StreamState(
             stream_id=self.stream_id,
@@ -378,6 +466,9 @@ class StreamMonitor:
             "recent_events": [list(e) for e in self._recent_events],
             "predictions": list(self._predictions.items()),
             "class_ids": dict(self._class_ids),
+            "learners": {src: ln.state() for src, ln in self.learners.items()},
+            "pred_frames": [[k, list(v)] for k, v in self._pred_frames.items()],
+            "last_alert_ids": dict(self.last_alert_ids),
             "signals": {name: sig.state() for name, sig in self.signals.items()},
         }
 
@@ -394,6 +485,11 @@ class StreamMonitor:
         m._recent_events.extend(tuple(e) for e in state["recent_events"])
         m._predictions = OrderedDict((k, v) for k, v in state["predictions"])
         m._class_ids = {str(k): int(v) for k, v in state.get("class_ids", {}).items()}
+        m.learners = {
+            src: EmbeddingLearners.from_state(ln) for src, ln in state.get("learners", {}).items()
+        }
+        m._pred_frames = OrderedDict((k, (v[0], v[1])) for k, v in state.get("pred_frames", []))
+        m.last_alert_ids = dict(state.get("last_alert_ids", {}))
         m.signals = {name: ScalarSignal.from_state(s) for name, s in state["signals"].items()}
         return m
 

@@ -48,6 +48,8 @@ class Detection:
     detected_index: int
     change_index: int
     reference_scale: float
+    p_value: float | None = None
+    note: str = ""
 
 
 def reference_envelope(ref: np.ndarray) -> float:

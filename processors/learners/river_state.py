@@ -78,7 +78,13 @@ class _RiverOnlyUnpickler(pickle.Unpickler):
 
 def dump_model(model: Any) -> dict[str, str]:
     """JSON-safe ``{"river_version", "pickle"}`` of a river model."""
-    raw = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    # Pickled once and re-pickled from its own copy: unpickling shares equal
+    # strings that were separate objects in the live model (a class name and
+    # the same name as a dict key), so a restored model would checkpoint to
+    # other bytes than the original it continues exactly. The copy has the
+    # sharing a restored model has; checkpoints compare byte for byte.
+    once = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    raw = pickle.dumps(pickle.loads(once), protocol=pickle.HIGHEST_PROTOCOL)
     return {"river_version": river.__version__, "pickle": base64.b64encode(raw).decode("ascii")}
 
 
