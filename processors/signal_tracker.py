@@ -9,7 +9,11 @@ Life cycle of a signal:
 3. on a detection the signal reports once, then re-references: it skips
    ``cooldown`` values (a gradual change is still ramping), collects a new
    reference from the values after that and recalibrates. One change yields
-   one alert, not an alert every few frames while the change persists.
+   one alert, not an alert every few frames while the change persists;
+4. on demand (``rereference``: an operator command, an acknowledged change)
+   the signal goes back to ``warming_up`` at once, without an alert or a
+   cooldown; ``reference_state``/``load_reference`` carry a calibrated
+   detector into a new monitor (reference bundles, ``processors.reference``).
 
 Memory is bounded per signal: the reference (≤ ``reference_size`` floats,
 only while warming up) and fixed-length deques of recent values and of the
