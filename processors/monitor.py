@@ -334,6 +334,111 @@ class StreamMonitor:
             out[f"{source}.outlier"] = learners.observe(key, event_id, project(reference, vector))
         return out
 
+    # -- reference management ---------------------------------------------------------
+
+    @staticmethod
+    def known_signals() -> list[str]:
+        """Every signal name a monitor of this build watches."""
+        return list(_DETECTOR_OF)
+
+    def rereference(self, signals: list[str] | None = None) -> list[str]:
+        """Drop the named signals' references (all if None); return those re-referenced.
+
+        Each builds a fresh reference from its next ``reference_size`` values
+        and recalibrates (``ScalarSignal.rereference``: no alert, no cooldown).
+        Naming any ``embedding.*`` (or ``edge.*``) signal also re-fits that
+        source's embedding reference (PCA basis) on the next
+        ``reference_size`` vectors; since both of its scores are measured
+        against that basis, both of its signals re-reference together and
+        are both returned (in the monitor's signal order).
+
+        Raises
+        ------
+        ValueError
+            A name is not a signal of this monitor (nothing is changed).
+        """
+        if signals is None:
+            names = set(self.signals)
+        else:
+            unknown = [s for s in signals if s not in self.signals]
+            if unknown:
+                raise ValueError(
+                    f"unknown signal(s) {', '.join(map(repr, unknown))}; known signals: "
+                    + ", ".join(self.signals)
+                )
+            names = set(signals)
+        for src in EMBEDDING_SOURCES:
+            if any(n.startswith(f"{src}.") for n in names):
+                # Keeping the old basis would leave the new regime's frames
+                # scored as far from it: the re-referenced distance/residual
+                # would calibrate on inflated scores and miss the next change.
+                self.references.pop(src, None)
+                self._ref_vectors[src].clear()
+                names.update(n for n in self.signals if n.startswith(f"{src}."))
+        done = [n for n in self.signals if n in names]
+        for n in done:
+            self.signals[n].rereference()
+        return done
+
+    def reference_state(self) -> dict[str, Any]:
+        """The calibrated part of the monitor: embedding references and calibrated signals.
+
+        This is what a reference bundle carries (``processors.reference``);
+        signals still warming up are left out and warm up on live data.
+        """
+        return {
+            "references": {src: ref.state() for src, ref in self.references.items()},
+            "signals": {
+                name: st for name, sig in self.signals.items()
+                if (st := sig.reference_state()) is not None
+            },
+        }
+
+    @classmethod
+    def from_reference(
+        cls,
+        stream_id: str,
+        model_version: str,
+        reference: dict[str, Any],
+        settings: MonitorSettings | None = None,
+    ) -> StreamMonitor:
+        """A new monitor that starts calibrated from ``reference_state()`` output.
+
+        The first event is already watched (no warm-up) by the stored
+        detectors, which continue exactly as in the monitor they were taken
+        from. Cooldown and reference size (for later re-references) are this
+        monitor's ``settings``.
+
+        Raises
+        ------
+        ValueError
+            The reference names an unknown signal, was calibrated for other
+            parameters, or its embedding dimension differs from
+            ``settings.embedding_dim``.
+        """
+        m = cls(stream_id, model_version, settings)
+        for src, ref_state in reference.get("references", {}).items():
+            if src not in EMBEDDING_SOURCES:
+                raise ValueError(f"unknown embedding source {src!r}; known: {EMBEDDING_SOURCES}")
+            ref = EmbeddingReference.from_state(ref_state)
+            known = m.settings.embedding_dim if src == "embedding" else None
+            if known is not None and ref.dim != known:
+                raise ValueError(
+                    f"{src} reference has {ref.dim} dimensions, the embedder gives {known}"
+                )
+            m.references[src] = ref
+        for name, sig_state in reference.get("signals", {}).items():
+            if name not in m.signals:
+                raise ValueError(
+                    f"unknown signal {name!r}; known signals: " + ", ".join(m.signals)
+                )
+            if name.split(".", 1)[0] in EMBEDDING_SOURCES and name.split(".", 1)[0] not in (
+                m.references
+            ):
+                raise ValueError(f"{name} is calibrated but its embedding reference is missing")
+            m.signals[name].load_reference(sig_state)
+        return m
+
     # -- alerts ----------------------------------------------------------------------
 
     def _event_at(self, index: int) -> tuple[str, int | None, str] | None:
@@ -502,12 +607,22 @@ class MonitorRegistry:
     """
 
     def __init__(self, settings: MonitorSettings | None = None) -> None:
+        from processors.reference import load_bundles
+
         self.settings = settings or MonitorSettings()
         self.monitors: dict[tuple[str, str], StreamMonitor] = {}
+        # Reference bundles by (stream, model version): a new monitor of such a
+        # stream starts calibrated. Loaded (and checked against these settings)
+        # here, at start-up; ConfigError naming the setting if one does not fit.
+        self.bundles = load_bundles(self.settings)
 
     def get(self, stream_id: str, model_version: str) -> StreamMonitor:
         key = (stream_id, model_version)
         mon = self.monitors.get(key)
+        if mon is None and key in self.bundles:
+            mon = self.monitors[key] = StreamMonitor.from_reference(
+                stream_id, model_version, self.bundles[key].reference(), self.settings
+            )
         if mon is None:
             mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
         return mon
