@@ -45,6 +45,8 @@ from processors.embedding_learners import (
     project,
 )
 from processors.embedding_reference import EmbeddingReference
+from processors.learners.outlier_scorer import OutlierScorer
+from processors.learners.retrain_head import RetrainHead
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
@@ -388,6 +390,9 @@ class StreamMonitor:
         """
         return {
             "references": {src: ref.state() for src, ref in self.references.items()},
+            # The outlier scorer belongs to the embedding reference (it scores
+            # projections on that basis); the retrain head learns live labels.
+            "outlier_scorers": {src: ln.scorer.state() for src, ln in self.learners.items()},
             "signals": {
                 name: st for name, sig in self.signals.items()
                 if (st := sig.reference_state()) is not None
@@ -427,6 +432,11 @@ class StreamMonitor:
                     f"{src} reference has {ref.dim} dimensions, the embedder gives {known}"
                 )
             m.references[src] = ref
+            scorer_state = reference.get("outlier_scorers", {}).get(src)
+            if scorer_state is not None:
+                m.learners[src] = EmbeddingLearners(
+                    OutlierScorer.from_state(scorer_state), RetrainHead(k=ref.basis.shape[0])
+                )
         for name, sig_state in reference.get("signals", {}).items():
             if name not in m.signals:
                 raise ValueError(

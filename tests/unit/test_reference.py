@@ -75,7 +75,8 @@ def test_rereference_warms_the_signal_up_again_and_recalibrates(warm, events):
 
 def test_rereferencing_an_embedding_signal_refits_the_basis_for_both(warm, events):
     m = _copy(warm)
-    assert m.rereference(["embedding.residual"]) == ["embedding.distance", "embedding.residual"]
+    assert m.rereference(["embedding.residual"]) == [
+        "embedding.distance", "embedding.residual", "embedding.outlier"]
     assert "embedding" not in m.references
     n = SETTINGS.reference_size
     run(m, events[REF : REF + n])
@@ -105,7 +106,7 @@ def test_after_an_acknowledged_change_only_a_new_change_alerts():
                   for e in evs[1700:]]
     m = StreamMonitor("cam", "v1", SETTINGS)
     first = [a for a in run(m, evs[:1050]) if a.signal == "quality.brightness"]
-    assert [a.detected_index for a in first] == [1015]
+    assert [a.detected_index for a in first] == [1004]
     assert m.signals["quality.brightness"].status == "drift"
     m.rereference(["quality.brightness"])
     quiet = [a for a in run(m, evs[1050:1700]) if a.signal == "quality.brightness"]
@@ -123,8 +124,12 @@ def test_bundle_export_load_fires_where_the_warmed_up_monitor_fires(events, tmp_
     exported = export_reference(_lines(events[:REF]), stream_id="cam", monitor=SETTINGS)
     assert exported.bundle.events_used == REF
     assert "quality.brightness" in exported.bundle.signals
-    assert set(exported.warming_up) == {"edge.distance", "edge.residual", "output.confidence",
-                                        "performance.error"}
+    # Signals this recording never feeds (no predictions, no edge embeddings,
+    # no labels, no boxes) stay warming up.
+    assert set(exported.warming_up) == {
+        "edge.distance", "edge.residual", "edge.outlier", "output.confidence",
+        "output.entropy", "output.class_mix", "output.boxes", "quality.resolution",
+        "performance.error"}
     path = tmp_path / "cam.json"
     write_bundle(exported.bundle, path)
     bundle = read_bundle(path)
@@ -134,8 +139,8 @@ def test_bundle_export_load_fires_where_the_warmed_up_monitor_fires(events, tmp_
     fresh = monitor_from_bundle(bundle, SETTINGS)
     assert fresh.signals["quality.brightness"].status == "ok"  # calibrated before any event
     b = [(x.signal, x.detected_index) for x in run(fresh, events[REF:])]
-    assert a == [("quality.brightness", 1015)]  # pinned
-    assert b == [("quality.brightness", 1015 - REF)]
+    assert a == [("quality.brightness", 1004)]  # pinned
+    assert b == [("quality.brightness", 1004 - REF)]
 
 
 def test_replay_and_the_cli_honour_reference_path(events, tmp_path, monkeypatch):
@@ -155,17 +160,17 @@ def test_replay_and_the_cli_honour_reference_path(events, tmp_path, monkeypatch)
     settings = MonitorSettings(reference_size=200, cooldown=100, reference_path=out)
     fired = [f for f in replay_lines(_lines(events[REF:]), monitor=settings)
              if isinstance(f, Fired)]
-    assert [(f.index, f.alert.signal) for f in fired] == [(1015 - REF, "quality.brightness")]
+    assert [(f.index, f.alert.signal) for f in fired] == [(1004 - REF, "quality.brightness")]
 
     res = runner.invoke(app, ["replay", str(shifted)],
                         env={**env, "DRIFTLINE_MONITOR__REFERENCE_PATH": str(out)})
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.stdout.splitlines()]
-    assert [(x["index"], x["alert"]["signal"]) for x in lines] == [(565, "quality.brightness")]
+    assert [(x["index"], x["alert"]["signal"]) for x in lines] == [(554, "quality.brightness")]
 
 
 def test_export_refuses_a_recording_with_a_change(events):
-    with pytest.raises(RecordingNotClean, match=r"quality.brightness alerted at event #1015"):
+    with pytest.raises(RecordingNotClean, match=r"quality.brightness alerted at event #1004"):
         export_reference(_lines(events), stream_id="cam", monitor=SETTINGS)
 
 
