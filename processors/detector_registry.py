@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from processors import calibration
-from processors.detectors import Adwin, Cusum, PageHinkley
+from processors.detectors import Adwin, Cusum, PageHinkley, WindowedMMD
 from processors.detectors.base import Detector
 from processors.detectors.cusum import cusum_paths
 
-_CLASSES: dict[str, type[Detector]] = {cls.name: cls for cls in (Adwin, Cusum, PageHinkley)}
+_CLASSES: dict[str, type[Detector]] = {
+    cls.name: cls for cls in (Adwin, Cusum, PageHinkley, WindowedMMD)
+}
 
 
 # Smallest CUSUM threshold, in tolerance units: a single frame outside the band
@@ -48,8 +50,9 @@ def make_detector(
     scale can only lengthen the run length on data like the reference), and
     never below ``H_MIN``.
 
-    ``track`` (CUSUM only) lets the baseline follow slow natural wander; see
-    ``processors.detectors.Cusum``.
+    ``track`` (CUSUM and windowed MMD) lets the baseline follow slow natural
+    wander; see ``processors.detectors.Cusum`` and ``WindowedMMD``.
+    ``windowed_mmd`` takes an ``(n, k)`` reference of PCA projections.
 
     ADWIN is not threshold-calibrated (its ``delta`` bounds the false-alarm
     probability per check on independent data); it is used on the error
@@ -91,7 +94,12 @@ def make_detector(
         return PageHinkley.calibrated(reference, ert=ert, seed=seed, delta=delta)
     if kind == "adwin":
         return Adwin()
-    raise ValueError(f"unknown detector kind {kind!r}; known: cusum, page_hinkley, adwin")
+    if kind == "windowed_mmd":
+        # ``reference`` is (n, k): the reference embeddings' PCA projections.
+        return WindowedMMD.calibrated(np.asarray(reference), ert, seed=seed, track=track)
+    raise ValueError(
+        f"unknown detector kind {kind!r}; known: cusum, page_hinkley, adwin, windowed_mmd"
+    )
 
 
 def detector_from_state(state: dict[str, Any]) -> Detector:

@@ -13,7 +13,14 @@ import river
 from river import drift
 
 from processors.calibration import ar1_stream
-from processors.detectors import Adwin, Cusum, Detector, PageHinkley, StateVersionError
+from processors.detectors import (
+    Adwin,
+    Cusum,
+    Detector,
+    PageHinkley,
+    StateVersionError,
+    WindowedMMD,
+)
 
 
 def _stream(seed: int, n: int = 6000) -> list[float]:
@@ -22,6 +29,10 @@ def _stream(seed: int, n: int = 6000) -> list[float]:
     x[n // 3 :] += 1.5  # a change, so detections (and resets) happen on both sides
     x[2 * n // 3 :] -= 3.0
     return x.tolist()
+
+
+def _clean(seed: int, n: int) -> np.ndarray:
+    return ar1_stream(np.random.default_rng(seed), n, rho=0.8)
 
 
 def _trace(det: Detector, xs: list[float]) -> list[tuple[bool, float, int]]:
@@ -40,6 +51,12 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     "page_hinkley_calibrated": lambda: PageHinkley.calibrated(_stream(1, 1000), ert=2000),
     "adwin": lambda: Adwin(),
     "adwin_clock1": lambda: Adwin(delta=0.01, clock=1, max_buckets=3),
+    "windowed_mmd": lambda: WindowedMMD.calibrated(
+        _clean(1, 1000)[:, None], ert=2000, window=30, features=32, n_streams=128
+    ),
+    "windowed_mmd_track": lambda: WindowedMMD.calibrated(
+        _clean(1, 1000)[:, None], ert=2000, window=30, features=32, n_streams=128, track=0.01
+    ),
 }
 
 
