@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 
 from processors import calibration
-from processors.detectors import Adwin, Cusum, Ddm, PageHinkley
+from processors.detectors import Adwin, Cusum, Ddm, PageHinkley, WindowedMMD
 from processors.detectors.base import Detector
 from processors.detectors.cusum import cusum_paths
 from processors.detectors.windowed import PSI, ChiSquaredMix, WindowedKS, window_paths
 
 _CLASSES: dict[str, type[Detector]] = {
-    cls.name: cls for cls in (Adwin, Cusum, Ddm, PageHinkley, ChiSquaredMix, PSI, WindowedKS)
+    cls.name: cls
+    for cls in (Adwin, Cusum, Ddm, PageHinkley, ChiSquaredMix, PSI, WindowedKS, WindowedMMD)
 }
 
 
@@ -125,8 +126,9 @@ def make_detector(
     scale can only lengthen the run length on data like the reference), and
     never below ``H_MIN``.
 
-    ``track`` (CUSUM only) lets the baseline follow slow natural wander; see
-    ``processors.detectors.Cusum``.
+    ``track`` (CUSUM and windowed MMD) lets the baseline follow slow natural
+    wander; see ``processors.detectors.Cusum`` and ``WindowedMMD``.
+    ``windowed_mmd`` takes an ``(n, k)`` reference of PCA projections.
 
     ADWIN is not threshold-calibrated (its ``delta`` bounds the false-alarm
     probability per check on independent data); it is used on the error
@@ -200,8 +202,12 @@ def _calibrated(
         return Adwin()
     if kind == "ddm":
         return Ddm()
+    if kind == "windowed_mmd":
+        # ``reference`` is (n, k): the reference embeddings' PCA projections.
+        return WindowedMMD.calibrated(np.asarray(reference), ert, seed=seed, track=track)
     raise ValueError(
-        f"unknown detector kind {kind!r}; known: cusum, page_hinkley, chi2_mix, adwin, ddm"
+        f"unknown detector kind {kind!r}; known: cusum, page_hinkley, chi2_mix, adwin, ddm, "
+        "windowed_mmd"
     )
 
 

@@ -42,19 +42,6 @@ OUTLIER_EXAMPLES = 8
 MIN_EXCEEDANCES = 5
 
 
-def project(reference: EmbeddingReference, vector: np.ndarray | list[float]) -> np.ndarray:
-    """Coordinates of one embedding on the reference basis (normalised, centred).
-
-    >>> rng = np.random.default_rng(0)
-    >>> ref = EmbeddingReference.fit(rng.normal(size=(50, 6)) + 2.0, k=3)
-    >>> project(ref, rng.normal(size=6)).shape
-    (3,)
-    """
-    v = np.asarray(vector, dtype=np.float64)
-    v = v / max(float(np.linalg.norm(v)), 1e-12)
-    return np.asarray(reference.basis @ (v - reference.mean))
-
-
 @dataclass(frozen=True)
 class RetrainAdvice:
     """The head beats the deployed model on recent labels."""
@@ -85,7 +72,7 @@ class EmbeddingLearners:
     def fit(
         cls, reference: EmbeddingReference, vectors: np.ndarray, *, seed: int = 0
     ) -> EmbeddingLearners:
-        proj = np.stack([project(reference, v) for v in np.asarray(vectors, dtype=np.float64)])
+        proj = reference.project_many(np.asarray(vectors, dtype=np.float64))
         quantile = min(0.99, 1.0 - MIN_EXCEEDANCES / proj.shape[0])
         scorer = OutlierScorer.fit(proj, seed=seed, quantile=quantile)
         return cls(scorer, RetrainHead(k=proj.shape[1]))

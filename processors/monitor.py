@@ -42,7 +42,6 @@ from processors.embedding_learners import (
     JOIN_WINDOW,
     EmbeddingLearners,
     RetrainAdvice,
-    project,
 )
 from processors.embedding_reference import EmbeddingReference
 from processors.learners.outlier_scorer import OutlierScorer
@@ -333,7 +332,7 @@ class StreamMonitor:
         out = {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
         learners = self.learners.get(source)
         if learners is not None:
-            out[f"{source}.outlier"] = learners.observe(key, event_id, project(reference, vector))
+            out[f"{source}.outlier"] = learners.observe(key, event_id, reference.project(vector))
         return out
 
     # -- reference management ---------------------------------------------------------

@@ -10,12 +10,15 @@
   reference histogram (confidence, class mix), calibrated to an ERT.
 - ``PCAReference`` / ``PCADetector``: Hotelling T^2 and SPE of embeddings on a
   reference PCA basis, watched by calibrated CUSUMs.
+- ``WindowedMMD``: windowed MMD (random Fourier features) of embedding
+  projections against the reference, calibrated to an ERT on correlated video.
 """
 
 from processors.detectors.adwin import Adwin
 from processors.detectors.base import Detector, StateVersionError
 from processors.detectors.cusum import Cusum
 from processors.detectors.ddm import Ddm
+from processors.detectors.mmd import WindowedMMD
 from processors.detectors.page_hinkley import PageHinkley
 from processors.detectors.pca import PCADetector, PCAReference
 from processors.detectors.windowed import PSI, ChiSquaredMix, WindowedKS, WindowedTest
@@ -32,5 +35,6 @@ __all__ = [
     "PageHinkley",
     "StateVersionError",
     "WindowedKS",
+    "WindowedMMD",
     "WindowedTest",
 ]

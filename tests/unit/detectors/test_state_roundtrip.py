@@ -13,7 +13,15 @@ import river
 from river import drift
 
 from processors.calibration import ar1_stream
-from processors.detectors import Adwin, Cusum, Ddm, Detector, PageHinkley, StateVersionError
+from processors.detectors import (
+    Adwin,
+    Cusum,
+    Ddm,
+    Detector,
+    PageHinkley,
+    StateVersionError,
+    WindowedMMD,
+)
 
 
 def _stream(seed: int, n: int = 6000) -> list[float]:
@@ -22,6 +30,10 @@ def _stream(seed: int, n: int = 6000) -> list[float]:
     x[n // 3 :] += 1.5  # a change, so detections (and resets) happen on both sides
     x[2 * n // 3 :] -= 3.0
     return x.tolist()
+
+
+def _clean(seed: int, n: int) -> np.ndarray:
+    return ar1_stream(np.random.default_rng(seed), n, rho=0.8)
 
 
 def _bits(seed: int, n: int = 6000) -> list[int]:
@@ -51,6 +63,12 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     "adwin_clock1": lambda: Adwin(delta=0.01, clock=1, max_buckets=3),
     "ddm": lambda: Ddm(),
     "ddm_river_exact": lambda: Ddm(warm_start=50, guard_zero_variance=False),
+    "windowed_mmd": lambda: WindowedMMD.calibrated(
+        _clean(1, 1000)[:, None], ert=2000, window=30, features=32, n_streams=128
+    ),
+    "windowed_mmd_track": lambda: WindowedMMD.calibrated(
+        _clean(1, 1000)[:, None], ert=2000, window=30, features=32, n_streams=128, track=0.01
+    ),
 }
 # Detectors of 0/1 streams get a Bernoulli stream instead of the AR(1) one.
 BINARY = {"ddm", "ddm_river_exact"}
