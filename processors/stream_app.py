@@ -42,7 +42,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from driftline.errors import InvalidEvent, PermanentError
 from driftline.settings import Settings
-from processors.frame_pipeline import FramePipeline
+from processors.frame_pipeline import FramePipeline, frame_error
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.reference import apply_command
@@ -51,6 +51,7 @@ from schemas.events import (
     DeadLetter,
     Embedding,
     Frame,
+    FrameError,
     Label,
     Prediction,
     StreamState,
@@ -219,6 +220,10 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             for ev, frame, res in zip(owners, frames, results, strict=True):
                 if isinstance(res, PermanentError):
                     pending.append(await dead_letter(ev, res, "embedder"))
+                    # The stream's monitor counts unusable frames (quality.undecodable):
+                    # in order with its embeddings, so on the same topic and key.
+                    pending.append(await embeddings_out.send(
+                        key=frame.stream_id.encode(), value=encode(frame_error(frame, res))))
                     continue
                 pending.append(
                     await embeddings_out.send(key=frame.stream_id.encode(), value=encode(res))
@@ -257,7 +262,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                                      mon.stream_id, mon.model_version, names)
                         counters["commands"] += 1
                         continue
-                    if not isinstance(event, Embedding | Prediction | Label):
+                    if not isinstance(event, Embedding | FrameError | Prediction | Label):
                         raise InvalidEvent(
                             f"{type(event).__name__} events do not belong on {ev.message.topic}",
                             reason="unknown_kind",

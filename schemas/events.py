@@ -200,6 +200,21 @@ class Embedding(_Event):
         return v
 
 
+class FrameError(_Event):
+    """A frame the embedder could not use (undecodable, unreadable URI, oversize).
+
+    The frame itself goes to the dead-letter topic with its bytes; this small
+    marker goes on the embeddings topic, keyed by stream like the embeddings,
+    so the stream's monitor sees the failure in order with the good frames
+    and can watch the ``quality.undecodable`` rate.
+    """
+
+    kind: Literal["frame_error"] = "frame_error"
+    frame_id: Name
+    frame_index: int | None = Field(default=None, ge=0)
+    reason: str
+
+
 class Alert(BaseModel):
     """A detected change, with enough context to act on it.
 

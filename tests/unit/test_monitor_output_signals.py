@@ -113,3 +113,34 @@ def test_class_ids_survive_a_checkpoint():
     a = [(x.alert_id) for e in events[900:] for x in mon.observe(e)]
     b = [(x.alert_id) for e in events[900:] for x in restored.observe(e)]
     assert a == b and a
+
+
+def test_a_camera_that_starts_sending_broken_frames_fires_undecodable():
+    from schemas.events import FrameError
+
+    rng = np.random.default_rng(8)
+    events = []
+    for i, e in enumerate(frames(1400, seed=8)):
+        broken = i >= 1000 and rng.random() < 0.5
+        events.append(FrameError(event_id=f"x{i}", stream_id="cam", model_version="v1",
+                                 frame_id=f"f{i}", frame_index=i, reason="undecodable_image")
+                      if broken else e)
+    hits = [i for i, s in fired(events[:1000]) if s == "quality.undecodable"]
+    assert hits == []
+    hits = [i for i, s in fired(events) if s == "quality.undecodable"]
+    assert hits and 1000 <= hits[0] <= 1100
+
+
+def test_a_new_model_version_is_announced_once():
+    from processors.monitor import MonitorRegistry
+
+    reg = MonitorRegistry(SETTINGS)
+    events = list(predictions(300, seed=9))
+    out = [a for e in events[:200] for a in reg.observe(e)[1]]
+    newer = [e.model_copy(update={"model_version": "v2", "event_id": e.event_id + "b"})
+             for e in events[200:]]
+    out += [a for e in newer for a in reg.observe(e)[1]]
+    notices = [a for a in out if a.signal == "model.version"]
+    assert len(notices) == 1 and notices[0].severity == "info"
+    assert notices[0].model_version == "v2" and "'v1'" in notices[0].message
+    assert notices[0].change_frame_index == 200
