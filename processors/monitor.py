@@ -126,6 +126,10 @@ VERSION_SIGNAL = "model.version"
 _CALIBRATED = [name for name, kind in _DETECTOR_OF.items() if kind != "adwin"]
 
 
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
 def scores_entropy(scores: dict[str, float]) -> float:
     """Entropy (nats) of a prediction's class ``scores``.
 
@@ -542,8 +546,11 @@ class StreamMonitor:
             + (f" since frame {change[1]}" if change and change[1] is not None else "")
             + f" (event #{d.change_index}); detected at event #{d.detected_index}"
             + (f" (frame {det_frame})" if det_frame is not None else "")
-            + f" by {d.detector} ({d.statistic:.3g} > {d.threshold:.3g}; stream budget:"
-            f" 1 false alarm per {self.settings.ert:g} events)"
+            + (f" by {d.detector} ({d.statistic:.3g} > {d.threshold:.3g}; stream budget:"
+               f" 1 false alarm per {self.settings.ert:g} events)"
+               if math.isfinite(d.threshold) else
+               f" by {d.detector} (its window split where the two parts' means differ"
+               " significantly)")
         )
         return Alert(
             alert_id=aid,
@@ -554,7 +561,7 @@ class StreamMonitor:
             severity=severity,
             message=message,
             statistic=d.statistic,
-            threshold=d.threshold,
+            threshold=_finite_or_none(d.threshold),
             p_value=d.p_value,
             expected=d.expected,
             observed=d.observed,
@@ -590,8 +597,8 @@ class StreamMonitor:
                 signal=name,
                 status=sig.status,
                 detector=sig.detector_kind,
-                statistic=float(det.statistic) if det is not None else 0.0,
-                threshold=float(det.threshold) if det is not None else 0.0,
+                statistic=_finite_or_none(det.statistic) if det is not None else None,
+                threshold=_finite_or_none(det.threshold) if det is not None else None,
                 expected=sig.ref_mean if np.isfinite(sig.ref_mean) else None,
                 observed=sig.recent_mean(),
                 last_alert_id=sig.last_alert_id,

@@ -235,7 +235,10 @@ class Alert(BaseModel):
     severity: Literal["info", "warning", "critical"] = "warning"
     message: str
     statistic: float
-    threshold: float
+    # None for detectors without a threshold in the statistic's units (ADWIN
+    # cuts its window where two halves differ beyond a bound that depends on
+    # their sizes): JSON has no NaN, and a null is honest.
+    threshold: float | None = None
     expected: float | None = None
     observed: float | None = None
     p_value: float | None = None
@@ -261,8 +264,8 @@ class SignalState(BaseModel):
     signal: Name
     status: Literal["warming_up", "ok", "drift"]
     detector: str
-    statistic: float
-    threshold: float
+    statistic: float | None = None
+    threshold: float | None = None
     expected: float | None = None
     observed: float | None = None
     last_alert_id: str | None = None

@@ -144,3 +144,26 @@ def test_a_new_model_version_is_announced_once():
     assert len(notices) == 1 and notices[0].severity == "info"
     assert notices[0].model_version == "v2" and "'v1'" in notices[0].message
     assert notices[0].change_frame_index == 200
+
+
+def test_adwin_signals_survive_the_wire_in_snapshots_and_alerts():
+    # ADWIN has no threshold in its statistic's units (NaN): JSON has no NaN,
+    # so snapshots and alerts of ADWIN signals used to fail validation.
+    from schemas.events import Alert, Label, StreamState
+    from schemas.wire import decode_as, encode
+
+    mon = StreamMonitor("cam", "v1", SETTINGS)
+    rng = np.random.default_rng(10)
+    alerts = []
+    for i, p in enumerate(predictions(1600, seed=10)):
+        alerts += mon.observe(p)
+        wrong = rng.random() < (0.05 if i < 1000 else 0.6)
+        alerts += mon.observe(Label(event_id=f"l{i}", stream_id="cam", model_version="v1",
+                                    target_event_id=p.event_id,
+                                    true_class="zebra" if wrong else p.top_class))
+    errors = [a for a in alerts if a.signal == "performance.error"]
+    assert errors and errors[0].threshold is None
+    assert decode_as(Alert, encode(errors[0])) == errors[0]
+    snap = mon.snapshot()
+    assert snap.signals["performance.error"].threshold is None
+    assert decode_as(StreamState, encode(snap)).signals == snap.signals
