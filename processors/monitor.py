@@ -349,7 +349,8 @@ class StreamMonitor:
                 fitted = self.references[source] = EmbeddingReference.fit(
                     np.asarray(buffered), self.settings.pca_components
                 )
-                self.learners[source] = EmbeddingLearners.fit(fitted, np.asarray(buffered))
+                if source == "embedding" or self.settings.edge_learners:
+                    self.learners[source] = EmbeddingLearners.fit(fitted, np.asarray(buffered))
                 buffered.clear()
             return {}
         out = {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
