@@ -166,7 +166,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     if pipeline is not None:
         holder["p"] = pipeline
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
-                "commands": 0}
+                "commands": 0, "monitor_errors": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
@@ -270,6 +270,18 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     mon, alerts = registry.observe(event)
                 except PermanentError as exc:
                     pending.append(await dead_letter(ev, exc, "monitor"))
+                    continue
+                except Exception as exc:
+                    # A bug that one event triggers must not stall the partition:
+                    # faust would restart the agent, re-read the same unacked batch
+                    # and crash again, forever, for every camera on it. The event
+                    # goes to the dead-letter topic with its bytes (replay it once
+                    # fixed) and the stream goes on; the log has the traceback.
+                    log.exception("monitor failed on %s/%s@%s", ev.message.topic,
+                                  ev.message.partition, ev.message.offset)
+                    counters["monitor_errors"] += 1
+                    err = PermanentError(f"{type(exc).__name__}: {exc}", reason="monitor_error")
+                    pending.append(await dead_letter(ev, err, "monitor"))
                     continue
                 counters["events"] += 1
                 touched[(mon.stream_id, mon.model_version)] = mon
