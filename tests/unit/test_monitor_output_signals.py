@@ -167,3 +167,35 @@ def test_adwin_signals_survive_the_wire_in_snapshots_and_alerts():
     snap = mon.snapshot()
     assert snap.signals["performance.error"].threshold is None
     assert decode_as(StreamState, encode(snap)).signals == snap.signals
+
+
+def test_retrain_gain_alerts_once_when_a_head_on_the_labels_beats_the_deployed_model():
+    # Two kinds of scene in the embeddings; after frame 600 the deployed model
+    # calls the second kind "car" although labels say "bus". A head trained on
+    # the labels learns the difference: one retrain alert, with its evidence.
+    from schemas.events import Label
+
+    rng = np.random.default_rng(11)
+    centre = {"car": rng.normal(size=16) + 3.0, "bus": rng.normal(size=16) + 3.0}
+    mon = StreamMonitor("cam", "v1", SETTINGS)
+    alerts = []
+    for i in range(1600):
+        truth = "bus" if (i // 40) % 2 else "car"
+        said = "car" if i >= 600 else truth
+        vec = centre[truth] + 0.3 * rng.normal(size=16)
+        alerts += mon.observe(Embedding(event_id=f"e{i}", stream_id="cam", model_version="v1",
+                                        frame_id=f"f{i}", frame_index=i, vector=vec.tolist()))
+        alerts += mon.observe(Prediction(event_id=f"p{i}", stream_id="cam", model_version="v1",
+                                         frame_id=f"f{i}", frame_index=i, top_class=said,
+                                         confidence=0.9))
+        alerts += mon.observe(Label(event_id=f"l{i}", stream_id="cam", model_version="v1",
+                                    target_event_id=f"p{i}", true_class=truth))
+    gains = [a for a in alerts if a.signal == "performance.retrain_gain"]
+    assert len(gains) == 1, [a.message for a in gains]
+    g = gains[0]
+    assert g.p_value is not None and g.p_value < 0.01
+    assert g.observed > g.expected  # head accuracy > deployed accuracy
+    assert 3 * 600 <= g.detected_index <= 3 * 900  # three events a frame
+    assert "bus" in g.message and "retraining" in g.message
+    snap = mon.snapshot().signals["performance.retrain_gain"]
+    assert snap.status == "drift" and snap.last_alert_id == g.alert_id
