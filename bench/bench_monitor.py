@@ -563,7 +563,8 @@ def main() -> None:
     print(f"\nmonitor cost: {rate:,.0f} events/s on one core (512-d embeddings, quality, "
           f"predictions with scores); checkpoint {size:.0f} KiB per stream at 512-d; "
           f"at 1,280-d: checkpoint {mres.checkpoint_kib:.0f} KiB, in memory (pickle) "
-          f"{mres.pickle_kib:.0f} KiB, {1e6 / mres.whole.us:,.0f} events/s in this run (event construction included); "
+          f"{mres.pickle_kib:.0f} KiB, {1e6 / mres.whole.us:,.0f} events/s in this run "
+          f"(event construction included); "
           f"warm-up (references + calibration) {mres.warmup_s / max(mres.scenes, 1):.1f} s "
           f"per stream")
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
