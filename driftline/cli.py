@@ -178,6 +178,148 @@ def replay(
                 sys.stderr.write(json.dumps(rec) + "\n")
 
 
+reference_app = typer.Typer(
+    help="Reference bundles: a stream's calibrated monitor state in a JSON file.",
+    no_args_is_help=True,
+)
+app.add_typer(reference_app, name="reference")
+
+
+@reference_app.command("export")
+def reference_export(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="JSONL recording of clean data (as for replay).")],
+    stream: Annotated[str, typer.Option(help="Stream id whose reference to build.")],
+    out: Annotated[Path, typer.Option(help="Bundle file to write (JSON).")],
+    model_version: Annotated[str | None, typer.Option(
+        help="Model version (default: the stream's first one in the recording).")] = None,
+) -> None:
+    """Build a stream's reference bundle from a clean recording.
+
+    Runs the monitor (as replay does) over FILE until every signal has
+    calibrated, and writes the bundle for DRIFTLINE_MONITOR__REFERENCE_PATH.
+    """
+    from processors.frame_pipeline import FramePipeline
+    from processors.reference import export_reference, write_bundle
+
+    settings = _settings()
+    with file.open("rb") as fh:
+        try:
+            result = export_reference(
+                fh,
+                stream_id=stream,
+                model_version=model_version,
+                monitor=settings.monitor,
+                pipeline=lambda: FramePipeline.from_settings(
+                    settings.embedder, settings.max_event_bytes
+                ),
+                max_bytes=settings.max_event_bytes,
+                source=file.name,
+            )
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+    write_bundle(result.bundle, out)
+    b = result.bundle
+    typer.echo(
+        f"wrote {out}: {b.stream_id}/{b.model_version}, {len(b.signals)} calibrated signals "
+        f"from {b.events_used} events" + (f", {result.rejected} lines rejected"
+                                           if result.rejected else ""),
+        err=True,
+    )
+    if result.warming_up:
+        typer.echo("still warming up (will warm up on live data): "
+                   + ", ".join(result.warming_up), err=True)
+
+
+def _check_signals(signals: list[str] | None) -> None:
+    from processors.monitor import StreamMonitor
+
+    known = StreamMonitor.known_signals()
+    unknown = [s for s in signals or [] if s not in known]
+    if unknown:
+        typer.echo(f"unknown signal(s) {', '.join(unknown)}; known signals: {', '.join(known)}",
+                   err=True)
+        raise typer.Exit(2)
+
+
+def _publish_rereference(
+    settings: Settings, stream: str, model_version: str | None, signals: list[str] | None,
+    by: str,
+) -> str:
+    """Publish a ``rereference`` command on the control topic; its id once the broker has it."""
+    from producers.publisher import Publisher
+    from schemas.events import Command
+
+    command = Command(stream_id=stream, model_version=model_version, signals=signals or None,
+                      requested_by=by)
+    with Publisher.from_settings(settings) as pub:  # flushed on exit: delivered, or it raises
+        pub.publish(settings.topics.control, command)
+    return command.command_id
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+@app.command()
+def rereference(
+    stream: str,
+    model_version: Annotated[str | None, typer.Option(
+        help="Only this model version (default: every version of the stream).")] = None,
+    signal: Annotated[list[str] | None, typer.Option(
+        "--signal", help="Signal to re-reference (repeatable; default: all).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who asks (default: the user).")] = None,
+) -> None:
+    """Re-reference STREAM on demand (a command on <prefix>.control).
+
+    The signals drop their reference and rebuild it from the stream's next
+    REFERENCE_SIZE events; the worker that owns the stream applies it in order
+    with the stream's events.
+    """
+    settings = _settings()
+    _check_signals(signal)
+    cid = _publish_rereference(settings, stream, model_version, signal, by or _operator())
+    typer.echo(json.dumps({"command_id": cid, "stream_id": stream,
+                           "model_version": model_version, "signals": signal or None}))
+
+
+@app.command()
+def ack(
+    stream: str,
+    signal: str,
+    model_version: Annotated[str | None, typer.Option(
+        help="Re-reference only this model version (default: every version).")] = None,
+    alert_id: Annotated[str | None, typer.Option(help="The alert acknowledged.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who acknowledges (default: the user).")] = None,
+    rereference: Annotated[bool, typer.Option(
+        help="Also re-reference the signal on the acknowledged regime.")] = True,
+) -> None:
+    """Acknowledge SIGNAL of STREAM in Redis and re-reference it.
+
+    The operator accepts the change as the new normal: the signal builds its
+    reference on it and alerts on the next change.
+    """
+    from sinks.redis_state import acknowledge
+
+    settings = _settings()
+    _check_signals([signal])
+    who = by or _operator()
+    # Command first, then the ack that names it: an ack in Redis always means
+    # the re-reference was delivered to the broker. If the Redis write fails
+    # the command still stands, and running `ack` again is harmless (the
+    # ack is overwritten; the second re-reference restarts the warm-up).
+    cid = (_publish_rereference(settings, stream, model_version, [signal], who)
+           if rereference else None)
+    acknowledge(settings.redis_url, stream, signal, alert_id=alert_id, by=who, command_id=cid)
+    typer.echo(json.dumps({"acknowledged": signal, "stream_id": stream, "command_id": cid}))
+
+
 @app.command()
 def state(stream: str) -> None:
     """Print what Redis holds for STREAM: per-signal state and recent alerts."""

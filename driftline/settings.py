@@ -21,7 +21,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from driftline.errors import ConfigError
@@ -64,6 +72,11 @@ class Topics(BaseModel):
     def dead_letter(self) -> str:
         return f"{self.prefix}.dead-letter"
 
+    @property
+    def control(self) -> str:
+        """Operator commands (``Command``), keyed by stream like the inputs."""
+        return f"{self.prefix}.control"
+
     def all(self) -> list[str]:
         return [
             self.frames,
@@ -73,6 +86,7 @@ class Topics(BaseModel):
             self.alerts,
             self.state,
             self.dead_letter,
+            self.control,
         ]
 
 
@@ -86,7 +100,12 @@ class MonitorSettings(BaseModel):
         gt=10,
         description="Expected events between false alarms, per stream, all signals together.",
     )
-    reference_size: int = Field(default=200, ge=30, le=100_000)
+    reference_size: int = Field(default=200, ge=50, le=100_000)
+    class_mix_reference_size: int = Field(
+        default=2000, ge=50, le=100_000, description="Predictions that form the reference of "
+        "the class-mix test. A classifier's top-1 mix on a wandering camera moves on a scale of "
+        "minutes: a 200-prediction reference fired every ~1,500 frames on real video, 2,000 "
+        "did not (bench/README.md).")
     pca_components: int = Field(default=8, ge=1, le=256)
     cooldown: int = Field(default=200, ge=0, description="Events after an alert before the "
                           "same signal may alert again.")
@@ -99,6 +118,24 @@ class MonitorSettings(BaseModel):
     embedding_dim: int | None = Field(
         default=None, ge=1, description="Length of `embedding` vectors; the worker sets it from "
         "the embedder's manifest. Unset: the stream's first vector fixes it.")
+    # exclude=True: the path is where this process finds bundles, not part of a
+    # monitor's checkpoint -- a snapshot restored on another machine (where the
+    # path does not exist) must not fail validation.
+    reference_path: Path | None = Field(
+        default=None, exclude=True, description="A reference bundle (JSON, from `driftline "
+        "reference export`) or a directory of them, one per stream/model version: a new "
+        "monitor of such a stream starts calibrated from its bundle instead of warming up.")
+
+    @model_validator(mode="after")
+    def _reference_bundles(self) -> MonitorSettings:
+        # Read and check every bundle now, so a missing, unreadable or invalid
+        # file stops the process at start-up (ConfigError naming the setting)
+        # rather than when that stream's first event arrives.
+        if self.reference_path is not None:
+            from processors.reference import load_bundles
+
+            load_bundles(self)
+        return self
 
 
 class EmbedderSettings(BaseModel):

@@ -11,11 +11,15 @@ from typing import Any
 import numpy as np
 
 from processors import calibration
-from processors.detectors import Adwin, Cusum, PageHinkley
+from processors.detectors import Adwin, Cusum, Ddm, PageHinkley, WindowedMMD
 from processors.detectors.base import Detector
 from processors.detectors.cusum import cusum_paths
+from processors.detectors.windowed import PSI, ChiSquaredMix, WindowedKS, window_paths
 
-_CLASSES: dict[str, type[Detector]] = {cls.name: cls for cls in (Adwin, Cusum, PageHinkley)}
+_CLASSES: dict[str, type[Detector]] = {
+    cls.name: cls
+    for cls in (Adwin, Cusum, Ddm, PageHinkley, ChiSquaredMix, PSI, WindowedKS, WindowedMMD)
+}
 
 
 # Smallest CUSUM threshold, in tolerance units: a single frame outside the band
@@ -24,6 +28,80 @@ _CLASSES: dict[str, type[Detector]] = {cls.name: cls for cls in (Adwin, Cusum, P
 # accumulate ~0.2 per frame and do not alert, a real shift of 2 tolerances
 # alerts after ~10 frames (measured: bench/bench_monitor.py).
 H_MIN = 10.0
+# Window of the class-mix test: the reference (``reference_size``, 200 by
+# default, at least 50) must hold at least two windows; shorter references
+# get half their length.
+MIX_WINDOW = 100
+MIX_BINS = 10
+# A class gets its own bin only with at least this share of the reference;
+# the rest are pooled into "other". Chi-squared divides by the expected count,
+# so a bin of a class seen once in the reference (p ~ 0.005) turns a camera
+# whose view wanders onto that object for a few seconds into a statistic in
+# the hundreds; pooled, that is what it is: some mass moved to rarer classes.
+MIX_MIN_SHARE = 0.05
+# The mix test's threshold is at least this multiple of the largest statistic
+# the reference's own windows reach against the reference (the analogue of
+# the scalar signals' moving-average envelope: a mix the reference itself
+# showed for a whole window is the scene's own variation, not a change).
+MIX_ENVELOPE = 1.5
+
+
+def class_mix_detector(labels: np.ndarray, ert: float, *, seed: int = 0) -> ChiSquaredMix:
+    """Chi-squared class-mix test on class indices, pooled and floored (see above).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.choice([0, 1, 2, 3], p=[0.6, 0.3, 0.08, 0.02], size=200)
+    >>> det = class_mix_detector(ref, ert=10_000)
+    >>> det.classes, det.window, det.calibration["envelope"] > 0
+    ([0, 1, 2], 100, True)
+    """
+    labels = np.asarray(labels).astype(int)
+    window = min(MIX_WINDOW, labels.size // 2)
+    _, counts = np.unique(labels, return_counts=True)
+    frequent = int((counts >= MIX_MIN_SHARE * labels.size).sum())
+    bins = max(2, min(MIX_BINS, frequent + 1))
+    det = ChiSquaredMix.calibrated(labels, ert, window=window, bins=bins, categorical=True,
+                                   seed=seed)
+    bin_idx = np.array([det.bin_of(c) for c in labels])
+    own = window_paths("chi2", bin_idx[None, :], det.probs, window, det.n_bins)[0]
+    envelope = float(own[window - 1 :].max())
+    info = {**det.calibration, "envelope": envelope, "calibrated_threshold": det.threshold}
+    threshold = max(det.threshold, MIX_ENVELOPE * envelope)
+    return ChiSquaredMix(det.probs.tolist(), window, threshold, classes=det.classes,
+                         calibration=info)
+
+
+def is_constant(reference: np.ndarray) -> bool:
+    """True when a reference never moved (a grey camera's saturation, a fixed resolution).
+
+    >>> is_constant(np.full(10, 3.0)), is_constant(np.arange(10.0))
+    (True, False)
+    """
+    ref = np.asarray(reference, dtype=float)
+    return bool(np.ptp(ref) <= 1e-12 * max(1.0, float(np.abs(ref).max())))
+
+
+def _constant_detector(
+    kind: str, reference: np.ndarray, tolerance: float | None, track: float, why: str
+) -> Detector:
+    """A detector for a reference with no variation at all.
+
+    Calibration by simulation has nothing to simulate (every surrogate stays
+    at the reference value, no threshold gives the requested run length) and
+    used to raise, which stopped the stream's monitor on a greyscale camera.
+    A signal that never moved alerts on any sustained move beyond its
+    tolerance: ``H_MIN`` tolerance units, so a jump of twice the tolerance
+    fires after ~10 frames and a resolution change at once.
+    """
+    mean = float(np.mean(reference))
+    spread = 2.5 * float(np.std(reference))
+    tol = max(float(tolerance or 0.0), spread) or 1e-6 * max(1.0, abs(mean))
+    info = {"method": "tolerance_only", "reason": why, "value": mean, "tolerance": tol}
+    if kind == "page_hinkley":
+        return PageHinkley(min_instances=1, delta=tol, threshold=H_MIN * tol, calibration=info)
+    return Cusum(mean=mean, scale=tol, k=1.0, h=H_MIN, track=track, calibration=info)
 
 
 def make_detector(
@@ -48,13 +126,40 @@ def make_detector(
     scale can only lengthen the run length on data like the reference), and
     never below ``H_MIN``.
 
-    ``track`` (CUSUM only) lets the baseline follow slow natural wander; see
-    ``processors.detectors.Cusum``.
+    ``track`` (CUSUM and windowed MMD) lets the baseline follow slow natural
+    wander; see ``processors.detectors.Cusum`` and ``WindowedMMD``.
+    ``windowed_mmd`` takes an ``(n, k)`` reference of PCA projections.
 
     ADWIN is not threshold-calibrated (its ``delta`` bounds the false-alarm
     probability per check on independent data); it is used on the error
-    stream, where labels make observations close to independent.
+    stream, where labels make observations close to independent. DDM
+    (``"ddm"``) is not calibrated either: it takes the same 0/1 error stream
+    and ignores ``reference``.
     """
+    reference = np.asarray(reference, dtype=float)
+    if kind in ("cusum", "page_hinkley") and is_constant(reference):
+        return _constant_detector(kind, reference, tolerance, track, "constant reference")
+    try:
+        return _calibrated(kind, reference, ert=ert, seed=seed, tolerance=tolerance, track=track)
+    except ValueError as exc:
+        if kind not in ("cusum", "page_hinkley"):
+            raise
+        # A reference whose surrogates never reach any threshold (a few
+        # discrete values: boxes per frame, counts) has no finite threshold for
+        # the run length asked; raising here would stop the stream's monitor.
+        # Fall back to alerting on sustained moves beyond the tolerance.
+        return _constant_detector(kind, reference, tolerance, track, str(exc))
+
+
+def _calibrated(
+    kind: str,
+    reference: np.ndarray,
+    *,
+    ert: float,
+    seed: int,
+    tolerance: float | None,
+    track: float,
+) -> Detector:
     if kind == "cusum":
         det = Cusum.calibrated(reference, ert=ert, k=1.0, seed=seed)
         det.track = float(track)
@@ -89,9 +194,21 @@ def make_detector(
             profile_scale = float(np.std(reference))
             delta = max(0.5 * profile_scale, tolerance)
         return PageHinkley.calibrated(reference, ert=ert, seed=seed, delta=delta)
+    if kind == "chi2_mix":
+        # Class indices; a mix that never moved is still a valid reference
+        # (every window of other classes is then a change).
+        return class_mix_detector(reference, ert, seed=seed)
     if kind == "adwin":
         return Adwin()
-    raise ValueError(f"unknown detector kind {kind!r}; known: cusum, page_hinkley, adwin")
+    if kind == "ddm":
+        return Ddm()
+    if kind == "windowed_mmd":
+        # ``reference`` is (n, k): the reference embeddings' PCA projections.
+        return WindowedMMD.calibrated(np.asarray(reference), ert, seed=seed, track=track)
+    raise ValueError(
+        f"unknown detector kind {kind!r}; known: cusum, page_hinkley, chi2_mix, adwin, ddm, "
+        "windowed_mmd"
+    )
 
 
 def detector_from_state(state: dict[str, Any]) -> Detector:

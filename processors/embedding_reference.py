@@ -62,6 +62,37 @@ class EmbeddingReference:
         residual = float(centred @ centred - proj @ proj)
         return {"distance": distance, "residual": max(residual, 0.0)}
 
+    def project(self, vector: np.ndarray | list[float]) -> np.ndarray:
+        """The ``k`` coordinates of one embedding on the reference basis, O(d·k).
+
+        The vector is L2-normalised and centred on the reference mean first,
+        exactly as in ``fit`` and ``scores``, so the reference's own
+        projections have mean 0 and are uncorrelated across components.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(1)
+        >>> ref = rng.normal(size=(50, 6)) + 2.0
+        >>> r = EmbeddingReference.fit(ref, k=3)
+        >>> r.project(ref[0]).shape
+        (3,)
+        >>> bool(np.allclose(r.project_many(ref).mean(axis=0), 0.0))
+        True
+        """
+        v = np.asarray(vector, dtype=np.float64)
+        if v.shape != (self.dim,):
+            raise ValueError(f"expected a vector of {self.dim} floats, got shape {v.shape}")
+        v = v / max(float(np.linalg.norm(v)), 1e-12)
+        return self.basis @ (v - self.mean)
+
+    def project_many(self, vectors: np.ndarray) -> np.ndarray:
+        """``project`` of every row of an ``(n, d)`` array: an ``(n, k)`` array."""
+        x = np.asarray(vectors, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"expected an (n, {self.dim}) array, got shape {x.shape}")
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return (x - self.mean) @ self.basis.T
+
     def state(self) -> dict[str, Any]:
         """JSON-safe and exact: little-endian float64 bytes, base64 (half the size of text)."""
         return {

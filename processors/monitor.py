@@ -6,15 +6,20 @@ the benchmarks, so what is measured offline is what runs in production.
 
 Signals and the detector on each (why: see README "What driftline watches"):
 
-==========================  ==============  ==========================================
-signal                      detector        from
-==========================  ==============  ==========================================
-``embedding.distance``      CUSUM           cosine distance to the reference mean
-``embedding.residual``      CUSUM           energy outside the reference PCA basis
-``quality.<metric>``        CUSUM           brightness, contrast, sharpness, ...
-``output.confidence``       Page-Hinkley    the deployed model's top-class confidence
-``performance.error``       ADWIN           1 if a label disagrees with the prediction
-==========================  ==============  ==========================================
+===========================  ==============  ==========================================
+signal                       detector        from
+===========================  ==============  ==========================================
+``embedding.distance``       CUSUM           cosine distance to the reference mean
+``embedding.residual``       CUSUM           energy outside the reference PCA basis
+``quality.<metric>``         CUSUM           brightness, contrast, sharpness, saturation,
+                                             colourfulness, noise, warmth, tint
+``quality.resolution``       CUSUM           log2 of the decoded frame's pixel count
+``output.confidence``        Page-Hinkley    the deployed model's top-class confidence
+``output.entropy``           Page-Hinkley    entropy of the deployed model's ``scores``
+``output.class_mix``         chi-squared     the predicted-class mix in a window of 100
+``output.boxes``             CUSUM           boxes per frame (detection models)
+``performance.error``        ADWIN           1 if a label disagrees with the prediction
+===========================  ==============  ==========================================
 
 CUSUM and Page-Hinkley thresholds are calibrated on the stream's own reference
 with autocorrelation taken into account (``processors.calibration``); the
@@ -25,6 +30,7 @@ signals, so all signals together keep about one false alarm per ``ert`` events.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict, deque
 from typing import Any
 
@@ -32,13 +38,22 @@ import numpy as np
 
 from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
+from processors.embedding_learners import (
+    JOIN_WINDOW,
+    EmbeddingLearners,
+    RetrainAdvice,
+)
 from processors.embedding_reference import EmbeddingReference
+from processors.learners.outlier_scorer import OutlierScorer
+from processors.learners.retrain_head import RetrainHead
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
 STATE_VERSION = 1
 
-QUALITY_SIGNALS = ("brightness", "contrast", "sharpness", "saturation", "colourfulness", "noise")
+QUALITY_SIGNALS = (
+    "brightness", "contrast", "sharpness", "saturation", "colourfulness", "noise", "warmth", "tint",
+)
 EMBEDDING_SIGNALS = ("distance", "residual")
 # Embeddings come from two different spaces: driftline's embedder (Embedding
 # events) and the deployed model's own penultimate layer (Prediction.embedding
@@ -46,11 +61,22 @@ EMBEDDING_SIGNALS = ("distance", "residual")
 # would make the first vector of either fix the dimension for both.
 EMBEDDING_SOURCES = ("embedding", "edge")
 EVENT_ID_HISTORY = 1024
+# Class names get small integer ids for the class-mix test. A stream whose
+# "classes" are unbounded strings (ids, free text) must not grow the table
+# without bound: past this many names, new ones share the "other" bin.
+MAX_CLASS_IDS = 4096
+OTHER_CLASS = -1
 
 _DETECTOR_OF = {
     **{f"{src}.{s}": "cusum" for src in EMBEDDING_SOURCES for s in EMBEDDING_SIGNALS},
+    # The river outlier scorer's clipped score (processors.embedding_learners).
+    **{f"{src}.outlier": "cusum" for src in EMBEDDING_SOURCES},
     **{f"quality.{s}": "cusum" for s in QUALITY_SIGNALS},
+    "quality.resolution": "cusum",
     "output.confidence": "page_hinkley",
+    "output.entropy": "page_hinkley",
+    "output.class_mix": "chi2_mix",
+    "output.boxes": "cusum",
     "performance.error": "adwin",
 }
 # Smallest change worth an alert, (relative to the reference mean, absolute), for
@@ -67,10 +93,43 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "quality.saturation": (0.25, 0.05),
     "quality.colourfulness": (0.25, 3.0),
     "quality.noise": (1.0, 0.6),
+    # ln(R/B) and ln(G/sqrt(RB)): a colour cast R x1.3 / B x0.7 moves warmth by 0.62.
+    "quality.warmth": (0.0, 0.15),
+    "quality.tint": (0.0, 0.12),
+    # log2(pixels): any resolution change (x0.5 per side = -2) clears it many times.
+    "quality.resolution": (0.0, 0.1),
     "output.confidence": (0.0, 0.15),
+    "output.entropy": (0.0, 0.4),
+    "output.boxes": (0.25, 1.0),
 }
+for _src in EMBEDDING_SOURCES:
+    TOLERANCE[f"{_src}.outlier"] = (0.5, 0.0)
+# Not a scalar signal: the retrain head's McNemar test (one alert per episode).
+RETRAIN_SIGNAL = "performance.retrain_gain"
 # Signals whose thresholds come out of the false-alarm budget (ADWIN's does not).
 _CALIBRATED = [name for name, kind in _DETECTOR_OF.items() if kind != "adwin"]
+
+
+def scores_entropy(scores: dict[str, float]) -> float:
+    """Entropy (nats) of a prediction's class ``scores``.
+
+    Models often report only their top few classes; the mass they leave out
+    (``1 - sum``) counts as one more class, so the value is a lower bound of
+    the full entropy that moves the same way (more spread, less certain).
+
+    >>> round(scores_entropy({"a": 0.5, "b": 0.5}), 4)
+    0.6931
+    >>> round(scores_entropy({"a": 0.9}), 4)   # 0.1 left out: one more class
+    0.3251
+    """
+    p = np.clip(np.fromiter(scores.values(), dtype=float, count=len(scores)), 0.0, 1.0)
+    total = float(p.sum())
+    if total > 1.0:
+        p = p / total
+    rest = max(0.0, 1.0 - float(p.sum()))
+    p = np.append(p, rest)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
 
 
 def alert_id(stream_id: str, model_version: str, signal: str, detector: str, index: int) -> str:
@@ -109,6 +168,11 @@ class StreamMonitor:
         # (event id, frame index, ts) of recent events, to say where a change began.
         self._recent_events: deque[tuple[str, int | None, str]] = deque(maxlen=EVENT_ID_HISTORY)
         self._predictions: OrderedDict[str, str] = OrderedDict()
+        self._class_ids: dict[str, int] = {}
+        self.learners: dict[str, EmbeddingLearners] = {}
+        self.last_alert_ids: dict[str, str] = {}
+        # prediction event id -> (learner source, join key) of its frame, for the retrain head.
+        self._pred_frames: OrderedDict[str, tuple[str, str]] = OrderedDict()
         ert_each = self.settings.ert * len(_CALIBRATED)
         halflife = self.settings.baseline_halflife
         track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
@@ -117,7 +181,8 @@ class StreamMonitor:
                 name,
                 kind,
                 ert=ert_each,
-                reference_size=self.settings.reference_size,
+                reference_size=(self.settings.class_mix_reference_size
+                                if name == "output.class_mix" else self.settings.reference_size),
                 cooldown=self.settings.cooldown,
                 seed=i,
                 tolerance=TOLERANCE.get(name),
@@ -150,34 +215,91 @@ class StreamMonitor:
         self._recent_events.append((event.event_id, frame_index, event.ts.isoformat()))
         alerts = []
         for name, value in values.items():
+            if name == RETRAIN_SIGNAL:
+                continue
             detection = self.signals[name].update(value, index)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
+        advice = self._advice
+        if advice is not None:
+            self._advice = None
+            alerts.append(self._alert(self._retrain_detection(advice, index), event))
         return alerts
+
+    _advice: RetrainAdvice | None = None
+
+    def _retrain_detection(self, a: RetrainAdvice, index: int) -> Detection:
+        worst = ", ".join(f"{c} {acc:.0%} of {n}" for c, (acc, n) in a.worst_classes.items())
+        return Detection(
+            signal=RETRAIN_SIGNAL,
+            detector="retrain_head",
+            statistic=a.gain,
+            threshold=0.0,
+            expected=a.deployed_accuracy,
+            observed=a.head_accuracy,
+            detected_index=index,
+            change_index=index,
+            reference_scale=float("nan"),
+            p_value=a.p_value,
+            note=(f"an incremental head trained on this stream's labels is right on "
+                  f"{a.head_accuracy:.0%} of the last {a.n_window} labelled frames, the deployed "
+                  f"model on {a.deployed_accuracy:.0%} (McNemar p = {a.p_value:.2g}): retraining "
+                  f"on recent frames would help; deployed accuracy by class: {worst}"),
+        )
 
     def _signal_values(self, event: Embedding | Prediction | Label) -> dict[str, float]:
         values: dict[str, float] = {}
         if isinstance(event, Embedding):
-            values.update(self._embedding_values("embedding", event.vector))
+            values.update(self._embedding_values("embedding", event.vector, event.frame_id,
+                                                 event.event_id))
             for key in QUALITY_SIGNALS:
                 if key in event.quality:
                     values[f"quality.{key}"] = float(event.quality[key])
+            width, height = event.quality.get("width"), event.quality.get("height")
+            if width and height and width > 0 and height > 0:
+                values["quality.resolution"] = math.log2(width * height)
         elif isinstance(event, Prediction):
             if event.embedding is not None:
-                values.update(self._embedding_values("edge", event.embedding))
+                key = event.frame_id or event.event_id
+                values.update(self._embedding_values("edge", event.embedding, key, event.event_id))
             values["output.confidence"] = float(event.confidence)
+            if event.scores:
+                values["output.entropy"] = scores_entropy(event.scores)
+            values["output.class_mix"] = float(self._class_id(event.top_class))
+            if event.boxes is not None:
+                values["output.boxes"] = float(len(event.boxes))
             self._predictions[event.event_id] = event.top_class
             if len(self._predictions) > self.settings.label_join_window:
                 self._predictions.popitem(last=False)
+            source = "edge" if event.embedding is not None else "embedding"
+            if event.frame_id is not None or source == "edge":
+                key = event.frame_id or event.event_id
+                self._pred_frames[event.event_id] = (source, key)
+                if len(self._pred_frames) > JOIN_WINDOW:
+                    self._pred_frames.popitem(last=False)
         elif isinstance(event, Label):
             predicted = self._predictions.pop(event.target_event_id, None)
             if predicted is None:
                 self.labels_unmatched += 1
             else:
                 values["performance.error"] = float(predicted != event.true_class)
+                joined = self._pred_frames.pop(event.target_event_id, None)
+                learners = self.learners.get(joined[0]) if joined else None
+                if joined is not None and learners is not None:
+                    self._advice = learners.learn(joined[1], event.true_class, predicted)
         return values
 
-    def _embedding_values(self, source: str, vector: list[float]) -> dict[str, float]:
+    def _class_id(self, name: str) -> int:
+        cid = self._class_ids.get(name)
+        if cid is None:
+            if len(self._class_ids) >= MAX_CLASS_IDS:
+                return OTHER_CLASS
+            cid = self._class_ids[name] = len(self._class_ids)
+        return cid
+
+    def _embedding_values(
+        self, source: str, vector: list[float], key: str, event_id: str
+    ) -> dict[str, float]:
         reference = self.references.get(source)
         buffered = self._ref_vectors[source]
         # A known dimension wins over the first vector seen: otherwise one
@@ -201,12 +323,130 @@ class StreamMonitor:
             # its scalar signals then build their own references after it.
             buffered.append(vector)
             if len(buffered) >= self.settings.reference_size:
-                self.references[source] = EmbeddingReference.fit(
+                fitted = self.references[source] = EmbeddingReference.fit(
                     np.asarray(buffered), self.settings.pca_components
                 )
+                self.learners[source] = EmbeddingLearners.fit(fitted, np.asarray(buffered))
                 buffered.clear()
             return {}
-        return {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
+        out = {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
+        learners = self.learners.get(source)
+        if learners is not None:
+            out[f"{source}.outlier"] = learners.observe(key, event_id, reference.project(vector))
+        return out
+
+    # -- reference management ---------------------------------------------------------
+
+    @staticmethod
+    def known_signals() -> list[str]:
+        """Every signal name a monitor of this build watches."""
+        return list(_DETECTOR_OF)
+
+    def rereference(self, signals: list[str] | None = None) -> list[str]:
+        """Drop the named signals' references (all if None); return those re-referenced.
+
+        Each builds a fresh reference from its next ``reference_size`` values
+        and recalibrates (``ScalarSignal.rereference``: no alert, no cooldown).
+        Naming any ``embedding.*`` (or ``edge.*``) signal also re-fits that
+        source's embedding reference (PCA basis) on the next
+        ``reference_size`` vectors; since both of its scores are measured
+        against that basis, both of its signals re-reference together and
+        are both returned (in the monitor's signal order).
+
+        Raises
+        ------
+        ValueError
+            A name is not a signal of this monitor (nothing is changed).
+        """
+        if signals is None:
+            names = set(self.signals)
+        else:
+            unknown = [s for s in signals if s not in self.signals]
+            if unknown:
+                raise ValueError(
+                    f"unknown signal(s) {', '.join(map(repr, unknown))}; known signals: "
+                    + ", ".join(self.signals)
+                )
+            names = set(signals)
+        for src in EMBEDDING_SOURCES:
+            if any(n.startswith(f"{src}.") for n in names):
+                # Keeping the old basis would leave the new regime's frames
+                # scored as far from it: the re-referenced distance/residual
+                # would calibrate on inflated scores and miss the next change.
+                self.references.pop(src, None)
+                self._ref_vectors[src].clear()
+                names.update(n for n in self.signals if n.startswith(f"{src}."))
+        done = [n for n in self.signals if n in names]
+        for n in done:
+            self.signals[n].rereference()
+        return done
+
+    def reference_state(self) -> dict[str, Any]:
+        """The calibrated part of the monitor: embedding references and calibrated signals.
+
+        This is what a reference bundle carries (``processors.reference``);
+        signals still warming up are left out and warm up on live data.
+        """
+        return {
+            "references": {src: ref.state() for src, ref in self.references.items()},
+            # The outlier scorer belongs to the embedding reference (it scores
+            # projections on that basis); the retrain head learns live labels.
+            "outlier_scorers": {src: ln.scorer.state() for src, ln in self.learners.items()},
+            "signals": {
+                name: st for name, sig in self.signals.items()
+                if (st := sig.reference_state()) is not None
+            },
+        }
+
+    @classmethod
+    def from_reference(
+        cls,
+        stream_id: str,
+        model_version: str,
+        reference: dict[str, Any],
+        settings: MonitorSettings | None = None,
+    ) -> StreamMonitor:
+        """A new monitor that starts calibrated from ``reference_state()`` output.
+
+        The first event is already watched (no warm-up) by the stored
+        detectors, which continue exactly as in the monitor they were taken
+        from. Cooldown and reference size (for later re-references) are this
+        monitor's ``settings``.
+
+        Raises
+        ------
+        ValueError
+            The reference names an unknown signal, was calibrated for other
+            parameters, or its embedding dimension differs from
+            ``settings.embedding_dim``.
+        """
+        m = cls(stream_id, model_version, settings)
+        for src, ref_state in reference.get("references", {}).items():
+            if src not in EMBEDDING_SOURCES:
+                raise ValueError(f"unknown embedding source {src!r}; known: {EMBEDDING_SOURCES}")
+            ref = EmbeddingReference.from_state(ref_state)
+            known = m.settings.embedding_dim if src == "embedding" else None
+            if known is not None and ref.dim != known:
+                raise ValueError(
+                    f"{src} reference has {ref.dim} dimensions, the embedder gives {known}"
+                )
+            m.references[src] = ref
+            scorer_state = reference.get("outlier_scorers", {}).get(src)
+            if scorer_state is not None:
+                m.learners[src] = EmbeddingLearners(
+                    OutlierScorer.from_state(scorer_state), RetrainHead(k=ref.basis.shape[0])
+                )
+        for name, sig_state in reference.get("signals", {}).items():
+            if name not in m.signals:
+                raise ValueError(
+                    f"unknown signal {name!r}; known signals: " + ", ".join(m.signals)
+                )
+            if name.split(".", 1)[0] in EMBEDDING_SOURCES and name.split(".", 1)[0] not in (
+                m.references
+            ):
+                raise ValueError(f"{name} is calibrated but its embedding reference is missing")
+            m.signals[name].load_reference(sig_state)
+        return m
 
     # -- alerts ----------------------------------------------------------------------
 
@@ -222,7 +462,10 @@ class StreamMonitor:
 
     def _alert(self, d: Detection, event: Embedding | Prediction | Label) -> Alert:
         aid = alert_id(self.stream_id, self.model_version, d.signal, d.detector, d.detected_index)
-        self.signals[d.signal].last_alert_id = aid
+        if d.signal in self.signals:
+            self.signals[d.signal].last_alert_id = aid
+        else:
+            self.last_alert_ids[d.signal] = aid
         movers = {
             name: round(z, 2)
             for name, sig in self.signals.items()
@@ -238,7 +481,7 @@ class StreamMonitor:
         after = [e for i in (d.change_index, d.detected_index) if (e := self._event_id_at(i))]
         det_frame = getattr(event, "frame_index", None)
         severity = "critical" if np.isfinite(shift) and abs(shift) >= 6 else "warning"
-        message = (
+        message = f"{d.signal}: {d.note}" if d.note else (
             f"{d.signal} {direction} from {d.expected:.4g} (reference) to {d.observed:.4g}"
             + (f" ({shift:+.1f} reference scales)" if np.isfinite(shift) else "")
             + (f" since frame {change[1]}" if change and change[1] is not None else "")
@@ -257,6 +500,7 @@ class StreamMonitor:
             message=message,
             statistic=d.statistic,
             threshold=d.threshold,
+            p_value=d.p_value,
             expected=d.expected,
             observed=d.observed,
             detected_index=d.detected_index,
@@ -269,8 +513,16 @@ class StreamMonitor:
             ert=self.settings.ert,
             top_movers=top,
             examples_before=[before] if before else [],
-            examples_after=after,
+            examples_after=after + self._outlier_examples(d.signal),
         )
+
+    def _outlier_examples(self, signal: str) -> list[str]:
+        """The latest single odd frames, for outlier alerts (what to look at first)."""
+        source = signal.split(".", 1)[0]
+        learners = self.learners.get(source)
+        if learners is None or not signal.endswith(".outlier"):
+            return []
+        return list(learners.outlier_examples)[-3:]
 
     # -- state -----------------------------------------------------------------------
 
@@ -288,6 +540,20 @@ class StreamMonitor:
                 expected=sig.ref_mean if np.isfinite(sig.ref_mean) else None,
                 observed=sig.recent_mean(),
                 last_alert_id=sig.last_alert_id,
+            )
+        learners = self.learners.get("embedding") or self.learners.get("edge")
+        if learners is not None:
+            head = learners.head
+            warm = head.n_window < head.min_labels
+            signals[RETRAIN_SIGNAL] = SignalState(
+                signal=RETRAIN_SIGNAL,
+                status="warming_up" if warm else ("drift" if head.retrain_advised else "ok"),
+                detector="retrain_head",
+                statistic=0.0 if warm else float(head.gain),
+                threshold=0.0,
+                expected=None if warm else float(head.deployed_accuracy),
+                observed=None if warm else float(head.head_accuracy),
+                last_alert_id=self.last_alert_ids.get(RETRAIN_SIGNAL),
             )
         return StreamState(
             stream_id=self.stream_id,
@@ -313,6 +579,10 @@ class StreamMonitor:
             "warming": {src: len(vs) for src, vs in self._ref_vectors.items()},
             "recent_events": [list(e) for e in self._recent_events],
             "predictions": list(self._predictions.items()),
+            "class_ids": dict(self._class_ids),
+            "learners": {src: ln.state() for src, ln in self.learners.items()},
+            "pred_frames": [[k, list(v)] for k, v in self._pred_frames.items()],
+            "last_alert_ids": dict(self.last_alert_ids),
             "signals": {name: sig.state() for name, sig in self.signals.items()},
         }
 
@@ -328,6 +598,12 @@ class StreamMonitor:
         }
         m._recent_events.extend(tuple(e) for e in state["recent_events"])
         m._predictions = OrderedDict((k, v) for k, v in state["predictions"])
+        m._class_ids = {str(k): int(v) for k, v in state.get("class_ids", {}).items()}
+        m.learners = {
+            src: EmbeddingLearners.from_state(ln) for src, ln in state.get("learners", {}).items()
+        }
+        m._pred_frames = OrderedDict((k, (v[0], v[1])) for k, v in state.get("pred_frames", []))
+        m.last_alert_ids = dict(state.get("last_alert_ids", {}))
         m.signals = {name: ScalarSignal.from_state(s) for name, s in state["signals"].items()}
         return m
 
@@ -340,12 +616,22 @@ class MonitorRegistry:
     """
 
     def __init__(self, settings: MonitorSettings | None = None) -> None:
+        from processors.reference import load_bundles
+
         self.settings = settings or MonitorSettings()
         self.monitors: dict[tuple[str, str], StreamMonitor] = {}
+        # Reference bundles by (stream, model version): a new monitor of such a
+        # stream starts calibrated. Loaded (and checked against these settings)
+        # here, at start-up; ConfigError naming the setting if one does not fit.
+        self.bundles = load_bundles(self.settings)
 
     def get(self, stream_id: str, model_version: str) -> StreamMonitor:
         key = (stream_id, model_version)
         mon = self.monitors.get(key)
+        if mon is None and key in self.bundles:
+            mon = self.monitors[key] = StreamMonitor.from_reference(
+                stream_id, model_version, self.bundles[key].reference(), self.settings
+            )
         if mon is None:
             mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
         return mon

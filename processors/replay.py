@@ -3,9 +3,10 @@
 Input (public contract): one wire event per line, UTF-8 JSON exactly as on
 the Kafka topics (``schemas/json/*.schema.json``): ``frame``, ``prediction``,
 ``label`` or ``embedding`` events of any number of streams, in the order a
-worker would see them. Blank lines are skipped (they still count as a line
-index). Frames are decoded, measured and embedded with the configured
-embedder, exactly as the worker does.
+worker would see them, and ``command`` events (the control topic's: a
+``rereference`` is applied at that point of the recording). Blank lines are
+skipped (they still count as a line index). Frames are decoded, measured
+and embedded with the configured embedder, exactly as the worker does.
 
 Output (public contract): one JSON object per line on stdout for every alert,
 ``{"index": i, "alert": {...}}`` where ``i`` is the 0-based line index of the
@@ -31,7 +32,7 @@ from driftline.errors import InvalidEvent, PermanentError
 from driftline.settings import EmbedderSettings, MonitorSettings
 from processors.frame_pipeline import FramePipeline
 from processors.monitor import MonitorRegistry
-from schemas.events import Alert, Embedding, Frame, Label, Prediction
+from schemas.events import Alert, Command, Embedding, Frame, Label, Prediction
 from schemas.wire import DEFAULT_MAX_BYTES, decode_event
 
 
@@ -58,13 +59,18 @@ def replay_lines(
     monitor: MonitorSettings | None = None,
     pipeline: FramePipeline | Callable[[], FramePipeline] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    registry: MonitorRegistry | None = None,
 ) -> Iterator[Fired | Rejected]:
     """Run the monitor over wire events; yield alerts and rejected lines in order.
 
     ``pipeline`` (or a factory for it) is only built when the first frame
     arrives, so recordings of predictions/embeddings never load a model.
+    ``registry`` (default: a new one with ``monitor`` settings, which loads
+    the reference bundles of ``monitor.reference_path`` like the worker)
+    lets a caller look at the monitors afterwards.
     """
-    registry = MonitorRegistry(monitor)
+    if registry is None:
+        registry = MonitorRegistry(monitor)
     built: FramePipeline | None = pipeline if isinstance(pipeline, FramePipeline) else None
     for index, raw in enumerate(lines):
         raw = raw.rstrip(b"\r\n")
@@ -81,6 +87,11 @@ def replay_lines(
                 if isinstance(result, PermanentError):
                     raise result
                 event = result
+            if isinstance(event, Command):
+                from processors.reference import apply_command
+
+                apply_command(registry, event)
+                continue
             if not isinstance(event, Embedding | Prediction | Label):
                 raise InvalidEvent(
                     f"{type(event).__name__} is not an input event", reason="unknown_kind"

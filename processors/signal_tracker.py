@@ -9,7 +9,11 @@ Life cycle of a signal:
 3. on a detection the signal reports once, then re-references: it skips
    ``cooldown`` values (a gradual change is still ramping), collects a new
    reference from the values after that and recalibrates. One change yields
-   one alert, not an alert every few frames while the change persists.
+   one alert, not an alert every few frames while the change persists;
+4. on demand (``rereference``: an operator command, an acknowledged change)
+   the signal goes back to ``warming_up`` at once, without an alert or a
+   cooldown; ``reference_state``/``load_reference`` carry a calibrated
+   detector into a new monitor (reference bundles, ``processors.reference``).
 
 Memory is bounded per signal: the reference (≤ ``reference_size`` floats,
 only while warming up) and fixed-length deques of recent values and of the
@@ -48,6 +52,8 @@ class Detection:
     detected_index: int
     change_index: int
     reference_scale: float
+    p_value: float | None = None
+    note: str = ""
 
 
 def reference_envelope(ref: np.ndarray) -> float:
@@ -196,6 +202,70 @@ class ScalarSignal:
         self.reference = []
         self.skip = self.cooldown
         return det
+
+    # -- reference management ------------------------------------------------------
+
+    def rereference(self) -> None:
+        """Build a fresh reference from the next ``reference_size`` values and recalibrate.
+
+        What a detection does to the signal (drop the detector, collect a new
+        reference), on demand: no alert, and no cooldown skip -- the operator
+        says the stream already is in the regime to compare against (e.g.
+        after an acknowledged change). The status goes back to
+        ``warming_up`` (not ``drift``): a re-referenced signal has no
+        reference until it has seen ``reference_size`` new values.
+        """
+        self.status = "warming_up"
+        self.detector = None
+        self.reference = []
+        self.skip = 0
+        self.ref_mean = float("nan")
+        self.ref_scale = float("nan")
+
+    def reference_state(self) -> dict[str, Any] | None:
+        """The calibrated part of the signal (for a reference bundle), or None.
+
+        Only what detection depends on: the detector (threshold, running
+        statistic, tracking baseline) and the reference's location and
+        scale. Not the per-stream history (recent values, stream indices,
+        last alert): a monitor started from a bundle has no past events.
+        """
+        if self.detector is None:
+            return None
+        return {
+            "version": STATE_VERSION,
+            "detector_kind": self.detector_kind,
+            "ert": self.ert,
+            "tolerance": None if self.tolerance is None else list(self.tolerance),
+            "track": self.track,
+            "detector": self.detector.state(),
+            "ref_mean": self.ref_mean if np.isfinite(self.ref_mean) else None,
+            "ref_scale": self.ref_scale if np.isfinite(self.ref_scale) else None,
+        }
+
+    def load_reference(self, state: dict[str, Any]) -> None:
+        """Start calibrated from ``reference_state()`` output; the next value is watched.
+
+        Raises ``ValueError`` when the state was calibrated for other
+        parameters (detector kind, false-alarm budget, tolerance, tracking):
+        its threshold would silently hold another false-alarm rate.
+        """
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"signal reference version {state.get('version')!r} not supported")
+        tolerance = None if state["tolerance"] is None else tuple(state["tolerance"])
+        theirs = (state["detector_kind"], float(state["ert"]), tolerance, float(state["track"]))
+        ours = (self.detector_kind, self.ert, self.tolerance, self.track)
+        if theirs != ours:
+            raise ValueError(
+                f"{self.name}: calibrated for (detector, ert, tolerance, track) = {theirs}, "
+                f"this monitor runs {ours}"
+            )
+        self.detector = detector_from_state(state["detector"])
+        self.ref_mean = float("nan") if state["ref_mean"] is None else float(state["ref_mean"])
+        self.ref_scale = float("nan") if state["ref_scale"] is None else float(state["ref_scale"])
+        self.reference = []
+        self.skip = 0
+        self.status = "ok"
 
     def recent_mean(self, n: int = 16) -> float | None:
         """Mean of the last ``n`` values (None before any value)."""

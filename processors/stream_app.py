@@ -18,6 +18,14 @@ Ordering and delivery (the guarantees in DESIGN.md):
   sinks deduplicate on them.
 - Bad input goes to the dead-letter topic with its original bytes, source
   topic/partition/offset and a reason; the stream goes on.
+- Operator commands (``<prefix>.control``, keyed by stream id) are consumed by
+  the monitor agent together with its inputs: the control topic has the
+  inputs' partition count and key, so a stream's commands land in the
+  partition number of its events, which faust assigns (one topic group per
+  agent) to the same worker -- the one that owns the stream's monitor. A
+  command is applied between that stream's events, in the batch it arrives
+  in, and the batch's snapshot (sent before the batch is acked) already
+  shows it; a crash before the ack re-applies it after the restore.
 """
 
 from __future__ import annotations
@@ -37,7 +45,16 @@ from driftline.settings import Settings
 from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
-from schemas.events import DeadLetter, Embedding, Frame, Label, Prediction, StreamState
+from processors.reference import apply_command
+from schemas.events import (
+    Command,
+    DeadLetter,
+    Embedding,
+    Frame,
+    Label,
+    Prediction,
+    StreamState,
+)
 from schemas.wire import decode_as, decode_event, encode
 
 log = logging.getLogger("driftline.worker")
@@ -125,7 +142,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         )
 
     frames_in = raw_topic(topics.frames)
-    monitor_in = raw_topic(topics.embeddings, topics.predictions, topics.labels)
+    monitor_in = raw_topic(topics.embeddings, topics.predictions, topics.labels, topics.control)
     embeddings_out = raw_topic(topics.embeddings)
     alerts_out = raw_topic(topics.alerts)
     state_out = raw_topic(topics.state)
@@ -147,7 +164,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     holder: dict[str, FramePipeline] = {}
     if pipeline is not None:
         holder["p"] = pipeline
-    counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0}
+    counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
+                "commands": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
@@ -223,6 +241,22 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                 by_topic[ev.message.topic] = by_topic.get(ev.message.topic, 0) + 1
                 try:
                     event = decode_event(ev.value, settings.max_event_bytes)
+                    # Commands only from the control topic, events only from the
+                    # input topics: a command produced to an input topic by
+                    # mistake (or an event to the control topic) is dead-lettered,
+                    # not silently acted on.
+                    if (ev.message.topic == topics.control) != isinstance(event, Command):
+                        raise InvalidEvent(
+                            f"{type(event).__name__} events do not belong on {ev.message.topic}",
+                            reason="unknown_kind",
+                        )
+                    if isinstance(event, Command):
+                        for mon, names in apply_command(registry, event):
+                            touched[(mon.stream_id, mon.model_version)] = mon
+                            log.info("command %s: %s/%s re-referenced %s", event.command_id,
+                                     mon.stream_id, mon.model_version, names)
+                        counters["commands"] += 1
+                        continue
                     if not isinstance(event, Embedding | Prediction | Label):
                         raise InvalidEvent(
                             f"{type(event).__name__} events do not belong on {ev.message.topic}",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -286,6 +287,32 @@ class DeadLetter(BaseModel):
     key: Blob | None = None
     original: Blob
     stage: str
+    ts: AwareDatetime = Field(default_factory=utcnow)
+
+
+class Command(BaseModel):
+    """An operator's instruction to the monitors of one stream (the control topic).
+
+    Keyed by ``stream_id`` like every event, so it lands in the partition of
+    that stream's events and is applied by the worker that owns the stream's
+    monitor, between its events. ``model_version`` ``None`` means every model
+    version of the stream; ``signals`` ``None`` means every signal.
+
+    ``rereference``: the named signals drop their reference and build a new
+    one from the next ``REFERENCE_SIZE`` values (see README "Reference
+    management").
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["command"] = "command"
+    command_id: Name = Field(default_factory=lambda: uuid.uuid4().hex)
+    stream_id: StreamId
+    model_version: Name | None = None
+    action: Literal["rereference"] = "rereference"
+    signals: list[Name] | None = Field(default=None, min_length=1)
+    requested_by: str = Field(default="", max_length=200)
     ts: AwareDatetime = Field(default_factory=utcnow)
 
 

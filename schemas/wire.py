@@ -27,6 +27,7 @@ from driftline.errors import InvalidEvent
 from schemas.events import (
     SCHEMA_VERSION,
     Alert,
+    Command,
     DeadLetter,
     Embedding,
     Frame,
@@ -45,6 +46,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "alert": Alert,
     "state": StreamState,
     "dead_letter": DeadLetter,
+    "command": Command,
 }
 
 M = TypeVar("M", bound=BaseModel)

@@ -18,7 +18,8 @@ Key layout (``{sid}`` = stream id, ``{mv}`` = model version)::
     driftline:stream:{sid}:{mv}:signal:{sig}   HASH   status, detector, statistic,
                                                       threshold, expected, observed,
                                                       last_alert_id, updated_ts
-    driftline:stream:{sid}:ack:{sig}           STRING JSON {alert_id, by, ts}  (operator)
+    driftline:stream:{sid}:ack:{sig}           STRING JSON {alert_id, by, ts[, command_id]}
+                                                      (operator; `driftline ack`)
     driftline:stream:{sid}:snooze_until        STRING unix seconds             (operator)
     driftline:stream:{sid}:disabled            STRING "1" when disabled        (operator)
 
@@ -341,14 +342,27 @@ def list_streams(redis_url: str) -> list[str]:
 
 
 def acknowledge(
-    redis_url: str, stream_id: str, signal: str, alert_id: str | None = None, by: str = ""
+    redis_url: str,
+    stream_id: str,
+    signal: str,
+    alert_id: str | None = None,
+    by: str = "",
+    *,
+    command_id: str | None = None,
 ) -> None:
-    """Mark ``signal`` of ``stream_id`` acknowledged (optionally naming the alert)."""
-    doc = json.dumps({"alert_id": alert_id, "by": by, "ts": time.time()})
+    """Mark ``signal`` of ``stream_id`` acknowledged (optionally naming the alert).
+
+    ``command_id``: the ``rereference`` command published with the
+    acknowledgement (``driftline ack``), stored in the document.
+    """
+    doc: dict[str, Any] = {"alert_id": alert_id, "by": by, "ts": time.time()}
+    if command_id is not None:
+        doc["command_id"] = command_id
+    doc_text = json.dumps(doc)
 
     def write() -> None:
         with _connection(redis_url) as r:
-            r.set(ack_key(stream_id, signal), doc)
+            r.set(ack_key(stream_id, signal), doc_text)
 
     _guard("acknowledge", write)
 

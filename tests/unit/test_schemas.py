@@ -8,7 +8,16 @@ from datetime import UTC, datetime
 import pytest
 
 from driftline.errors import InvalidEvent
-from schemas.events import Alert, DeadLetter, Embedding, Frame, Label, Prediction, StreamState
+from schemas.events import (
+    Alert,
+    Command,
+    DeadLetter,
+    Embedding,
+    Frame,
+    Label,
+    Prediction,
+    StreamState,
+)
 from schemas.export import JSON_DIR, schema_texts
 from schemas.wire import decode_as, decode_event, encode
 
@@ -29,6 +38,8 @@ EVENTS = [
     StreamState(stream_id="cam-1", model_version="v1", events_seen=3, ts=TS),
     DeadLetter(reason="invalid_json", detail="d", source_topic="t", original=b"\x00{", stage="s",
                ts=TS),
+    Command(command_id="c1", stream_id="cam-1", model_version=None,
+            signals=["quality.brightness"], requested_by="ops", ts=TS),
 ]
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -58,3 +61,91 @@ def test_webhook_secret_is_secret(monkeypatch):
     assert "c2VjcmV0" not in repr(s)
     assert s.webhook_secret is not None
     assert s.webhook_secret.get_secret_value() == "whsec_c2VjcmV0"
+
+
+# -- DRIFTLINE_MONITOR__REFERENCE_PATH: bundles are checked at start-up ----------------
+
+REFERENCE_PATH = "DRIFTLINE_MONITOR__REFERENCE_PATH"
+
+
+@pytest.fixture(scope="module")
+def bundle_file(tmp_path_factory):
+    """A real bundle: output.confidence calibrated on 60 seeded predictions."""
+    import numpy as np
+
+    from driftline.settings import MonitorSettings
+    from processors.monitor import StreamMonitor
+    from processors.reference import bundle_of, write_bundle
+    from schemas.events import Prediction
+
+    rng = np.random.default_rng(0)
+    mon = StreamMonitor("cam", "v1", MonitorSettings(reference_size=60))
+    for i in range(60):
+        mon.observe(Prediction(event_id=f"p{i}", stream_id="cam", model_version="v1",
+                               top_class="cat", confidence=float(0.8 + 0.05 * rng.random())))
+    assert mon.signals["output.confidence"].detector is not None
+    path = tmp_path_factory.mktemp("bundles") / "cam.json"
+    write_bundle(bundle_of(mon, events_used=60), path)
+    return path
+
+
+def test_a_valid_bundle_loads_and_is_not_part_of_checkpoints(monkeypatch, bundle_file):
+    monkeypatch.setenv(REFERENCE_PATH, str(bundle_file.parent))
+    s = load_settings()
+    assert s.monitor.reference_path == bundle_file.parent
+    assert "reference_path" not in s.monitor.model_dump()
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("missing", "does not exist"),
+        ("empty_dir", "holds no *.json bundle"),
+        ("not_json", "is not a valid reference bundle"),
+        ("wrong_version", "bundle_version 7 not supported"),
+        ("schema", "invalid bundle at stream_id"),
+        ("other_budget", "does not fit this monitor"),
+        ("duplicate", "are both bundles of stream 'cam'"),
+        ("unreadable", "is unreadable"),
+    ],
+)
+def test_bad_reference_bundles_fail_naming_the_setting(
+    monkeypatch, tmp_path, bundle_file, case, fragment
+):
+    text = bundle_file.read_text()
+    doc = json.loads(text)
+    target = tmp_path / "b.json"
+    if case == "missing":
+        target = tmp_path / "nowhere.json"
+    elif case == "empty_dir":
+        target = tmp_path
+    elif case == "not_json":
+        target.write_text("{half a bundle")
+    elif case == "wrong_version":
+        target.write_text(json.dumps({**doc, "bundle_version": 7}))
+    elif case == "schema":
+        target.write_text(json.dumps({**doc, "stream_id": "has spaces"}))
+    elif case == "other_budget":
+        # Calibrated for ert 10,000: its thresholds would hold another false-alarm rate.
+        target.write_text(text)
+        monkeypatch.setenv("DRIFTLINE_MONITOR__ERT", "20000")
+    elif case == "duplicate":
+        (tmp_path / "a.json").write_text(text)
+        target.write_text(text)
+        target = tmp_path
+    elif case == "unreadable":
+        target.write_text(text)
+        real = Path.read_bytes
+
+        def deny(self):
+            if self == target:
+                raise PermissionError(13, "Permission denied")
+            return real(self)
+
+        monkeypatch.setattr(Path, "read_bytes", deny)
+    monkeypatch.setenv(REFERENCE_PATH, str(target))
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.setting == REFERENCE_PATH
+    assert str(info.value).startswith(REFERENCE_PATH + ": ")
+    assert fragment in str(info.value)

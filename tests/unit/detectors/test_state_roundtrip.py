@@ -13,7 +13,15 @@ import river
 from river import drift
 
 from processors.calibration import ar1_stream
-from processors.detectors import Adwin, Cusum, Detector, PageHinkley, StateVersionError
+from processors.detectors import (
+    Adwin,
+    Cusum,
+    Ddm,
+    Detector,
+    PageHinkley,
+    StateVersionError,
+    WindowedMMD,
+)
 
 
 def _stream(seed: int, n: int = 6000) -> list[float]:
@@ -22,6 +30,19 @@ def _stream(seed: int, n: int = 6000) -> list[float]:
     x[n // 3 :] += 1.5  # a change, so detections (and resets) happen on both sides
     x[2 * n // 3 :] -= 3.0
     return x.tolist()
+
+
+def _clean(seed: int, n: int) -> np.ndarray:
+    return ar1_stream(np.random.default_rng(seed), n, rho=0.8)
+
+
+def _bits(seed: int, n: int = 6000) -> list[int]:
+    """A 0/1 error stream for binary detectors: the error rate rises twice."""
+    rng = np.random.default_rng(seed)
+    rate = np.full(n, 0.05)
+    rate[n // 3 :] = 0.3
+    rate[2 * n // 3 :] = 0.6
+    return (rng.random(n) < rate).astype(int).tolist()
 
 
 def _trace(det: Detector, xs: list[float]) -> list[tuple[bool, float, int]]:
@@ -40,12 +61,22 @@ FACTORIES: dict[str, Callable[[], Detector]] = {
     "page_hinkley_calibrated": lambda: PageHinkley.calibrated(_stream(1, 1000), ert=2000),
     "adwin": lambda: Adwin(),
     "adwin_clock1": lambda: Adwin(delta=0.01, clock=1, max_buckets=3),
+    "ddm": lambda: Ddm(),
+    "ddm_river_exact": lambda: Ddm(warm_start=50, guard_zero_variance=False),
+    "windowed_mmd": lambda: WindowedMMD.calibrated(
+        _clean(1, 1000)[:, None], ert=2000, window=30, features=32, n_streams=128
+    ),
+    "windowed_mmd_track": lambda: WindowedMMD.calibrated(
+        _clean(1, 1000)[:, None], ert=2000, window=30, features=32, n_streams=128, track=0.01
+    ),
 }
+# Detectors of 0/1 streams get a Bernoulli stream instead of the AR(1) one.
+BINARY = {"ddm", "ddm_river_exact"}
 
 
 @pytest.mark.parametrize("kind", sorted(FACTORIES))
 def test_roundtrip_mid_stream_continues_bit_for_bit(kind: str) -> None:
-    xs = _stream(7)
+    xs = _bits(7) if kind in BINARY else _stream(7)
     ref = FACTORIES[kind]()
     full = _trace(ref, xs)
     detections = [i for i, (d, _, _) in enumerate(full) if d]
@@ -88,7 +119,20 @@ def test_adwin_matches_river_exactly() -> None:
     assert hits >= 2
 
 
-@pytest.mark.parametrize("cls", [Cusum, PageHinkley, Adwin])
+def test_ddm_matches_river_exactly_without_the_guard() -> None:
+    xs = _bits(4)
+    ours, theirs = Ddm(guard_zero_variance=False), drift.binary.DDM()
+    hits = 0
+    for x in xs:
+        ours.update(x)
+        theirs.update(x)
+        assert ours.drift_detected == theirs.drift_detected
+        assert ours.warning_detected == theirs.warning_detected
+        hits += ours.drift_detected
+    assert hits >= 2
+
+
+@pytest.mark.parametrize("cls", [Cusum, PageHinkley, Adwin, Ddm])
 def test_type_and_version_mismatch_raise(cls: type[Detector]) -> None:
     state = json.loads(json.dumps(cls().state()))
     with pytest.raises(StateVersionError):

@@ -1,0 +1,154 @@
+"""Re-reference on demand through the real system: CLI → control topic → worker → state topic.
+
+A real worker process (``driftline worker``) on a real broker watches one
+stream of predictions (``output.confidence``). ``driftline rereference`` and
+``driftline ack`` publish ``Command`` events on ``<prefix>.control``; the
+worker that owns the stream applies them between its events, and the next
+snapshot on the state topic shows the signal warming up again. A malformed
+command is dead-lettered with its original bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from driftline.cli import app
+from driftline.settings import Settings
+from producers.publisher import Publisher
+from schemas.events import DeadLetter, Prediction, StreamState
+from schemas.wire import decode_as
+from sinks.redis_state import ack_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STREAM = "cam-ref"
+REFERENCE_SIZE = 60
+SIGNAL = "output.confidence"
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    env.update(
+        DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+        DRIFTLINE_REDIS_URL=settings.redis_url,
+        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
+        DRIFTLINE_CONSUMER_GROUP=settings.consumer_group,
+        DRIFTLINE_PARTITIONS=str(settings.partitions),
+        DRIFTLINE_STATE_EVERY="20",
+        DRIFTLINE_MONITOR__REFERENCE_SIZE=str(REFERENCE_SIZE),
+    )
+    return env
+
+
+class States:
+    """Every snapshot of STREAM on the state topic, in order (one consumer, all partitions)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "states",
+                                  "enable.auto.commit": False})
+        parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        self.seen: list[StreamState] = []
+
+    def wait_for(self, worker: subprocess.Popen[bytes], log: Path, pred, timeout_s: float = 40.0):
+        """The first snapshot not yet returned that satisfies ``pred``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()[-3000:]
+            msg = self.consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            st = decode_as(StreamState, msg.value() or b"")
+            if st.stream_id != STREAM:
+                continue
+            self.seen.append(st)
+            if pred(st):
+                return st
+        seen = [(s.events_seen, s.signals[SIGNAL].status) for s in self.seen]
+        raise AssertionError(f"no such snapshot within {timeout_s}s; seen {seen}")
+
+
+def _predictions(pub: Publisher, topic: str, start: int, n: int) -> None:
+    rng = np.random.default_rng(start)
+    for i in range(start, start + n):
+        pub.publish(topic, Prediction(
+            event_id=f"p{i}", stream_id=STREAM, model_version="v1", top_class="cat",
+            confidence=float(np.clip(0.85 + 0.03 * rng.normal(), 0.0, 1.0)), frame_index=i))
+
+
+def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
+    settings: Settings, read_topic, tmp_path: Path
+) -> None:
+    topics = settings.topics
+    env = _env(settings)
+    log = tmp_path / "worker.log"
+    states = States(settings.bootstrap_servers, topics.state)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "driftline", "worker", "--loglevel", "info"], env=env,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        n = REFERENCE_SIZE + 20
+        with Publisher(settings.bootstrap_servers) as pub:
+            _predictions(pub, topics.predictions, 0, n)
+        ok = states.wait_for(worker, log, lambda s: s.events_seen == n)
+        assert ok.signals[SIGNAL].status == "ok"
+
+        runner = CliRunner()
+        res = runner.invoke(app, ["rereference", STREAM, "--signal", SIGNAL, "--by", "test"],
+                            env=env)
+        assert res.exit_code == 0, res.output
+        command_id = json.loads(res.stdout)["command_id"]
+        bad = b'{"kind":"command","stream_id":"cam-ref","action":"explode"}'
+        with Publisher(settings.bootstrap_servers) as pub:
+            pub.publish_raw(topics.control, STREAM.encode(), bad)
+
+        # The command touches the monitor: a snapshot without any new event.
+        st = states.wait_for(worker, log, lambda s: s.signals[SIGNAL].status == "warming_up")
+        assert st.events_seen == n
+        assert st.signals[SIGNAL].expected is None
+        assert st.signals["output.confidence"].threshold == 0.0
+
+        (letter,) = [decode_as(DeadLetter, r.value)
+                     for r in read_topic(topics.dead_letter, 1, timeout_s=20)]
+        assert letter.original == bad
+        assert letter.source_topic == topics.control
+        assert letter.reason == "invalid_event"
+
+        # It rebuilds its reference from the next REFERENCE_SIZE events.
+        with Publisher(settings.bootstrap_servers) as pub:
+            _predictions(pub, topics.predictions, n, REFERENCE_SIZE)
+        st = states.wait_for(worker, log, lambda s: s.events_seen == n + REFERENCE_SIZE)
+        assert st.signals[SIGNAL].status == "ok"
+
+        # An operator acknowledgement in Redis re-references the signal too.
+        res = runner.invoke(app, ["ack", STREAM, SIGNAL, "--alert-id", "a-1", "--by", "ops"],
+                            env=env)
+        assert res.exit_code == 0, res.output
+        ack_command = json.loads(res.stdout)["command_id"]
+        r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        ack = json.loads(r.get(ack_key(STREAM, SIGNAL)))
+        r.close()
+        assert (ack["alert_id"], ack["by"], ack["command_id"]) == ("a-1", "ops", ack_command)
+        st = states.wait_for(worker, log, lambda s: s.signals[SIGNAL].status == "warming_up")
+        assert st.events_seen == n + REFERENCE_SIZE
+        assert command_id != ack_command
+    finally:
+        states.consumer.close()
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()

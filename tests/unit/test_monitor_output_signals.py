@@ -1,0 +1,115 @@
+"""Output, white-balance and resolution signals of the monitor on seeded streams."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from driftline.settings import MonitorSettings
+from processors.monitor import StreamMonitor, scores_entropy
+from schemas.events import Box, Embedding, Prediction
+
+SETTINGS = MonitorSettings(reference_size=200, cooldown=100, class_mix_reference_size=400)
+
+
+def predictions(n: int, *, seed: int, mix_at: int | None = None, flat_at: int | None = None,
+                boxes_at: int | None = None):
+    """A classifier's outputs: AR(1) confidence, a sticky class mix, 2-4 boxes per frame."""
+    rng = np.random.default_rng(seed)
+    z, cls = 0.0, "car"
+    for i in range(n):
+        z = 0.85 * z + rng.normal() * np.sqrt(1 - 0.85**2)
+        conf = float(np.clip(0.7 + 0.05 * z, 0.05, 0.99))
+        if flat_at is not None and i >= flat_at:
+            conf = 0.3  # the model got unsure: flatter scores, higher entropy
+        if rng.random() < 0.2:
+            cls = str(rng.choice(["car", "bus", "person"], p=[0.6, 0.1, 0.3]))
+        top = cls
+        if mix_at is not None and i >= mix_at and rng.random() < 0.5:
+            top = "bicycle"  # a class the reference never saw
+        rest = (1 - conf) / 4
+        n_boxes = int(rng.integers(2, 5)) + (6 if boxes_at is not None and i >= boxes_at else 0)
+        yield Prediction(
+            event_id=f"p{i}", stream_id="cam", model_version="v1", frame_index=i,
+            top_class=top, confidence=conf,
+            scores={top: conf, "a": rest, "b": rest, "c": rest, "d": rest},
+            boxes=[Box(cls=top, score=0.9, xyxy=(0, 0, 10, 10))] * n_boxes,
+        )
+
+
+def fired(events, settings: MonitorSettings = SETTINGS) -> list[tuple[int, str]]:
+    mon = StreamMonitor("cam", "v1", settings)
+    return [(a.detected_index, a.signal) for e in events for a in mon.observe(e)]
+
+
+def test_clean_outputs_stay_quiet():
+    assert fired(predictions(3000, seed=1)) == []
+
+
+def test_new_classes_fire_the_class_mix_test_once():
+    hits = [h for h in fired(predictions(1500, seed=2, mix_at=1000)) if h[1] == "output.class_mix"]
+    # Pinned on this seeded stream: 28 predictions into the new mix (half of
+    # them of a class the reference never saw), well inside one window of 100.
+    assert hits == [(1028, "output.class_mix")]
+
+
+def test_a_less_certain_model_moves_entropy_and_confidence():
+    signals = {s for i, s in fired(predictions(1400, seed=3, flat_at=1000)) if i >= 1000}
+    assert {"output.entropy", "output.confidence"} <= signals
+
+
+def test_more_boxes_per_frame_fire_the_boxes_signal():
+    hits = [i for i, s in fired(predictions(1400, seed=4, boxes_at=1000)) if s == "output.boxes"]
+    assert hits and 1000 <= hits[0] <= 1010
+
+
+def test_entropy_counts_the_left_out_mass_as_one_class():
+    assert scores_entropy({"a": 1.0}) == 0.0
+    assert scores_entropy({"a": 0.25, "b": 0.25}) > scores_entropy({"a": 0.5, "b": 0.5})
+
+
+def frames(n: int, *, seed: int, grey: bool = False, cast_at: int | None = None,
+           resize_at: int | None = None):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=16) + 3.0
+    z = np.zeros(3)
+    for i in range(n):
+        z = 0.9 * z + rng.normal(size=3) * np.sqrt(1 - 0.81)
+        warmth = 0.0 if grey else 0.2 + 0.02 * z[0]
+        if cast_at is not None and i >= cast_at:
+            warmth += 0.6
+        w, h = (640, 480) if resize_at is None or i < resize_at else (320, 240)
+        q = {"brightness": 100 + 3 * z[1], "saturation": 0.0 if grey else 0.3 + 0.01 * z[2],
+             "colourfulness": 0.0 if grey else 20.0, "warmth": warmth,
+             "tint": 0.0 if grey else 0.1, "width": float(w), "height": float(h)}
+        yield Embedding(event_id=f"e{i}", stream_id="cam", model_version="v1", frame_id=f"f{i}",
+                        frame_index=i, vector=(base + 0.1 * rng.normal(size=16)).tolist(),
+                        quality=q)
+
+
+def test_greyscale_camera_constant_signals_do_not_crash_and_stay_quiet():
+    # Saturation, colourfulness, warmth and tint never move on a grey camera:
+    # calibration by simulation has nothing to simulate and used to raise.
+    assert [h for h in fired(frames(1200, seed=5, grey=True)) if h[1] != "embedding.residual"] == []
+
+
+def test_colour_cast_fires_warmth_within_a_few_frames():
+    hits = [i for i, s in fired(frames(1200, seed=6, cast_at=800)) if s == "quality.warmth"]
+    assert hits and 800 <= hits[0] <= 803
+
+
+def test_resolution_change_fires_at_once():
+    hits = [i for i, s in fired(frames(1000, seed=7, resize_at=700)) if s == "quality.resolution"]
+    assert hits == [700]
+
+
+def test_class_ids_survive_a_checkpoint():
+    events = list(predictions(1500, seed=2, mix_at=1000))
+    mon = StreamMonitor("cam", "v1", SETTINGS)
+    for e in events[:900]:
+        mon.observe(e)
+    restored = StreamMonitor.from_state(json.loads(json.dumps(mon.state())))
+    a = [(x.alert_id) for e in events[900:] for x in mon.observe(e)]
+    b = [(x.alert_id) for e in events[900:] for x in restored.observe(e)]
+    assert a == b and a
