@@ -54,7 +54,9 @@ from pathlib import Path
 import numpy as np
 from river import drift as river_drift
 
+# The checkout this script lives in (not whatever driftline is installed), then bench/.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import monitor_cache as mc
 
 from driftline.settings import MonitorSettings

@@ -25,10 +25,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+# Features from the checkout this script lives in, not whatever driftline is installed.
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CACHE = Path.home() / ".cache" / "driftline" / "bench_monitor"
 VERSION = "v3"
