@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 CACHE = Path.home() / ".cache" / "driftline" / "bench_monitor" / "alibi"
+SPLIT = "r2"  # how the reference split is seeded: part of the steady-statistics cache key
 
 
 def _torch():
@@ -45,20 +46,28 @@ def make_detector(kind: str, x_ref: np.ndarray, window: int, ert: float, n_boots
     base = {"mmd": MMDDriftOnlineTorch, "lsdd": LSDDDriftOnlineTorch}[kind]
     x_ref = np.ascontiguousarray(x_ref, np.float32)
     key = hashlib.sha256(x_ref.tobytes()).hexdigest()[:12]
-    path = CACHE / f"{kind}-W{window}-ert{ert:g}-nb{n_bootstraps}-s{seed}-{key}.npy"
+    path = CACHE / f"{kind}-W{window}-ert{ert:g}-nb{n_bootstraps}-s{seed}-{key}.npz"
 
     class Cached(base):  # type: ignore[misc, valid-type]
         boot_seconds = 0.0
 
         def _configure_thresholds(self):
             if path.exists():
-                self.thresholds = [float(t) for t in np.load(path)]
-                return
-            t0 = time.perf_counter()
-            super()._configure_thresholds()
-            Cached.boot_seconds = time.perf_counter() - t0
-            CACHE.mkdir(parents=True, exist_ok=True)
-            np.save(path, np.asarray([float(t) for t in self.thresholds]))
+                with np.load(path) as z:
+                    self.thresholds = [float(t) for t in z["thresholds"]]
+                    if "H_lam_inv" in z.files:  # LSDD's regularised inverse, set by its bootstrap
+                        self.H_lam_inv = torch.from_numpy(z["H_lam_inv"])
+            else:
+                t0 = time.perf_counter()
+                super()._configure_thresholds()
+                Cached.boot_seconds = time.perf_counter() - t0
+                CACHE.mkdir(parents=True, exist_ok=True)
+                extra = {"H_lam_inv": self.H_lam_inv.numpy()} if hasattr(self, "H_lam_inv") else {}
+                tmp = path.with_suffix(".tmp.npz")
+                np.savez(tmp, thresholds=np.asarray([float(t) for t in self.thresholds]), **extra)
+                tmp.replace(path)
+            # The reference split drawn next must not depend on whether the bootstrap ran.
+            torch.manual_seed(seed + 1)
 
     torch.manual_seed(seed)
     det = Cached(x_ref, ert=ert, window_size=window, n_bootstraps=n_bootstraps, device="cpu",

@@ -452,7 +452,8 @@ def alibi_steady(ap, kind: str, W: int, ert: float, nb: int, scene: str, x: np.n
                  xseg: dict[str, np.ndarray], n: int):
     """Detector, steady statistics (clean, per shift) and µs/score; cached (driftline-free)."""
     det = ap.make_detector(kind, x[:REF], W, ert, nb)
-    path = ap.CACHE / f"steady-{scene}-{kind}-W{W}-ert{ert:g}-nb{nb}-n{n}.{mc.VERSION}.npz"
+    path = ap.CACHE / (f"steady-{scene}-{kind}-W{W}-ert{ert:g}-nb{nb}-n{n}-{ap.SPLIT}"
+                       f".{mc.VERSION}.npz")
     if path.exists():
         with np.load(path) as z:
             return det, z["clean"], {s: z[f"seg_{s}"] for s in xseg}, float(z["us"])
