@@ -31,7 +31,7 @@ come from ``FramePipeline.process`` and are cached (``bench/monitor_cache.py``).
 
 Run::
 
-    python bench/bench_monitor.py                  # 3 scenes x 20,000 frames
+    python bench/bench_monitor.py                  # 4 scenes x 20,000 frames
     python bench/bench_monitor.py --no-alibi       # without the bench extra
     python bench/bench_monitor.py --frames 6000    # quicker
 """

@@ -40,7 +40,7 @@ VERSION = "v3"
 SEG = 2000
 ONSET = 3000
 POST = 600
-SCENES = (("vtest", 0), ("coffee", 1), ("chelsea", 2))
+SCENES = (("vtest", 0), ("coffee", 1), ("chelsea", 2), ("china", 3))
 PIXEL_SHIFTS = ("blur", "brightness", "gaussian_noise", "jpeg", "color_cast", "occlusion",
                 "scene_change")
 OUTPUT_SHIFTS = ("class_mix", "confidence_drop")
