@@ -23,11 +23,12 @@ True
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from processors.detectors.packed_array import pack, unpack
 
 
 @dataclass(frozen=True)
@@ -98,19 +99,12 @@ class EmbeddingReference:
         return {
             "dim": self.dim,
             "k": int(self.basis.shape[0]),
-            "mean": _b64(self.mean),
-            "basis": _b64(self.basis),
+            "mean": pack(self.mean),
+            "basis": pack(self.basis),
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> EmbeddingReference:
         dim, k = int(state["dim"]), int(state["k"])
-        return cls(mean=_unb64(state["mean"], (dim,)), basis=_unb64(state["basis"], (k, dim)))
+        return cls(mean=unpack(state["mean"], (dim,)), basis=unpack(state["basis"], (k, dim)))
 
-
-def _b64(a: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
-
-
-def _unb64(text: str, shape: tuple[int, ...]) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype="<f8").reshape(shape).astype(np.float64)

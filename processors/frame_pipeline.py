@@ -21,7 +21,20 @@ from processors.embedder import Embedder
 from processors.image_decode import decode_image
 from processors.image_quality import image_quality
 from processors.top_scores import top_scores
-from schemas.events import Embedding, Frame
+from schemas.events import Embedding, Frame, FrameError
+
+
+def frame_error(frame: Frame, exc: PermanentError) -> FrameError:
+    """The marker the monitor gets for a frame that could not be embedded."""
+    return FrameError(
+        event_id=f"{frame.event_id}:err",
+        stream_id=frame.stream_id,
+        model_version=frame.model_version,
+        ts=frame.ts,
+        frame_id=frame.event_id,
+        frame_index=frame.frame_index,
+        reason=exc.reason,
+    )
 
 
 def _frame_bytes(frame: Frame, max_bytes: int) -> bytes:

@@ -14,6 +14,7 @@ signal                       detector        from
 ``quality.<metric>``         CUSUM           brightness, contrast, sharpness, saturation,
                                              colourfulness, noise, warmth, tint
 ``quality.resolution``       CUSUM           log2 of the decoded frame's pixel count
+``quality.undecodable``      ADWIN           1 per frame the embedder could not use, else 0
 ``output.confidence``        Page-Hinkley    the deployed model's top-class confidence
 ``output.entropy``           Page-Hinkley    entropy of the deployed model's ``scores``
 ``output.class_mix``         chi-squared     the predicted-class mix in a window of 100
@@ -47,7 +48,17 @@ from processors.embedding_reference import EmbeddingReference
 from processors.learners.outlier_scorer import OutlierScorer
 from processors.learners.retrain_head import RetrainHead
 from processors.signal_tracker import Detection, ScalarSignal
-from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
+from schemas.events import (
+    Alert,
+    Embedding,
+    FrameError,
+    Label,
+    Prediction,
+    SignalState,
+    StreamState,
+)
+
+MonitorEvent = Embedding | FrameError | Prediction | Label
 
 STATE_VERSION = 1
 
@@ -78,6 +89,9 @@ _DETECTOR_OF = {
     "output.class_mix": "chi2_mix",
     "output.boxes": "cusum",
     "performance.error": "adwin",
+    # 1 for a frame the embedder could not use, 0 for every embedded frame.
+    # (Last: each signal's calibration seed is its position in this table.)
+    "quality.undecodable": "adwin",
 }
 # Smallest change worth an alert, (relative to the reference mean, absolute), for
 # CUSUM signals. A camera's natural variation over hours (lighting cycles, the
@@ -106,8 +120,14 @@ for _src in EMBEDDING_SOURCES:
     TOLERANCE[f"{_src}.outlier"] = (0.5, 0.0)
 # Not a scalar signal: the retrain head's McNemar test (one alert per episode).
 RETRAIN_SIGNAL = "performance.retrain_gain"
+# Not a signal either: the registry's notice that a stream reports a new model version.
+VERSION_SIGNAL = "model.version"
 # Signals whose thresholds come out of the false-alarm budget (ADWIN's does not).
 _CALIBRATED = [name for name, kind in _DETECTOR_OF.items() if kind != "adwin"]
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
 
 
 def scores_entropy(scores: dict[str, float]) -> float:
@@ -193,7 +213,7 @@ class StreamMonitor:
 
     # -- observing -------------------------------------------------------------------
 
-    def observe(self, event: Embedding | Prediction | Label) -> list[Alert]:
+    def observe(self, event: MonitorEvent) -> list[Alert]:
         """Update every signal the event carries; return the alerts it fired.
 
         Raises
@@ -247,7 +267,7 @@ class StreamMonitor:
                   f"on recent frames would help; deployed accuracy by class: {worst}"),
         )
 
-    def _signal_values(self, event: Embedding | Prediction | Label) -> dict[str, float]:
+    def _signal_values(self, event: MonitorEvent) -> dict[str, float]:
         values: dict[str, float] = {}
         if isinstance(event, Embedding):
             values.update(self._embedding_values("embedding", event.vector, event.frame_id,
@@ -255,9 +275,12 @@ class StreamMonitor:
             for key in QUALITY_SIGNALS:
                 if key in event.quality:
                     values[f"quality.{key}"] = float(event.quality[key])
+            values["quality.undecodable"] = 0.0
             width, height = event.quality.get("width"), event.quality.get("height")
             if width and height and width > 0 and height > 0:
                 values["quality.resolution"] = math.log2(width * height)
+        elif isinstance(event, FrameError):
+            values["quality.undecodable"] = 1.0
         elif isinstance(event, Prediction):
             if event.embedding is not None:
                 key = event.frame_id or event.event_id
@@ -326,7 +349,8 @@ class StreamMonitor:
                 fitted = self.references[source] = EmbeddingReference.fit(
                     np.asarray(buffered), self.settings.pca_components
                 )
-                self.learners[source] = EmbeddingLearners.fit(fitted, np.asarray(buffered))
+                if source == "embedding" or self.settings.edge_learners:
+                    self.learners[source] = EmbeddingLearners.fit(fitted, np.asarray(buffered))
                 buffered.clear()
             return {}
         out = {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
@@ -334,6 +358,42 @@ class StreamMonitor:
         if learners is not None:
             out[f"{source}.outlier"] = learners.observe(key, event_id, reference.project(vector))
         return out
+
+    def version_notice(self, previous: list[str], event: MonitorEvent) -> Alert:
+        """An info alert: this stream now reports a model version it had not before.
+
+        A new version gets a fresh monitor that warms up on its own events (its
+        outputs are not comparable with the old version's reference); without
+        this notice a deployment would look like a quiet stream for a while.
+        """
+        aid = alert_id(self.stream_id, self.model_version, VERSION_SIGNAL, "registry", 0)
+        self.last_alert_ids[VERSION_SIGNAL] = aid
+        frame = getattr(event, "frame_index", None)
+        return Alert(
+            alert_id=aid,
+            stream_id=self.stream_id,
+            model_version=self.model_version,
+            signal=VERSION_SIGNAL,
+            detector="registry",
+            severity="info",
+            message=(
+                f"{self.stream_id} now reports model version {self.model_version!r} "
+                f"(before: {', '.join(map(repr, previous))})"
+                + (f" from frame {frame}" if frame is not None else "")
+                + f"; its monitor warms up on the next {self.settings.reference_size} events "
+                "before it can alert"
+            ),
+            statistic=0.0,
+            threshold=0.0,
+            detected_index=0,
+            change_index=0,
+            detected_event_id=event.event_id,
+            change_event_id=event.event_id,
+            detected_frame_index=frame,
+            change_frame_index=frame,
+            change_ts=event.ts,
+            ert=self.settings.ert,
+        )
 
     # -- reference management ---------------------------------------------------------
 
@@ -460,7 +520,7 @@ class StreamMonitor:
         at = self._event_at(index)
         return at[0] if at else None
 
-    def _alert(self, d: Detection, event: Embedding | Prediction | Label) -> Alert:
+    def _alert(self, d: Detection, event: MonitorEvent) -> Alert:
         aid = alert_id(self.stream_id, self.model_version, d.signal, d.detector, d.detected_index)
         if d.signal in self.signals:
             self.signals[d.signal].last_alert_id = aid
@@ -487,8 +547,11 @@ class StreamMonitor:
             + (f" since frame {change[1]}" if change and change[1] is not None else "")
             + f" (event #{d.change_index}); detected at event #{d.detected_index}"
             + (f" (frame {det_frame})" if det_frame is not None else "")
-            + f" by {d.detector} ({d.statistic:.3g} > {d.threshold:.3g}; stream budget:"
-            f" 1 false alarm per {self.settings.ert:g} events)"
+            + (f" by {d.detector} ({d.statistic:.3g} > {d.threshold:.3g}; stream budget:"
+               f" 1 false alarm per {self.settings.ert:g} events)"
+               if math.isfinite(d.threshold) else
+               f" by {d.detector} (its window split where the two parts' means differ"
+               " significantly)")
         )
         return Alert(
             alert_id=aid,
@@ -499,7 +562,7 @@ class StreamMonitor:
             severity=severity,
             message=message,
             statistic=d.statistic,
-            threshold=d.threshold,
+            threshold=_finite_or_none(d.threshold),
             p_value=d.p_value,
             expected=d.expected,
             observed=d.observed,
@@ -535,8 +598,8 @@ class StreamMonitor:
                 signal=name,
                 status=sig.status,
                 detector=sig.detector_kind,
-                statistic=float(det.statistic) if det is not None else 0.0,
-                threshold=float(det.threshold) if det is not None else 0.0,
+                statistic=_finite_or_none(det.statistic) if det is not None else None,
+                threshold=_finite_or_none(det.threshold) if det is not None else None,
                 expected=sig.ref_mean if np.isfinite(sig.ref_mean) else None,
                 observed=sig.recent_mean(),
                 last_alert_id=sig.last_alert_id,
@@ -642,6 +705,15 @@ class MonitorRegistry:
             state.monitor
         )
 
-    def observe(self, event: Embedding | Prediction | Label) -> tuple[StreamMonitor, list[Alert]]:
-        mon = self.get(event.stream_id, event.model_version)
-        return mon, mon.observe(event)
+    def observe(self, event: MonitorEvent) -> tuple[StreamMonitor, list[Alert]]:
+        key = (event.stream_id, event.model_version)
+        new = key not in self.monitors
+        mon = self.get(*key)
+        alerts = mon.observe(event)
+        if new:
+            # A stream's events all share one partition, so every version of
+            # it this stream has shown is here: say when a new one appears.
+            others = sorted(v for s, v in self.monitors if s == key[0] and v != key[1])
+            if others:
+                alerts.insert(0, mon.version_notice(others, event))
+        return mon, alerts

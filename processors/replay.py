@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 from driftline.errors import InvalidEvent, PermanentError
 from driftline.settings import EmbedderSettings, MonitorSettings
-from processors.frame_pipeline import FramePipeline
+from processors.frame_pipeline import FramePipeline, frame_error
 from processors.monitor import MonitorRegistry
-from schemas.events import Alert, Command, Embedding, Frame, Label, Prediction
+from schemas.events import Alert, Command, Embedding, Frame, FrameError, Label, Prediction
 from schemas.wire import DEFAULT_MAX_BYTES, decode_event
 
 
@@ -85,14 +85,20 @@ def replay_lines(
                     )
                 (result,) = built.process([event])
                 if isinstance(result, PermanentError):
-                    raise result
+                    # As in the worker: the frame is rejected, and its stream's
+                    # monitor counts it (quality.undecodable).
+                    yield Rejected(index, result.reason, str(result))
+                    _, alerts = registry.observe(frame_error(event, result))
+                    for alert in alerts:
+                        yield Fired(index, alert)
+                    continue
                 event = result
             if isinstance(event, Command):
                 from processors.reference import apply_command
 
                 apply_command(registry, event)
                 continue
-            if not isinstance(event, Embedding | Prediction | Label):
+            if not isinstance(event, Embedding | FrameError | Prediction | Label):
                 raise InvalidEvent(
                     f"{type(event).__name__} is not an input event", reason="unknown_kind"
                 )

@@ -42,7 +42,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from driftline.errors import InvalidEvent, PermanentError
 from driftline.settings import Settings
-from processors.frame_pipeline import FramePipeline
+from processors.frame_pipeline import FramePipeline, frame_error
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.reference import apply_command
@@ -51,6 +51,7 @@ from schemas.events import (
     DeadLetter,
     Embedding,
     Frame,
+    FrameError,
     Label,
     Prediction,
     StreamState,
@@ -165,7 +166,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     if pipeline is not None:
         holder["p"] = pipeline
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
-                "commands": 0}
+                "commands": 0, "monitor_errors": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
@@ -219,6 +220,10 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             for ev, frame, res in zip(owners, frames, results, strict=True):
                 if isinstance(res, PermanentError):
                     pending.append(await dead_letter(ev, res, "embedder"))
+                    # The stream's monitor counts unusable frames (quality.undecodable):
+                    # in order with its embeddings, so on the same topic and key.
+                    pending.append(await embeddings_out.send(
+                        key=frame.stream_id.encode(), value=encode(frame_error(frame, res))))
                     continue
                 pending.append(
                     await embeddings_out.send(key=frame.stream_id.encode(), value=encode(res))
@@ -257,7 +262,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                                      mon.stream_id, mon.model_version, names)
                         counters["commands"] += 1
                         continue
-                    if not isinstance(event, Embedding | Prediction | Label):
+                    if not isinstance(event, Embedding | FrameError | Prediction | Label):
                         raise InvalidEvent(
                             f"{type(event).__name__} events do not belong on {ev.message.topic}",
                             reason="unknown_kind",
@@ -265,6 +270,18 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     mon, alerts = registry.observe(event)
                 except PermanentError as exc:
                     pending.append(await dead_letter(ev, exc, "monitor"))
+                    continue
+                except Exception as exc:
+                    # A bug that one event triggers must not stall the partition:
+                    # faust would restart the agent, re-read the same unacked batch
+                    # and crash again, forever, for every camera on it. The event
+                    # goes to the dead-letter topic with its bytes (replay it once
+                    # fixed) and the stream goes on; the log has the traceback.
+                    log.exception("monitor failed on %s/%s@%s", ev.message.topic,
+                                  ev.message.partition, ev.message.offset)
+                    counters["monitor_errors"] += 1
+                    err = PermanentError(f"{type(exc).__name__}: {exc}", reason="monitor_error")
+                    pending.append(await dead_letter(ev, err, "monitor"))
                     continue
                 counters["events"] += 1
                 touched[(mon.stream_id, mon.model_version)] = mon

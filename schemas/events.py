@@ -200,6 +200,21 @@ class Embedding(_Event):
         return v
 
 
+class FrameError(_Event):
+    """A frame the embedder could not use (undecodable, unreadable URI, oversize).
+
+    The frame itself goes to the dead-letter topic with its bytes; this small
+    marker goes on the embeddings topic, keyed by stream like the embeddings,
+    so the stream's monitor sees the failure in order with the good frames
+    and can watch the ``quality.undecodable`` rate.
+    """
+
+    kind: Literal["frame_error"] = "frame_error"
+    frame_id: Name
+    frame_index: int | None = Field(default=None, ge=0)
+    reason: str
+
+
 class Alert(BaseModel):
     """A detected change, with enough context to act on it.
 
@@ -220,7 +235,10 @@ class Alert(BaseModel):
     severity: Literal["info", "warning", "critical"] = "warning"
     message: str
     statistic: float
-    threshold: float
+    # None for detectors without a threshold in the statistic's units (ADWIN
+    # cuts its window where two halves differ beyond a bound that depends on
+    # their sizes): JSON has no NaN, and a null is honest.
+    threshold: float | None = None
     expected: float | None = None
     observed: float | None = None
     p_value: float | None = None
@@ -246,8 +264,8 @@ class SignalState(BaseModel):
     signal: Name
     status: Literal["warming_up", "ok", "drift"]
     detector: str
-    statistic: float
-    threshold: float
+    statistic: float | None = None
+    threshold: float | None = None
     expected: float | None = None
     observed: float | None = None
     last_alert_id: str | None = None

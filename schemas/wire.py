@@ -31,6 +31,7 @@ from schemas.events import (
     DeadLetter,
     Embedding,
     Frame,
+    FrameError,
     Label,
     Prediction,
     StreamState,
@@ -47,6 +48,7 @@ KINDS: dict[str, type[BaseModel]] = {
     "state": StreamState,
     "dead_letter": DeadLetter,
     "command": Command,
+    "frame_error": FrameError,
 }
 
 M = TypeVar("M", bound=BaseModel)

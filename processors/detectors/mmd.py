@@ -52,7 +52,6 @@ latter; see ``WindowedMMD``.
 
 from __future__ import annotations
 
-import base64
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -64,6 +63,7 @@ from scipy.spatial.distance import pdist
 from processors import calibration
 from processors.detectors.base import Detector, StateVersionError
 from processors.detectors.jsonfloat import dump_float, load_float
+from processors.detectors.packed_array import pack, unpack
 
 # Rounding of the running sum (one add and one subtract per update) is
 # bounded by recomputing it from the window this often.
@@ -71,16 +71,6 @@ _RESUM_EVERY = 1024
 _MIN_SCALE = 1e-9
 
 
-def _pack(a: np.ndarray) -> str:
-    """float64 array -> base64 (exact, ~3x smaller than a JSON list of floats)."""
-    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
-
-
-def _unpack(s: str, shape: tuple[int, ...]) -> np.ndarray:
-    a = np.frombuffer(base64.b64decode(s, validate=True), dtype="<f8")
-    if a.size != math.prod(shape):
-        raise StateVersionError(f"packed array holds {a.size} values, expected shape {shape}")
-    return a.reshape(shape).astype(np.float64)
 
 
 class WindowedMMD(Detector):
@@ -250,20 +240,20 @@ class WindowedMMD(Detector):
         return {
             "k": self.k,
             "features": self.n_features,
-            "center": _pack(self.center),
-            "scale": _pack(self.scale),
-            "omega": _pack(self.omega),
-            "phase": _pack(self.phase),
-            "mu_ref": _pack(self.mu_ref),
+            "center": pack(self.center),
+            "scale": pack(self.scale),
+            "omega": pack(self.omega),
+            "phase": pack(self.phase),
+            "mu_ref": pack(self.mu_ref),
             "window": self.window,
             "threshold": self._threshold,
             "track": self.track,
             "calibration": self.calibration,
             # Standardised window (W x k, not W x D): features are recomputed on
             # restore by the same code path, so they come back bit-for-bit.
-            "zs": _pack(zs),
+            "zs": pack(zs),
             "n_window": int(zs.shape[0]),
-            "sum": _pack(self._sum),
+            "sum": pack(self._sum),
             "pushes": self._pushes,
             "stat": dump_float(self._stat),
         }
@@ -272,11 +262,11 @@ class WindowedMMD(Detector):
     def _blank(cls, state: dict[str, Any]) -> Self:
         k, d = int(state["k"]), int(state["features"])
         return cls(
-            _unpack(state["center"], (k,)),
-            _unpack(state["scale"], (k,)),
-            _unpack(state["omega"], (k, d)),
-            _unpack(state["phase"], (d,)),
-            _unpack(state["mu_ref"], (d,)),
+            unpack(state["center"], (k,)),
+            unpack(state["scale"], (k,)),
+            unpack(state["omega"], (k, d)),
+            unpack(state["phase"], (d,)),
+            unpack(state["mu_ref"], (d,)),
             int(state["window"]),
             float(state["threshold"]),
             track=float(state["track"]),
@@ -287,10 +277,10 @@ class WindowedMMD(Detector):
         n = int(state["n_window"])
         if n > self.window:
             raise StateVersionError(f"window state holds {n} rows, window is {self.window}")
-        zs = _unpack(state["zs"], (n, self.k))
+        zs = unpack(state["zs"], (n, self.k))
         self._zs = deque((row.copy() for row in zs), maxlen=self.window)
         self._phis = deque((self.features(z) for z in self._zs), maxlen=self.window)
-        self._sum = _unpack(state["sum"], (self.n_features,))
+        self._sum = unpack(state["sum"], (self.n_features,))
         self._pushes = int(state["pushes"])
         self._stat = load_float(state["stat"])
 

@@ -19,29 +19,19 @@ false-alarm budget (``split_budget``).
 
 from __future__ import annotations
 
-import base64
 import math
 from typing import Any, Self
 
 import numpy as np
 
 from processors.calibration import split_budget
-from processors.detectors.base import Detector, StateVersionError
+from processors.detectors.base import Detector
 from processors.detectors.cusum import Cusum
+from processors.detectors.packed_array import pack, unpack
 
 _EPS = 1e-12
 
 
-def _pack(a: np.ndarray) -> str:
-    """float64 array -> base64 (exact and ~3x smaller than a JSON list of floats)."""
-    return base64.b64encode(np.ascontiguousarray(a, dtype="<f8").tobytes()).decode("ascii")
-
-
-def _unpack(s: str, shape: tuple[int, ...]) -> np.ndarray:
-    a = np.frombuffer(base64.b64decode(s, validate=True), dtype="<f8")
-    if a.size != math.prod(shape):
-        raise StateVersionError(f"packed array holds {a.size} values, expected shape {shape}")
-    return a.reshape(shape).astype(float)
 
 
 class PCAReference:
@@ -128,9 +118,9 @@ class PCAReference:
             "dim": self.dim,
             "k": self.k,
             "normalize": self.normalize,
-            "mean": _pack(self.mean),
-            "basis": _pack(self.basis),
-            "variance": _pack(self.variance),
+            "mean": pack(self.mean),
+            "basis": pack(self.basis),
+            "variance": pack(self.variance),
         }
 
     @classmethod
@@ -138,9 +128,9 @@ class PCAReference:
         """Inverse of ``state``."""
         d, k = int(state["dim"]), int(state["k"])
         return cls(
-            _unpack(state["mean"], (d,)),
-            _unpack(state["basis"], (k, d)),
-            _unpack(state["variance"], (k,)),
+            unpack(state["mean"], (d,)),
+            unpack(state["basis"], (k, d)),
+            unpack(state["variance"], (k,)),
             normalize=bool(state["normalize"]),
         )
 

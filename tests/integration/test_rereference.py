@@ -119,7 +119,7 @@ def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
         st = states.wait_for(worker, log, lambda s: s.signals[SIGNAL].status == "warming_up")
         assert st.events_seen == n
         assert st.signals[SIGNAL].expected is None
-        assert st.signals["output.confidence"].threshold == 0.0
+        assert st.signals["output.confidence"].threshold is None
 
         (letter,) = [decode_as(DeadLetter, r.value)
                      for r in read_topic(topics.dead_letter, 1, timeout_s=20)]

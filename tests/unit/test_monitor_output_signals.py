@@ -113,3 +113,89 @@ def test_class_ids_survive_a_checkpoint():
     a = [(x.alert_id) for e in events[900:] for x in mon.observe(e)]
     b = [(x.alert_id) for e in events[900:] for x in restored.observe(e)]
     assert a == b and a
+
+
+def test_a_camera_that_starts_sending_broken_frames_fires_undecodable():
+    from schemas.events import FrameError
+
+    rng = np.random.default_rng(8)
+    events = []
+    for i, e in enumerate(frames(1400, seed=8)):
+        broken = i >= 1000 and rng.random() < 0.5
+        events.append(FrameError(event_id=f"x{i}", stream_id="cam", model_version="v1",
+                                 frame_id=f"f{i}", frame_index=i, reason="undecodable_image")
+                      if broken else e)
+    hits = [i for i, s in fired(events[:1000]) if s == "quality.undecodable"]
+    assert hits == []
+    hits = [i for i, s in fired(events) if s == "quality.undecodable"]
+    assert hits and 1000 <= hits[0] <= 1100
+
+
+def test_a_new_model_version_is_announced_once():
+    from processors.monitor import MonitorRegistry
+
+    reg = MonitorRegistry(SETTINGS)
+    events = list(predictions(300, seed=9))
+    out = [a for e in events[:200] for a in reg.observe(e)[1]]
+    newer = [e.model_copy(update={"model_version": "v2", "event_id": e.event_id + "b"})
+             for e in events[200:]]
+    out += [a for e in newer for a in reg.observe(e)[1]]
+    notices = [a for a in out if a.signal == "model.version"]
+    assert len(notices) == 1 and notices[0].severity == "info"
+    assert notices[0].model_version == "v2" and "'v1'" in notices[0].message
+    assert notices[0].change_frame_index == 200
+
+
+def test_adwin_signals_survive_the_wire_in_snapshots_and_alerts():
+    # ADWIN has no threshold in its statistic's units (NaN): JSON has no NaN,
+    # so snapshots and alerts of ADWIN signals used to fail validation.
+    from schemas.events import Alert, Label, StreamState
+    from schemas.wire import decode_as, encode
+
+    mon = StreamMonitor("cam", "v1", SETTINGS)
+    rng = np.random.default_rng(10)
+    alerts = []
+    for i, p in enumerate(predictions(1600, seed=10)):
+        alerts += mon.observe(p)
+        wrong = rng.random() < (0.05 if i < 1000 else 0.6)
+        alerts += mon.observe(Label(event_id=f"l{i}", stream_id="cam", model_version="v1",
+                                    target_event_id=p.event_id,
+                                    true_class="zebra" if wrong else p.top_class))
+    errors = [a for a in alerts if a.signal == "performance.error"]
+    assert errors and errors[0].threshold is None
+    assert decode_as(Alert, encode(errors[0])) == errors[0]
+    snap = mon.snapshot()
+    assert snap.signals["performance.error"].threshold is None
+    assert decode_as(StreamState, encode(snap)).signals == snap.signals
+
+
+def test_retrain_gain_alerts_once_when_a_head_on_the_labels_beats_the_deployed_model():
+    # Two kinds of scene in the embeddings; after frame 600 the deployed model
+    # calls the second kind "car" although labels say "bus". A head trained on
+    # the labels learns the difference: one retrain alert, with its evidence.
+    from schemas.events import Label
+
+    rng = np.random.default_rng(11)
+    centre = {"car": rng.normal(size=16) + 3.0, "bus": rng.normal(size=16) + 3.0}
+    mon = StreamMonitor("cam", "v1", SETTINGS)
+    alerts = []
+    for i in range(1600):
+        truth = "bus" if (i // 40) % 2 else "car"
+        said = "car" if i >= 600 else truth
+        vec = centre[truth] + 0.3 * rng.normal(size=16)
+        alerts += mon.observe(Embedding(event_id=f"e{i}", stream_id="cam", model_version="v1",
+                                        frame_id=f"f{i}", frame_index=i, vector=vec.tolist()))
+        alerts += mon.observe(Prediction(event_id=f"p{i}", stream_id="cam", model_version="v1",
+                                         frame_id=f"f{i}", frame_index=i, top_class=said,
+                                         confidence=0.9))
+        alerts += mon.observe(Label(event_id=f"l{i}", stream_id="cam", model_version="v1",
+                                    target_event_id=f"p{i}", true_class=truth))
+    gains = [a for a in alerts if a.signal == "performance.retrain_gain"]
+    assert len(gains) == 1, [a.message for a in gains]
+    g = gains[0]
+    assert g.p_value is not None and g.p_value < 0.01
+    assert g.observed > g.expected  # head accuracy > deployed accuracy
+    assert 3 * 600 <= g.detected_index <= 3 * 900  # three events a frame
+    assert "bus" in g.message and "retraining" in g.message
+    snap = mon.snapshot().signals["performance.retrain_gain"]
+    assert snap.status == "drift" and snap.last_alert_id == g.alert_id

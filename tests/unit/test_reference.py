@@ -64,7 +64,7 @@ def test_rereference_warms_the_signal_up_again_and_recalibrates(warm, events):
     assert m.signals["quality.brightness"].status == "ok"
     assert m.rereference(["quality.brightness"]) == ["quality.brightness"]
     snap = m.snapshot().signals["quality.brightness"]
-    assert snap.status == "warming_up" and snap.expected is None and snap.threshold == 0.0
+    assert snap.status == "warming_up" and snap.expected is None and snap.threshold is None
     assert m.signals["quality.contrast"].status == "ok"  # the others are untouched
     run(m, events[REF : REF + SETTINGS.reference_size - 1])
     assert m.signals["quality.brightness"].status == "warming_up"
