@@ -15,6 +15,7 @@ signal                       detector        from
                                              colourfulness, noise, warmth, tint
 ``quality.resolution``       CUSUM           log2 of the decoded frame's pixel count
 ``quality.undecodable``      ADWIN           1 per frame the embedder could not use, else 0
+``quality.compression``      CUSUM           ln of the encoded frame's size (KiB)
 ``output.confidence``        CUSUM           the deployed model's top-class confidence
 ``output.entropy``           CUSUM           entropy of the deployed model's ``scores``
 ``output.class_mix``         chi-squared     the predicted-class mix in a window of 100
@@ -95,8 +96,11 @@ _DETECTOR_OF = {
     "output.boxes": "cusum",
     "performance.error": "adwin",
     # 1 for a frame the embedder could not use, 0 for every embedded frame.
-    # (Last: each signal's calibration seed is its position in this table.)
+    # (New signals go last: each signal's calibration seed is its position here.)
     "quality.undecodable": "adwin",
+    # ln of the encoded frame's size: a camera's bitrate or JPEG quality cut
+    # (q10 halves the bytes of the same scene) before the pixels look "wrong".
+    "quality.compression": "cusum",
 }
 # Smallest change worth an alert, (relative to the reference mean, absolute), for
 # CUSUM signals. A camera's natural variation over hours (lighting cycles, the
@@ -117,6 +121,8 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "quality.tint": (0.0, 0.12),
     # log2(pixels): any resolution change (x0.5 per side = -2) clears it many times.
     "quality.resolution": (0.0, 0.1),
+    # ln(KiB): ±30% around the tracking baseline is the scene's own detail changing.
+    "quality.compression": (0.0, 0.3),
     "output.confidence": (0.0, 0.15),
     "output.entropy": (0.0, 0.4),
     "output.boxes": (0.25, 1.0),
@@ -293,6 +299,9 @@ class StreamMonitor:
             width, height = event.quality.get("width"), event.quality.get("height")
             if width and height and width > 0 and height > 0:
                 values["quality.resolution"] = math.log2(width * height)
+            kib = event.quality.get("encoded_kb")
+            if kib is not None and kib > 0:
+                values["quality.compression"] = math.log(kib)
         elif isinstance(event, FrameError):
             values["quality.undecodable"] = 1.0
         elif isinstance(event, Prediction):

@@ -199,3 +199,12 @@ def test_retrain_gain_alerts_once_when_a_head_on_the_labels_beats_the_deployed_m
     assert "bus" in g.message and "retraining" in g.message
     snap = mon.snapshot().signals["performance.retrain_gain"]
     assert snap.status == "drift" and snap.last_alert_id == g.alert_id
+
+
+def test_a_bitrate_cut_fires_compression():
+    events = []
+    for i, e in enumerate(frames(1200, seed=12)):
+        kib = 18.0 * (1 + 0.02 * np.sin(i / 50)) * (0.4 if i >= 900 else 1.0)
+        events.append(e.model_copy(update={"quality": {**e.quality, "encoded_kb": kib}}))
+    hits = [i for i, s in fired(events) if s == "quality.compression"]
+    assert hits and 900 <= hits[0] <= 905
