@@ -11,15 +11,16 @@ reference_size``) frames of ``SimulatedCamera("coffee", seed=1)``,
   production (the window empties).
 - Delay: the same camera with a shift injected at frame 3000 (blur, colour
   cast, brightness, occlusion, scene change); frames from the onset to the
-  first alarm at or after it, ``miss`` when nothing fires within ``--post``
-  frames. Alarms before the onset are counted as ``pre``.
+  first alarm at or after it, ``miss`` when nothing fires within the 600
+  shifted frames. Alarms before the onset are counted as ``pre``.
 - Rows: ``k`` PCA components (8 = the monitor's ``pca_components``), per
   component scale (``standardise``) and the tracking reference's half-life.
   Times are CPU seconds (2 cores shared with other jobs: wall time is higher).
 - Control: AR(1) rho=0.9 streams in 8 dims (reference 1,000), 50,000 clean
   updates: realized false alarms per 10k vs ``10,000 / ert``.
 
-Embeddings are cached in ``/tmp/mmd_feats_*.npz`` (first run: ~2 minutes).
+Embeddings come from ``bench/monitor_cache.py`` (shared with ``bench_monitor.py``;
+built on first use).
 
 Run::
 
@@ -30,54 +31,29 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
+from bench import monitor_cache as mc
 from processors.calibration import ar1_stream
 from processors.detectors import WindowedMMD
 from processors.embedding_reference import EmbeddingReference
 
 REF = 200
 SCENE, SEED = "coffee", 1
-ONSET = 3000
+ONSET = mc.ONSET
 SHIFTS = ("blur", "color_cast", "brightness", "occlusion", "scene_change")
 
 
-def features(shift: str | None, start: int, n: int, threads: int = 1) -> np.ndarray:
-    """EfficientNet-Lite0 embeddings of frames ``start .. start+n`` (cached in /tmp)."""
-    path = Path(f"/tmp/mmd_feats_{SCENE}-s{SEED}-{shift or 'clean'}-{start}-{n}.npz")
-    if path.exists():
-        with np.load(path) as z:
-            return z["embeddings"]
-    from processors.embedder import Embedder
-    from processors.frame_pipeline import FramePipeline
-    from producers.drift_injection import DriftSpec
-    from producers.simulated_camera import SimulatedCamera
-    from producers.sources import encode_jpeg
-    from schemas.events import Embedding, Frame
+def features(shift: str | None, n: int) -> np.ndarray:
+    """EfficientNet-Lite0 embeddings from ``bench/monitor_cache.py`` (the worker's own path).
 
-    spec = DriftSpec(shift, onset=ONSET) if shift else None
-    cam = SimulatedCamera(SCENE, seed=SEED, size=(320, 240), drift=spec)
-    cam.skip(start)
-    pipeline = FramePipeline(Embedder.load(threads=threads))
-    rows: list[list[float]] = []
-    t0 = time.perf_counter()
-    for lo in range(0, n, 16):
-        frames = [Frame(event_id=f"f{f.index}", stream_id="cam", model_version="v1",
-                        image=encode_jpeg(f.rgb, quality=85), content_type="image/jpeg",
-                        frame_index=f.index)
-                  for f in cam.frames(min(16, n - lo))]
-        for res in pipeline.process(frames):
-            if not isinstance(res, Embedding):
-                raise res
-            rows.append(res.vector)
-        if lo % 1000 == 0:
-            print(f"  {shift or 'clean'}: {lo}/{n} frames "
-                  f"({(lo + 16) / (time.perf_counter() - t0):.0f}/s)", flush=True)
-    emb = np.asarray(rows, np.float32)
-    np.savez_compressed(path, embeddings=emb)
-    return emb
+    Clean: frames ``0 .. n``; shifted: the ``POST`` frames from ``ONSET`` of the
+    same camera with ``shift`` injected there (built and cached on first use).
+    """
+    if shift is None:
+        return mc.clean(SCENE, SEED, n)["embeddings"]
+    return mc.shifted(SCENE, SEED, shift)["embeddings"]
 
 
 def alarms(det: WindowedMMD, x: np.ndarray) -> tuple[list[int], float]:
@@ -106,14 +82,13 @@ def ar_control(ert: float, n: int = 50_000, seeds: int = 2) -> tuple[float, floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--frames", type=int, default=6000)
-    ap.add_argument("--post", type=int, default=1000)
+    ap.add_argument("--frames", type=int, default=20_000)
     ap.add_argument("--ert", type=float, default=100_000)
     ap.add_argument("--window", type=int, default=50)
     ap.add_argument("--features", type=int, default=128)
     args = ap.parse_args()
-    clean = features(None, 0, args.frames)
-    shifted = {s: np.concatenate([clean[:ONSET], features(s, ONSET, args.post)]) for s in SHIFTS}
+    clean = features(None, args.frames)
+    shifted = {s: np.concatenate([clean[:ONSET], features(s, args.frames)]) for s in SHIFTS}
 
     print(f"WindowedMMD, ert={args.ert:g}, reference {REF} frames of {SCENE!r}; "
           f"{args.frames - REF} clean frames monitored")
