@@ -213,6 +213,9 @@ class StreamMonitor:
         self.last_alert_ids: dict[str, str] = {}
         # prediction event id -> (learner source, join key) of its frame, for the retrain head.
         self._pred_frames: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        # Set by a label that makes the retrain head's advice new; turned into
+        # an alert (and cleared) by the same ``observe`` call.
+        self._advice: RetrainAdvice | None = None
         ert_each = self.settings.ert * len(_CALIBRATED)
         halflife = self.settings.baseline_halflife
         track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
@@ -255,8 +258,6 @@ class StreamMonitor:
         self._recent_events.append((event.event_id, frame_index, event.ts.isoformat()))
         alerts = []
         for name, value in values.items():
-            if name == RETRAIN_SIGNAL:
-                continue
             detection = self.signals[name].update(value, index)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
@@ -265,8 +266,6 @@ class StreamMonitor:
             self._advice = None
             alerts.append(self._alert(self._retrain_detection(advice, index), event))
         return alerts
-
-    _advice: RetrainAdvice | None = None
 
     def _retrain_detection(self, a: RetrainAdvice, index: int) -> Detection:
         worst = ", ".join(f"{c} {acc:.0%} of {n}" for c, (acc, n) in a.worst_classes.items())
