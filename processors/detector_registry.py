@@ -13,7 +13,7 @@ import numpy as np
 from processors import calibration
 from processors.detectors import Adwin, Cusum, Ddm, PageHinkley, WindowedMMD
 from processors.detectors.base import Detector
-from processors.detectors.cusum import cusum_paths
+from processors.detectors.cusum import Side, cusum_paths
 from processors.detectors.windowed import PSI, ChiSquaredMix, WindowedKS, window_paths
 
 _CLASSES: dict[str, type[Detector]] = {
@@ -103,7 +103,8 @@ def _constant_detector(
     info = {"method": "tolerance_only", "reason": why, "value": mean, "tolerance": tol}
     if kind == "page_hinkley":
         return PageHinkley(min_instances=1, delta=tol, threshold=H_MIN * tol, calibration=info)
-    return Cusum(mean=mean, scale=tol, k=1.0, h=H_MIN, track=track, calibration=info)
+    side: Side = "up" if kind == "cusum_up" else "both"
+    return Cusum(mean=mean, scale=tol, k=1.0, h=H_MIN, side=side, track=track, calibration=info)
 
 
 def make_detector(
@@ -139,12 +140,12 @@ def make_detector(
     and ignores ``reference``.
     """
     reference = np.asarray(reference, dtype=float)
-    if kind in ("cusum", "page_hinkley") and is_constant(reference):
+    if kind in ("cusum", "cusum_up", "page_hinkley") and is_constant(reference):
         return _constant_detector(kind, reference, tolerance, track, "constant reference")
     try:
         return _calibrated(kind, reference, ert=ert, seed=seed, tolerance=tolerance, track=track)
     except ValueError as exc:
-        if kind not in ("cusum", "page_hinkley"):
+        if kind not in ("cusum", "cusum_up", "page_hinkley"):
             raise
         # A reference whose surrogates never reach any threshold (a few
         # discrete values: boxes per frame, counts) has no finite threshold for
@@ -162,8 +163,12 @@ def _calibrated(
     tolerance: float | None,
     track: float,
 ) -> Detector:
-    if kind == "cusum":
-        det = Cusum.calibrated(reference, ert=ert, k=1.0, seed=seed)
+    if kind in ("cusum", "cusum_up"):
+        # "cusum_up": one-sided, for scores that only rise under drift (an
+        # outlier score, a share of new classes): a fall back to normal after
+        # a change is not a second change.
+        side: Side = "up" if kind == "cusum_up" else "both"
+        det = Cusum.calibrated(reference, ert=ert, k=1.0, seed=seed, side=side)
         det.track = float(track)
         if tolerance is None or tolerance <= det.scale:
             return det
@@ -175,7 +180,7 @@ def _calibrated(
             fit = calibration.calibrate_threshold(
                 reference,
                 ert,
-                lambda streams: cusum_paths((streams - mean) / scale, 1.0),
+                lambda streams: cusum_paths((streams - mean) / scale, 1.0, side),
                 seed=seed,
             )
             h = max(H_MIN, fit.threshold)
@@ -187,7 +192,8 @@ def _calibrated(
             # run lengths on data like the reference).
             h = max(H_MIN, det.h * det.scale / scale)
             info["fit_tolerance"] = {"method": "rescaled", "reason": str(exc)}
-        return Cusum(mean=mean, scale=scale, k=1.0, h=h, track=track, calibration=info)
+        return Cusum(mean=mean, scale=scale, k=1.0, h=h, side=side, track=track,
+                     calibration=info)
     if kind == "page_hinkley":
         # Page-Hinkley ignores deviations below ``delta``: the tolerance,
         # so changes smaller than the scene's own variation do not accumulate.
@@ -208,8 +214,8 @@ def _calibrated(
         # ``reference`` is (n, k): the reference embeddings' PCA projections.
         return WindowedMMD.calibrated(np.asarray(reference), ert, seed=seed, track=track)
     raise ValueError(
-        f"unknown detector kind {kind!r}; known: cusum, page_hinkley, chi2_mix, adwin, ddm, "
-        "windowed_mmd"
+        f"unknown detector kind {kind!r}; known: cusum, cusum_up, page_hinkley, chi2_mix, "
+        "adwin, ddm, windowed_mmd"
     )
 
 

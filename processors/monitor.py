@@ -19,6 +19,7 @@ signal                       detector        from
 ``output.confidence``        CUSUM           the deployed model's top-class confidence
 ``output.entropy``           CUSUM           entropy of the deployed model's ``scores``
 ``output.class_mix``         chi-squared     the predicted-class mix in a window of 100
+``output.new_classes``       CUSUM           share of recent predictions of just-seen classes
 ``output.boxes``             CUSUM           boxes per frame (detection models)
 ``performance.error``        ADWIN           1 if a label disagrees with the prediction
 ===========================  ==============  ==========================================
@@ -40,6 +41,7 @@ import numpy as np
 
 from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
+from processors.class_novelty import ClassNovelty
 from processors.embedding_learners import (
     JOIN_WINDOW,
     EmbeddingLearners,
@@ -82,7 +84,7 @@ OTHER_CLASS = -1
 _DETECTOR_OF = {
     **{f"{src}.{s}": "cusum" for src in EMBEDDING_SOURCES for s in EMBEDDING_SIGNALS},
     # The river outlier scorer's clipped score (processors.embedding_learners).
-    **{f"{src}.outlier": "cusum" for src in EMBEDDING_SOURCES},
+    **{f"{src}.outlier": "cusum_up" for src in EMBEDDING_SOURCES},
     **{f"quality.{s}": "cusum" for s in QUALITY_SIGNALS},
     "quality.resolution": "cusum",
     # Page-Hinkley (river) compares with the mean since its reset; a camera's
@@ -101,6 +103,10 @@ _DETECTOR_OF = {
     # ln of the encoded frame's size: a camera's bitrate or JPEG quality cut
     # (q10 halves the bytes of the same scene) before the pixels look "wrong".
     "quality.compression": "cusum",
+    # Share of recent predictions naming classes the stream only just started
+    # seeing (processors.class_novelty): class-mix changes on streams whose mix
+    # flickers too much for the chi-squared test.
+    "output.new_classes": "cusum_up",
 }
 # Smallest change worth an alert, (relative to the reference mean, absolute), for
 # CUSUM signals. A camera's natural variation over hours (lighting cycles, the
@@ -123,6 +129,8 @@ TOLERANCE: dict[str, tuple[float, float]] = {
     "quality.resolution": (0.0, 0.1),
     # ln(KiB): ±30% around the tracking baseline is the scene's own detail changing.
     "quality.compression": (0.0, 0.3),
+    # Clean cameras never exceeded 0.05; half the frames of unseen classes: 0.26 in 50.
+    "output.new_classes": (0.0, 0.15),
     "output.confidence": (0.0, 0.15),
     "output.entropy": (0.0, 0.4),
     "output.boxes": (0.25, 1.0),
@@ -209,6 +217,7 @@ class StreamMonitor:
         self._recent_events: deque[tuple[str, int | None, str]] = deque(maxlen=EVENT_ID_HISTORY)
         self._predictions: OrderedDict[str, str] = OrderedDict()
         self._class_ids: dict[str, int] = {}
+        self._novelty = ClassNovelty(max_classes=MAX_CLASS_IDS)
         self.learners: dict[str, EmbeddingLearners] = {}
         self.last_alert_ids: dict[str, str] = {}
         # prediction event id -> (learner source, join key) of its frame, for the retrain head.
@@ -311,6 +320,9 @@ class StreamMonitor:
             if event.scores:
                 values["output.entropy"] = scores_entropy(event.scores)
             values["output.class_mix"] = float(self._class_id(event.top_class))
+            novelty = self._novelty.update(event.top_class)
+            if novelty is not None:
+                values["output.new_classes"] = novelty
             if event.boxes is not None:
                 values["output.boxes"] = float(len(event.boxes))
             self._predictions[event.event_id] = event.top_class
@@ -665,6 +677,7 @@ class StreamMonitor:
             "recent_events": [list(e) for e in self._recent_events],
             "predictions": list(self._predictions.items()),
             "class_ids": dict(self._class_ids),
+            "novelty": self._novelty.state(),
             "learners": {src: ln.state() for src, ln in self.learners.items()},
             "pred_frames": [[k, list(v)] for k, v in self._pred_frames.items()],
             "last_alert_ids": dict(self.last_alert_ids),
@@ -684,6 +697,8 @@ class StreamMonitor:
         m._recent_events.extend(tuple(e) for e in state["recent_events"])
         m._predictions = OrderedDict((k, v) for k, v in state["predictions"])
         m._class_ids = {str(k): int(v) for k, v in state.get("class_ids", {}).items()}
+        if "novelty" in state:
+            m._novelty = ClassNovelty.from_state(state["novelty"])
         m.learners = {
             src: EmbeddingLearners.from_state(ln) for src, ln in state.get("learners", {}).items()
         }

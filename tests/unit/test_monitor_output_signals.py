@@ -208,3 +208,24 @@ def test_a_bitrate_cut_fires_compression():
         events.append(e.model_copy(update={"quality": {**e.quality, "encoded_kb": kib}}))
     hits = [i for i, s in fired(events) if s == "quality.compression"]
     assert hits and 900 <= hits[0] <= 905
+
+
+def test_classes_never_seen_before_fire_new_classes_and_a_flickering_mix_does_not():
+    # A classifier whose top-1 flickers among 40 classes (a street scene):
+    # the mix test has to be blunt there, the novelty share does not.
+    rng = np.random.default_rng(13)
+    names = [f"c{j}" for j in range(40)]
+    p = rng.dirichlet(np.ones(40) * 0.3)
+    events = []
+    for i in range(2500):
+        top = str(rng.choice(names, p=p))
+        if i >= 2000 and rng.random() < 0.5:
+            top = f"new{rng.integers(3)}"
+        events.append(Prediction(event_id=f"p{i}", stream_id="cam", model_version="v1",
+                                 frame_index=i, top_class=top, confidence=0.5))
+    clean = [h for h in fired(events[:2000]) if h[1] == "output.new_classes"]
+    assert clean == []
+    hits = [i for i, s in fired(events) if s == "output.new_classes"]
+    # Pinned: 61 predictions in; once the new classes are no longer new the
+    # share falls back, which the one-sided CUSUM does not call a change.
+    assert hits == [2061]

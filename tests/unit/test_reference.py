@@ -129,7 +129,7 @@ def test_bundle_export_load_fires_where_the_warmed_up_monitor_fires(events, tmp_
     assert set(exported.warming_up) == {
         "edge.distance", "edge.residual", "edge.outlier", "output.confidence",
         "output.entropy", "output.class_mix", "output.boxes", "quality.resolution",
-        "quality.compression",
+        "quality.compression", "output.new_classes",
         "performance.error"}
     path = tmp_path / "cam.json"
     write_bundle(exported.bundle, path)
