@@ -10,7 +10,9 @@ first appeared in the last 300 never exceeded 0.05, while half the frames
 showing three unseen classes took it to 0.26 within 50 frames.
 
 ``ClassNovelty.update(name)`` returns that share once the stream has seen
-``horizon + window`` predictions (before that every class is new), else None.
+``warmup`` predictions (at least ``horizon + window``; the monitor uses the
+class-mix reference size, 2,000: a street camera's classifier was still
+discovering the scene's own classes ~800 predictions in), else None.
 Memory is bounded: the first-seen index of at most ``max_classes`` names (a
 name past the cap is never counted as new) and a window of ``window`` flags.
 
@@ -34,11 +36,14 @@ STATE_VERSION = 1
 class ClassNovelty:
     """Share of the last ``window`` predictions whose class is at most ``horizon`` old."""
 
-    def __init__(self, window: int = 100, horizon: int = 300, max_classes: int = 4096) -> None:
+    def __init__(
+        self, window: int = 100, horizon: int = 300, max_classes: int = 4096, warmup: int = 0
+    ) -> None:
         if window < 1 or horizon < 1 or max_classes < 1:
             raise ValueError("window, horizon and max_classes must be >= 1")
         self.window = int(window)
         self.horizon = int(horizon)
+        self.warmup = max(int(warmup), self.window + self.horizon)
         self.max_classes = int(max_classes)
         self.n = 0
         self._first: dict[str, int] = {}
@@ -56,7 +61,7 @@ class ClassNovelty:
         self._flags.append(new)
         self._count += new
         self.n += 1
-        if self.n < self.horizon + self.window:
+        if self.n < self.warmup:
             return None
         return self._count / self.window
 
@@ -66,6 +71,7 @@ class ClassNovelty:
             "window": self.window,
             "horizon": self.horizon,
             "max_classes": self.max_classes,
+            "warmup": self.warmup,
             "n": self.n,
             "first": dict(self._first),
             "flags": "".join(map(str, self._flags)),
@@ -75,7 +81,8 @@ class ClassNovelty:
     def from_state(cls, state: dict[str, Any]) -> ClassNovelty:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"class novelty state version {state.get('version')!r} not supported")
-        out = cls(int(state["window"]), int(state["horizon"]), int(state["max_classes"]))
+        out = cls(int(state["window"]), int(state["horizon"]), int(state["max_classes"]),
+                  int(state["warmup"]))
         out.n = int(state["n"])
         out._first = {str(k): int(v) for k, v in state["first"].items()}
         out._flags.extend(int(c) for c in state["flags"])

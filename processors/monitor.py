@@ -106,7 +106,7 @@ _DETECTOR_OF = {
     # Share of recent predictions naming classes the stream only just started
     # seeing (processors.class_novelty): class-mix changes on streams whose mix
     # flickers too much for the chi-squared test.
-    "output.new_classes": "cusum_up",
+    "output.new_classes": "tolerance_up",
 }
 # Smallest change worth an alert, (relative to the reference mean, absolute), for
 # CUSUM signals. A camera's natural variation over hours (lighting cycles, the
@@ -217,7 +217,8 @@ class StreamMonitor:
         self._recent_events: deque[tuple[str, int | None, str]] = deque(maxlen=EVENT_ID_HISTORY)
         self._predictions: OrderedDict[str, str] = OrderedDict()
         self._class_ids: dict[str, int] = {}
-        self._novelty = ClassNovelty(max_classes=MAX_CLASS_IDS)
+        self._novelty = ClassNovelty(max_classes=MAX_CLASS_IDS,
+                                     warmup=self.settings.class_mix_reference_size)
         self.learners: dict[str, EmbeddingLearners] = {}
         self.last_alert_ids: dict[str, str] = {}
         # prediction event id -> (learner source, join key) of its frame, for the retrain head.
