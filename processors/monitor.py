@@ -166,15 +166,17 @@ def scores_entropy(scores: dict[str, float]) -> float:
     >>> scores_entropy({"a": 0.3, "b": 0.1}) > scores_entropy({"a": 0.6, "b": 0.2})
     True
     """
-    p = np.clip(np.fromiter(scores.values(), dtype=float, count=len(scores)), 0.0, 1.0)
-    total = float(p.sum())
+    # Plain Python: a handful of values, called once per prediction (numpy's
+    # per-call overhead was most of the monitor's per-prediction cost here).
+    p = [min(max(float(v), 0.0), 1.0) for v in scores.values()]
+    total = sum(p)
     if total > 1.0:
-        p = p / total
-    p = p[p > 0]
-    h = float(-(p * np.log(p)).sum())
-    rest = max(0.0, 1.0 - float(p.sum()))
+        p = [v / total for v in p]
+    p = [v for v in p if v > 0.0]
+    h = -sum(v * math.log(v) for v in p)
+    rest = max(0.0, 1.0 - sum(p))
     if rest > 1e-12:
-        smallest = float(p.min()) if p.size else rest
+        smallest = min(p) if p else rest
         m = max(1, math.ceil(rest / max(smallest, 1e-12) - 1e-9))
         h += rest * math.log(m / rest)
     return h
