@@ -54,6 +54,12 @@ class EmbeddingReference:
 
     def scores(self, vector: np.ndarray | list[float]) -> dict[str, float]:
         """Scalar drift scores of one embedding."""
+        return self.scores_and_projection(vector)[0]
+
+    def scores_and_projection(
+        self, vector: np.ndarray | list[float]
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """``scores`` and ``project`` of one embedding, normalised and projected once."""
         v = np.asarray(vector, dtype=np.float64)
         v = v / max(float(np.linalg.norm(v)), 1e-12)
         mean_norm = max(float(np.linalg.norm(self.mean)), 1e-12)
@@ -61,7 +67,7 @@ class EmbeddingReference:
         centred = v - self.mean
         proj = self.basis @ centred
         residual = float(centred @ centred - proj @ proj)
-        return {"distance": distance, "residual": max(residual, 0.0)}
+        return {"distance": distance, "residual": max(residual, 0.0)}, proj
 
     def project(self, vector: np.ndarray | list[float]) -> np.ndarray:
         """The ``k`` coordinates of one embedding on the reference basis, O(d·k).

@@ -390,10 +390,11 @@ class StreamMonitor:
                     self.learners[source] = EmbeddingLearners.fit(fitted, np.asarray(buffered))
                 buffered.clear()
             return {}
-        out = {f"{source}.{k}": v for k, v in reference.scores(vector).items()}
+        scores, projection = reference.scores_and_projection(vector)
+        out = {f"{source}.{k}": v for k, v in scores.items()}
         learners = self.learners.get(source)
         if learners is not None:
-            out[f"{source}.outlier"] = learners.observe(key, event_id, reference.project(vector))
+            out[f"{source}.outlier"] = learners.observe(key, event_id, projection)
         return out
 
     def version_notice(self, previous: list[str], event: MonitorEvent) -> Alert:

@@ -25,6 +25,17 @@ class StateVersionError(ValueError):
     """A checkpoint of another detector type or an unsupported version."""
 
 
+def check_state_header(state: dict[str, Any], name: str, version: int) -> None:
+    """``StateVersionError`` unless ``state`` is a checkpoint of ``name`` at ``version``."""
+    if state.get("type") != name:
+        raise StateVersionError(f"state of {state.get('type')!r} given to {name!r}")
+    if state.get("version") != version:
+        raise StateVersionError(
+            f"{name} state version {state.get('version')!r} not supported "
+            f"(this build reads {version})"
+        )
+
+
 class Detector(abc.ABC):
     """Base class: subclasses implement ``_update``, ``_reset``, ``_get``/``_set`` state."""
 
@@ -94,13 +105,7 @@ class Detector(abc.ABC):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
         """Rebuild a detector from ``state()``; it continues exactly like the original."""
-        if state.get("type") != cls.name:
-            raise StateVersionError(f"state of {state.get('type')!r} given to {cls.name!r}")
-        if state.get("version") != cls.STATE_VERSION:
-            raise StateVersionError(
-                f"{cls.name} state version {state.get('version')!r} not supported "
-                f"(this build reads {cls.STATE_VERSION})"
-            )
+        check_state_header(state, cls.name, cls.STATE_VERSION)
         obj = cls._blank(state)
         obj._set_state(state)
         obj._drift_detected = bool(state["drift_detected"])

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from river import anomaly
 
-from processors.detectors.base import StateVersionError
+from processors.detectors.base import StateVersionError, check_state_header
 from processors.learners.river_state import dump_model, load_model
 
 
@@ -311,13 +311,7 @@ class OutlierScorer:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> OutlierScorer:
         """Rebuild from ``state()``; continues bit-for-bit like the original."""
-        if state.get("type") != cls.name:
-            raise StateVersionError(f"state of {state.get('type')!r} given to {cls.name!r}")
-        if state.get("version") != cls.STATE_VERSION:
-            raise StateVersionError(
-                f"{cls.name} state version {state.get('version')!r} not supported "
-                f"(this build reads {cls.STATE_VERSION})"
-            )
+        check_state_header(state, cls.name, cls.STATE_VERSION)
         model = load_model(state, cls.name)
         if not isinstance(model, anomaly.LODA):
             raise StateVersionError(f"{cls.name} state holds a {type(model).__name__}, not LODA")

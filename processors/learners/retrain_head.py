@@ -41,7 +41,7 @@ import numpy as np
 from river import compose, linear_model, preprocessing
 from scipy import stats
 
-from processors.detectors.base import StateVersionError
+from processors.detectors.base import StateVersionError, check_state_header
 from processors.learners.river_state import dump_model, load_model
 
 
@@ -229,13 +229,7 @@ class RetrainHead:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RetrainHead:
         """Rebuild from ``state()``; continues bit-for-bit like the original."""
-        if state.get("type") != cls.name:
-            raise StateVersionError(f"state of {state.get('type')!r} given to {cls.name!r}")
-        if state.get("version") != cls.STATE_VERSION:
-            raise StateVersionError(
-                f"{cls.name} state version {state.get('version')!r} not supported "
-                f"(this build reads {cls.STATE_VERSION})"
-            )
+        check_state_header(state, cls.name, cls.STATE_VERSION)
         model = load_model(state, cls.name)
         if not isinstance(model, compose.Pipeline):
             raise StateVersionError(f"{cls.name} state holds a {type(model).__name__}")
