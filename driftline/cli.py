@@ -156,14 +156,18 @@ def replay(
     Each output line is {"index": <0-based line of the firing event>, "alert": {...}}.
     Rejected lines are reported on stderr as {"index": i, "reason": ..., "detail": ...}.
     """
+    from processors.bundles import load_references
     from processors.frame_pipeline import FramePipeline
+    from processors.monitor import MonitorRegistry
     from processors.replay import Fired, replay_lines
 
     settings = _settings()
+    # Bundles are read and checked before the first line (ConfigError naming the setting).
+    registry = MonitorRegistry(settings.monitor, load_references(settings.monitor))
     with file.open("rb") as fh:
         for item in replay_lines(
             fh,
-            monitor=settings.monitor,
+            registry=registry,
             pipeline=lambda: FramePipeline.from_settings(
                 settings.embedder, settings.max_event_bytes
             ),
@@ -199,8 +203,9 @@ def reference_export(
     Runs the monitor (as replay does) over FILE until every signal has
     calibrated, and writes the bundle for DRIFTLINE_MONITOR__REFERENCE_PATH.
     """
+    from processors.bundle_export import export_reference
+    from processors.bundles import write_bundle
     from processors.frame_pipeline import FramePipeline
-    from processors.reference import export_reference, write_bundle
 
     settings = _settings()
     with file.open("rb") as fh:

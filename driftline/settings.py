@@ -28,7 +28,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -91,7 +90,7 @@ class Topics(BaseModel):
 
 
 class MonitorSettings(BaseModel):
-    """What the per-stream monitor does; see ``processors.monitor``."""
+    """What the per-stream monitor does; see ``processors.monitor``. Plain data."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -129,18 +128,9 @@ class MonitorSettings(BaseModel):
     reference_path: Path | None = Field(
         default=None, exclude=True, description="A reference bundle (JSON, from `driftline "
         "reference export`) or a directory of them, one per stream/model version: a new "
-        "monitor of such a stream starts calibrated from its bundle instead of warming up.")
-
-    @model_validator(mode="after")
-    def _reference_bundles(self) -> MonitorSettings:
-        # Read and check every bundle now, so a missing, unreadable or invalid
-        # file stops the process at start-up (ConfigError naming the setting)
-        # rather than when that stream's first event arrives.
-        if self.reference_path is not None:
-            from processors.reference import load_bundles
-
-            load_bundles(self)
-        return self
+        "monitor of such a stream starts calibrated from its bundle instead of warming up. "
+        "Read and checked at start-up by the commands that run monitors "
+        "(processors.bundles.load_bundles).")
 
 
 class EmbedderSettings(BaseModel):

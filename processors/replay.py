@@ -2,7 +2,7 @@
 
 Input (public contract): one wire event per line, UTF-8 JSON exactly as on
 the Kafka topics (``schemas/json/*.schema.json``): ``frame``, ``prediction``,
-``label`` or ``embedding`` events of any number of streams, in the order a
+``label``, ``embedding`` or ``frame_error`` events of any number of streams, in the order a
 worker would see them, and ``command`` events (the control topic's: a
 ``rereference`` is applied at that point of the recording). Blank lines are
 skipped (they still count as a line index). Frames are decoded, measured
@@ -28,12 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from driftline.errors import InvalidEvent, PermanentError
-from driftline.settings import EmbedderSettings, MonitorSettings
-from processors.frame_pipeline import FramePipeline, frame_error
+from driftline.settings import MonitorSettings
+from processors.bundles import load_references
+from processors.frame_pipeline import FramePipeline
 from processors.monitor import MonitorRegistry
-from schemas.events import Alert, Command, Embedding, Frame, FrameError, Label, Prediction
-from schemas.wire import DEFAULT_MAX_BYTES, decode_event
+from processors.router import Router, Source
+from schemas.events import Alert
+from schemas.wire import DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -63,48 +64,23 @@ def replay_lines(
 ) -> Iterator[Fired | Rejected]:
     """Run the monitor over wire events; yield alerts and rejected lines in order.
 
-    ``pipeline`` (or a factory for it) is only built when the first frame
-    arrives, so recordings of predictions/embeddings never load a model.
-    ``registry`` (default: a new one with ``monitor`` settings, which loads
-    the reference bundles of ``monitor.reference_path`` like the worker)
+    Every line goes through ``processors.router`` exactly as the worker's
+    events do. ``pipeline`` (or a factory for it) is only built when the
+    first frame arrives, so recordings of predictions/embeddings never load a
+    model. ``registry`` (default: a new one with ``monitor`` settings, holding
+    the reference bundles of ``monitor.reference_path`` as the worker's does)
     lets a caller look at the monitors afterwards.
     """
     if registry is None:
-        registry = MonitorRegistry(monitor)
-    built: FramePipeline | None = pipeline if isinstance(pipeline, FramePipeline) else None
+        settings = monitor or MonitorSettings()
+        registry = MonitorRegistry(settings, load_references(settings))
+    router = Router(registry, pipeline=pipeline, max_bytes=max_bytes)
     for index, raw in enumerate(lines):
         raw = raw.rstrip(b"\r\n")
         if not raw.strip():
             continue
-        try:
-            event = decode_event(raw, max_bytes)
-            if isinstance(event, Frame):
-                if built is None:
-                    built = pipeline() if callable(pipeline) else FramePipeline.from_settings(
-                        EmbedderSettings()
-                    )
-                (result,) = built.process([event])
-                if isinstance(result, PermanentError):
-                    # As in the worker: the frame is rejected, and its stream's
-                    # monitor counts it (quality.undecodable).
-                    yield Rejected(index, result.reason, str(result))
-                    _, alerts = registry.observe(frame_error(event, result))
-                    for alert in alerts:
-                        yield Fired(index, alert)
-                    continue
-                event = result
-            if isinstance(event, Command):
-                from processors.reference import apply_command
-
-                apply_command(registry, event)
-                continue
-            if not isinstance(event, Embedding | FrameError | Prediction | Label):
-                raise InvalidEvent(
-                    f"{type(event).__name__} is not an input event", reason="unknown_kind"
-                )
-            _, alerts = registry.observe(event)
-        except PermanentError as exc:
-            yield Rejected(index, exc.reason, str(exc))
-            continue
-        for alert in alerts:
+        routed = router.route(raw, Source.RECORDING)
+        for r in routed.rejected:
+            yield Rejected(index, r.reason, r.detail)
+        for alert in routed.alerts:
             yield Fired(index, alert)

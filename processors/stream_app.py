@@ -1,7 +1,8 @@
 """The faust-streaming worker: frames → embeddings → monitors → alerts/state.
 
-This is the only module under ``processors/`` that knows Kafka; the work it
-routes is done by ``FramePipeline`` and ``MonitorRegistry`` (plain objects).
+This is the only module under ``processors/`` that knows Kafka. What an event
+does is decided by ``processors.router`` -- the same router ``driftline
+replay`` runs -- so this module only moves bytes: topic -> router -> topics.
 
 Ordering and delivery (the guarantees in DESIGN.md):
 
@@ -40,23 +41,15 @@ from typing import Any
 import faust
 from confluent_kafka import Consumer, TopicPartition
 
-from driftline.errors import InvalidEvent, PermanentError
+from driftline.errors import InvalidEvent
 from driftline.settings import Settings
-from processors.frame_pipeline import FramePipeline, frame_error
+from processors.bundles import load_references
+from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
-from processors.reference import apply_command
-from schemas.events import (
-    Command,
-    DeadLetter,
-    Embedding,
-    Frame,
-    FrameError,
-    Label,
-    Prediction,
-    StreamState,
-)
-from schemas.wire import decode_as, decode_event, encode
+from processors.router import Rejected, Router, Source
+from schemas.events import DeadLetter, Frame, StreamState
+from schemas.wire import decode_as, encode
 
 log = logging.getLogger("driftline.worker")
 
@@ -102,8 +95,9 @@ def load_snapshots(
             except InvalidEvent as exc:
                 log.warning("skipping unreadable snapshot at %s/%s: %s",
                             msg.partition(), msg.offset(), exc)
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                done.add(msg.partition())
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None and offset + 1 >= ends[partition]:
+                done.add(partition)
     finally:
         consumer.close()
     return latest
@@ -161,29 +155,37 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         monitor_settings = monitor_settings.model_copy(
             update={"embedding_dim": manifest.embedding_dim}
         )
-    registry = MonitorRegistry(monitor_settings)
-    holder: dict[str, FramePipeline] = {}
-    if pipeline is not None:
-        holder["p"] = pipeline
+    # Reference bundles are read and checked here, at start-up (ConfigError
+    # naming DRIFTLINE_MONITOR__REFERENCE_PATH), once.
+    registry = MonitorRegistry(monitor_settings, load_references(monitor_settings))
+    router = Router(
+        registry,
+        pipeline=pipeline or (lambda: FramePipeline.from_settings(settings.embedder,
+                                                                  settings.max_event_bytes)),
+        max_bytes=settings.max_event_bytes,
+    )
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
                 "commands": 0, "monitor_errors": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
-    async def dead_letter(event: Any, exc: PermanentError, stage: str) -> Awaitable[Any]:
+    async def dead_letter(event: Any, rejected: Rejected) -> Awaitable[Any]:
         msg = event.message
         letter = DeadLetter(
-            reason=exc.reason,
-            detail=str(exc)[:2000],
+            reason=rejected.reason,
+            detail=rejected.detail[:2000],
             source_topic=msg.topic,
             source_partition=msg.partition,
             source_offset=msg.offset,
             key=msg.key,
             original=msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b""),
-            stage=stage,
+            stage=rejected.stage,
         )
         counters["dead_letters"] += 1
-        log.warning("dead letter from %s/%s@%s: %s", msg.topic, msg.partition, msg.offset, exc)
+        if rejected.reason == "monitor_error":
+            counters["monitor_errors"] += 1
+        log.warning("dead letter from %s/%s@%s: %s: %s", msg.topic, msg.partition, msg.offset,
+                    rejected.reason, rejected.detail[:200])
         return await dead_out.send(key=msg.key, value=encode(letter))
 
     restored = asyncio.Event()
@@ -200,10 +202,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     @app.agent(frames_in)
     async def embed_frames(stream: Any) -> None:
         loop = asyncio.get_running_loop()
-        if "p" not in holder:
-            holder["p"] = await loop.run_in_executor(
-                executor, FramePipeline.from_settings, settings.embedder, settings.max_event_bytes
-            )
+        # Load the model off the event loop before the first batch.
+        await loop.run_in_executor(executor, lambda: router.pipeline)
         wait = settings.embedder.batch_wait_ms / 1000.0 or 0.001
         async for events in stream.take_events(settings.embedder.batch_size, within=wait):
             pending = []
@@ -211,24 +211,24 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             owners = []
             for ev in events:
                 try:
-                    frames.append(decode_as(Frame, ev.value, settings.max_event_bytes))
+                    frames.append(router.decode_frame(ev.value))
                     owners.append(ev)
                 except InvalidEvent as exc:
-                    pending.append(await dead_letter(ev, exc, "embedder"))
+                    pending.append(await dead_letter(
+                        ev, Rejected(exc.reason, str(exc), "embedder")))
             counters["frames"] += len(events)
-            results = await loop.run_in_executor(executor, holder["p"].process, frames)
+            results = await loop.run_in_executor(executor, router.embed, frames)
             for ev, frame, res in zip(owners, frames, results, strict=True):
-                if isinstance(res, PermanentError):
-                    pending.append(await dead_letter(ev, res, "embedder"))
-                    # The stream's monitor counts unusable frames (quality.undecodable):
-                    # in order with its embeddings, so on the same topic and key.
-                    pending.append(await embeddings_out.send(
-                        key=frame.stream_id.encode(), value=encode(frame_error(frame, res))))
-                    continue
-                pending.append(
-                    await embeddings_out.send(key=frame.stream_id.encode(), value=encode(res))
-                )
-                counters["embeddings"] += 1
+                routed = router.embedded(frame, res)
+                for rejected in routed.rejected:
+                    pending.append(await dead_letter(ev, rejected))
+                # Embeddings and frame errors on one topic, keyed by stream: a
+                # stream's monitor sees them in the order of its frames.
+                for out in routed.embedded:
+                    pending.append(
+                        await embeddings_out.send(key=frame.stream_id.encode(), value=encode(out))
+                    )
+                counters["embeddings"] += not routed.rejected
             log.info("embedded %d frames", len(frames))
             # Delivered before this batch is acked, or a crash would lose embeddings.
             await asyncio.gather(*pending)
@@ -244,48 +244,22 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             by_topic: dict[str, int] = {}
             for ev in events:
                 by_topic[ev.message.topic] = by_topic.get(ev.message.topic, 0) + 1
-                try:
-                    event = decode_event(ev.value, settings.max_event_bytes)
-                    # Commands only from the control topic, events only from the
-                    # input topics: a command produced to an input topic by
-                    # mistake (or an event to the control topic) is dead-lettered,
-                    # not silently acted on.
-                    if (ev.message.topic == topics.control) != isinstance(event, Command):
-                        raise InvalidEvent(
-                            f"{type(event).__name__} events do not belong on {ev.message.topic}",
-                            reason="unknown_kind",
-                        )
-                    if isinstance(event, Command):
-                        for mon, names in apply_command(registry, event):
-                            touched[(mon.stream_id, mon.model_version)] = mon
-                            log.info("command %s: %s/%s re-referenced %s", event.command_id,
-                                     mon.stream_id, mon.model_version, names)
-                        counters["commands"] += 1
-                        continue
-                    if not isinstance(event, Embedding | FrameError | Prediction | Label):
-                        raise InvalidEvent(
-                            f"{type(event).__name__} events do not belong on {ev.message.topic}",
-                            reason="unknown_kind",
-                        )
-                    mon, alerts = registry.observe(event)
-                except PermanentError as exc:
-                    pending.append(await dead_letter(ev, exc, "monitor"))
+                source = Source.CONTROL if ev.message.topic == topics.control else Source.INPUTS
+                routed = router.route(ev.value, source)
+                for rejected in routed.rejected:
+                    pending.append(await dead_letter(ev, rejected))
+                if routed.rejected:
                     continue
-                except Exception as exc:
-                    # A bug that one event triggers must not stall the partition:
-                    # faust would restart the agent, re-read the same unacked batch
-                    # and crash again, forever, for every camera on it. The event
-                    # goes to the dead-letter topic with its bytes (replay it once
-                    # fixed) and the stream goes on; the log has the traceback.
-                    log.exception("monitor failed on %s/%s@%s", ev.message.topic,
-                                  ev.message.partition, ev.message.offset)
-                    counters["monitor_errors"] += 1
-                    err = PermanentError(f"{type(exc).__name__}: {exc}", reason="monitor_error")
-                    pending.append(await dead_letter(ev, err, "monitor"))
-                    continue
-                counters["events"] += 1
-                touched[(mon.stream_id, mon.model_version)] = mon
-                for alert in alerts:
+                if routed.command is not None:
+                    counters["commands"] += 1
+                    for mon, names in routed.applied:
+                        log.info("command %s: %s/%s re-referenced %s", routed.command.command_id,
+                                 mon.stream_id, mon.model_version, names)
+                else:
+                    counters["events"] += 1
+                for mon in routed.touched:
+                    touched[(mon.stream_id, mon.model_version)] = mon
+                for alert in routed.alerts:
                     counters["alerts"] += 1
                     log.info("ALERT %s", alert.message)
                     pending.append(

@@ -9,7 +9,7 @@ import pytest
 
 from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
-from processors.monitor import QUALITY_SIGNALS, StreamMonitor, alert_id
+from processors.monitor import QUALITY_METRICS, StreamMonitor, alert_id
 from schemas.events import Embedding, Label, Prediction
 
 DIM = 32
@@ -20,13 +20,13 @@ def camera_like(n: int, *, seed: int, shift_at: int | None = None, dark: float =
     """Embeddings + quality with AR(1) ρ≈0.85 wander; brightness drops at ``shift_at``."""
     rng = np.random.default_rng(seed)
     base = rng.normal(size=DIM) + 3.0
-    ar = np.zeros(len(QUALITY_SIGNALS))
+    ar = np.zeros(len(QUALITY_METRICS))
     emb = np.zeros(DIM)
     rho = 0.85
     for i in range(n):
         ar = rho * ar + rng.normal(size=ar.shape) * np.sqrt(1 - rho**2)
         emb = rho * emb + rng.normal(size=DIM) * 0.2
-        quality = {name: 50.0 + 5.0 * ar[j] for j, name in enumerate(QUALITY_SIGNALS)}
+        quality = {name: 50.0 + 5.0 * ar[j] for j, name in enumerate(QUALITY_METRICS)}
         if shift_at is not None and i >= shift_at:
             quality["brightness"] -= dark
         yield Embedding(

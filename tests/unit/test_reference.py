@@ -15,15 +15,10 @@ from typer.testing import CliRunner
 from driftline.cli import app
 from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
+from processors.bundle_export import RecordingNotClean, export_reference
+from processors.bundles import monitor_from_bundle, read_bundle, write_bundle
+from processors.commands import apply_command
 from processors.monitor import MonitorRegistry, StreamMonitor
-from processors.reference import (
-    RecordingNotClean,
-    apply_command,
-    export_reference,
-    monitor_from_bundle,
-    read_bundle,
-    write_bundle,
-)
 from processors.replay import Fired, replay_lines
 from schemas.events import Command
 from schemas.wire import encode

@@ -64,6 +64,9 @@ def test_webhook_secret_is_secret(monkeypatch):
 
 
 # -- DRIFTLINE_MONITOR__REFERENCE_PATH: bundles are checked at start-up ----------------
+# Settings are plain data (nothing they import depends back on them); the
+# commands that run monitors read and check the bundles before they start
+# (processors.bundles.load_bundles), naming the setting.
 
 REFERENCE_PATH = "DRIFTLINE_MONITOR__REFERENCE_PATH"
 
@@ -74,8 +77,8 @@ def bundle_file(tmp_path_factory):
     import numpy as np
 
     from driftline.settings import MonitorSettings
+    from processors.bundles import bundle_of, write_bundle
     from processors.monitor import StreamMonitor
-    from processors.reference import bundle_of, write_bundle
     from schemas.events import Prediction
 
     rng = np.random.default_rng(0)
@@ -90,10 +93,18 @@ def bundle_file(tmp_path_factory):
 
 
 def test_a_valid_bundle_loads_and_is_not_part_of_checkpoints(monkeypatch, bundle_file):
+    from processors.bundles import load_bundles
+
     monkeypatch.setenv(REFERENCE_PATH, str(bundle_file.parent))
     s = load_settings()
     assert s.monitor.reference_path == bundle_file.parent
     assert "reference_path" not in s.monitor.model_dump()
+    assert list(load_bundles(s.monitor)) == [("cam", "v1")]
+
+
+def test_settings_are_plain_data_and_read_no_file(monkeypatch, tmp_path):
+    monkeypatch.setenv(REFERENCE_PATH, str(tmp_path / "nowhere.json"))
+    assert load_settings().monitor.reference_path == tmp_path / "nowhere.json"
 
 
 @pytest.mark.parametrize(
@@ -143,9 +154,11 @@ def test_bad_reference_bundles_fail_naming_the_setting(
             return real(self)
 
         monkeypatch.setattr(Path, "read_bytes", deny)
+    from processors.bundles import load_bundles
+
     monkeypatch.setenv(REFERENCE_PATH, str(target))
     with pytest.raises(ConfigError) as info:
-        load_settings()
+        load_bundles(load_settings().monitor)
     assert info.value.setting == REFERENCE_PATH
     assert str(info.value).startswith(REFERENCE_PATH + ": ")
     assert fragment in str(info.value)

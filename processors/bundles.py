@@ -1,5 +1,8 @@
 """Reference bundles: a stream's calibrated monitor state, in a JSON file.
 
+(``processors.bundle_export`` builds one from a recording; this module reads,
+writes and checks them.)
+
 A stream's monitor normally builds its reference from the stream's first
 ``REFERENCE_SIZE`` events (several hundred events of warm-up before every
 signal is watched). A *reference bundle* skips that: it is the calibrated
@@ -18,7 +21,9 @@ monitor restored from a state snapshot continues from the snapshot (the
 snapshot is newer); a re-reference (``driftline rereference``) drops the
 bundle's reference for live data like any other.
 
-Bundles are checked when the settings are read: a missing, unreadable or
+Bundles are read and checked once, at start-up, by ``load_bundles`` (the
+CLI's commands call it before they start; settings themselves stay plain
+data): a missing, unreadable or
 invalid file, or one calibrated for other monitor parameters (false-alarm
 budget, tolerances, tracking half-life, embedding dimension), stops the
 process at start-up with a ``ConfigError`` naming the setting.
@@ -36,22 +41,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from driftline.errors import ConfigError, InvalidEvent, PermanentError
+from driftline.errors import ConfigError
 from driftline.settings import MonitorSettings
-from processors.frame_pipeline import FramePipeline
-from processors.monitor import MonitorRegistry, StreamMonitor
-from processors.replay import Fired, replay_lines
-from schemas.events import Command, Name, StreamId, utcnow
-from schemas.wire import DEFAULT_MAX_BYTES
+from processors.monitor import StreamKey, StreamMonitor
+from schemas.events import Name, StreamId, utcnow
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION: Literal[1] = 1
 SETTING = "DRIFTLINE_MONITOR__REFERENCE_PATH"
 
 
@@ -78,12 +78,6 @@ class ReferenceBundle(BaseModel):
     def reference(self) -> dict[str, Any]:
         """The ``StreamMonitor.from_reference`` argument."""
         return {"references": self.references, "signals": self.signals}
-
-
-class RecordingNotClean(PermanentError):
-    """The recording given to ``export`` changed: a signal alerted while building the reference."""
-
-    reason = "recording_not_clean"
 
 
 def bundle_of(
@@ -136,7 +130,7 @@ def read_bundle(path: Path) -> ReferenceBundle:
         raise ValueError(f"invalid bundle at {where}: {first['msg']}") from None
 
 
-def load_bundles(settings: MonitorSettings) -> dict[tuple[str, str], ReferenceBundle]:
+def load_bundles(settings: MonitorSettings) -> dict[StreamKey, ReferenceBundle]:
     """Every bundle under ``settings.reference_path``, by (stream, model version).
 
     Each is also installed in a throw-away monitor with ``settings``, so a
@@ -155,8 +149,8 @@ def load_bundles(settings: MonitorSettings) -> dict[tuple[str, str], ReferenceBu
         files = [root]
     else:
         raise ConfigError(SETTING, f"{str(root)!r} does not exist")
-    bundles: dict[tuple[str, str], ReferenceBundle] = {}
-    where: dict[tuple[str, str], Path] = {}
+    bundles: dict[StreamKey, ReferenceBundle] = {}
+    where: dict[StreamKey, Path] = {}
     for path in files:
         try:
             bundle = read_bundle(path)
@@ -185,140 +179,6 @@ def load_bundles(settings: MonitorSettings) -> dict[tuple[str, str], ReferenceBu
     return bundles
 
 
-def apply_command(
-    registry: MonitorRegistry, command: Command
-) -> list[tuple[StreamMonitor, list[str]]]:
-    """Apply an operator command; return each monitor changed and its re-referenced signals.
-
-    ``model_version`` None: every monitor of the stream the registry holds.
-    A named version without a monitor gets one only if it has a reference
-    bundle (re-referencing then means "from live data, not the bundle");
-    otherwise a new monitor warms up anyway, and creating one for a misspelt
-    stream would publish snapshots of a stream that does not exist.
-
-    Raises
-    ------
-    InvalidEvent
-        ``unknown_signal``: a signal this build does not watch -- checked
-        before anything changes and whether or not a monitor exists, so a
-        bad command is dead-lettered the same way on every worker.
-    """
-    known = StreamMonitor.known_signals()
-    unknown = [s for s in command.signals or [] if s not in known]
-    if unknown:
-        raise InvalidEvent(
-            f"command {command.command_id}: unknown signal(s) "
-            f"{', '.join(map(repr, unknown))}; known signals: {', '.join(known)}",
-            reason="unknown_signal",
-        )
-    if command.model_version is None:
-        targets = [m for (sid, _), m in registry.monitors.items() if sid == command.stream_id]
-    else:
-        key = (command.stream_id, command.model_version)
-        exists = key in registry.monitors or key in registry.bundles
-        targets = [registry.get(*key)] if exists else []
-    out = []
-    for mon in targets:
-        try:
-            out.append((mon, mon.rereference(command.signals)))
-        except ValueError as exc:  # a monitor restored from an older build's signal table
-            raise InvalidEvent(str(exc), reason="unknown_signal") from exc
-    return out
-
-
-@dataclass(frozen=True)
-class Export:
-    """What ``export_reference`` built, and what it could not."""
-
-    bundle: ReferenceBundle
-    warming_up: list[str]
-    rejected: int
-
-
-def _stream_of(raw: bytes) -> tuple[str | None, str | None]:
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return None, None
-    if not isinstance(obj, dict):
-        return None, None
-    return obj.get("stream_id"), obj.get("model_version", "unknown")
-
-
-def export_reference(
-    lines: Iterable[bytes],
-    *,
-    stream_id: str,
-    model_version: str | None = None,
-    monitor: MonitorSettings | None = None,
-    pipeline: FramePipeline | Callable[[], FramePipeline] | None = None,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    source: str | None = None,
-) -> Export:
-    """Run the monitor over a recording of clean data; return the stream's bundle.
-
-    The events of ``stream_id`` (and ``model_version``; default: the first
-    one seen for that stream) go through ``replay_lines`` -- the monitor
-    exactly as ``driftline replay`` and the worker run it -- until every
-    signal has calibrated or the recording ends. Signals that never
-    calibrated (e.g. ``performance.error`` without labels) are listed in
-    ``warming_up``; they warm up on live data.
-
-    Raises
-    ------
-    RecordingNotClean
-        A signal alerted: the recording contains a change, and a reference
-        built across it would hide the next one.
-    ValueError
-        No event of the stream, or no signal calibrated.
-    """
-    settings = (monitor or MonitorSettings()).model_copy(update={"reference_path": None})
-    registry = MonitorRegistry(settings)
-    target: dict[str, str] = {}
-
-    def calibrated() -> bool:
-        mon = registry.monitors.get((stream_id, target.get("mv", "")))
-        return mon is not None and all(s.detector is not None for s in mon.signals.values())
-
-    def of_stream() -> Iterator[bytes]:
-        for raw in lines:
-            if calibrated():
-                return
-            sid, mv = _stream_of(raw)
-            if sid != stream_id:
-                continue
-            if model_version is not None and mv != model_version:
-                continue
-            if isinstance(mv, str):
-                target.setdefault("mv", mv)
-                if mv != target["mv"]:
-                    continue
-            yield raw
-
-    rejected = 0
-    for item in replay_lines(
-        of_stream(), monitor=settings, pipeline=pipeline, max_bytes=max_bytes, registry=registry
-    ):
-        if isinstance(item, Fired):
-            raise RecordingNotClean(
-                f"{item.alert.signal} alerted at event #{item.alert.detected_index} of "
-                f"{stream_id}: the recording is not clean ({item.alert.message}); export from "
-                "a recording without changes"
-            )
-        rejected += 1
-    mon = registry.monitors.get((stream_id, target.get("mv", model_version or "")))
-    if mon is None:
-        raise ValueError(
-            f"no event of stream {stream_id!r}"
-            + (f" model version {model_version!r}" if model_version else "")
-            + " in the recording"
-        )
-    bundle = bundle_of(mon, events_used=mon.events_seen, source=source)
-    if not bundle.signals:
-        raise ValueError(
-            f"no signal of {stream_id!r} calibrated over its {mon.events_seen} events; a "
-            f"reference needs {settings.reference_size} values per signal (embedding signals: "
-            f"{2 * settings.reference_size} embeddings)"
-        )
-    warming = [n for n in mon.signals if n not in bundle.signals]
-    return Export(bundle=bundle, warming_up=warming, rejected=rejected)
+def load_references(settings: MonitorSettings) -> dict[StreamKey, dict[str, Any]]:
+    """``load_bundles`` as the ``MonitorRegistry(references=...)`` argument."""
+    return {key: bundle.reference() for key, bundle in load_bundles(settings).items()}

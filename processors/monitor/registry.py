@@ -1,0 +1,73 @@
+"""Monitors by (stream, model version), created on first sight.
+
+The router (worker and replay alike) feeds events through one registry, so
+one process watches any number of streams; memory per stream is bounded.
+Reference bundles are handed in as data (``processors.bundles.load_bundles``
+reads and checks them once, at start-up): a new monitor of a bundled stream
+starts calibrated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from driftline.settings import MonitorSettings
+from processors.monitor.catalogue import MonitorEvent
+from processors.monitor.stream_monitor import StreamMonitor
+from schemas.events import Alert, StreamState
+
+StreamKey = tuple[str, str]
+
+
+class MonitorRegistry:
+    """Monitors by (stream, model version).
+
+    Parameters
+    ----------
+    settings : MonitorSettings
+        Settings of every monitor this registry creates.
+    references : mapping
+        ``StreamMonitor.reference_state()``-shaped calibrated references by
+        (stream, model version), already checked against ``settings``
+        (``processors.bundles.load_bundles``).
+    """
+
+    def __init__(
+        self,
+        settings: MonitorSettings | None = None,
+        references: Mapping[StreamKey, dict[str, Any]] | None = None,
+    ) -> None:
+        self.settings = settings or MonitorSettings()
+        self.monitors: dict[StreamKey, StreamMonitor] = {}
+        self.references: dict[StreamKey, dict[str, Any]] = dict(references or {})
+
+    def get(self, stream_id: str, model_version: str) -> StreamMonitor:
+        key = (stream_id, model_version)
+        mon = self.monitors.get(key)
+        if mon is None and key in self.references:
+            mon = self.monitors[key] = StreamMonitor.from_reference(
+                stream_id, model_version, self.references[key], self.settings
+            )
+        if mon is None:
+            mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
+        return mon
+
+    def restore(self, state: StreamState) -> None:
+        """Install a monitor from a snapshot (worker start-up / rebalance)."""
+        self.monitors[(state.stream_id, state.model_version)] = StreamMonitor.from_state(
+            state.monitor
+        )
+
+    def observe(self, event: MonitorEvent) -> tuple[StreamMonitor, list[Alert]]:
+        key = (event.stream_id, event.model_version)
+        new = key not in self.monitors
+        mon = self.get(*key)
+        alerts = mon.observe(event)
+        if new:
+            # A stream's events all share one partition, so every version of
+            # it this stream has shown is here: say when a new one appears.
+            others = sorted(v for s, v in self.monitors if s == key[0] and v != key[1])
+            if others:
+                alerts.insert(0, mon.version_notice(others, event))
+        return mon, alerts

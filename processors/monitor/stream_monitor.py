@@ -1,0 +1,430 @@
+"""The per-stream monitor: events in, explained alerts out. No Kafka here.
+
+One ``StreamMonitor`` watches one stream (camera × model version). The same
+object runs inside the faust worker, inside ``driftline replay`` and inside
+the benchmarks (all through ``processors.router``), so what is measured
+offline is what runs in production.
+
+Which signals exist, what detector watches each and with what tolerance is
+the catalogue's business (``processors.monitor.catalogue``); the memory some
+signals need is ``processors.monitor.features``; the words of an alert are
+``processors.monitor.alerts``. This module is the observe loop, the
+re-reference (operator commands, reference bundles) and the checkpoint.
+
+Detector thresholds are calibrated on the stream's own reference with
+autocorrelation taken into account (``processors.calibration``); the
+stream's false-alarm budget ``ert`` is split evenly across the calibrated
+signals, so all signals together keep about one false alarm per ``ert``
+events.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from driftline.errors import InvalidEvent
+from driftline.settings import MonitorSettings
+from processors.class_novelty import ClassNovelty
+from processors.embedding_learners import RetrainAdvice
+from processors.embedding_reference import EmbeddingReference
+from processors.learners.outlier_scorer import OutlierScorer
+from processors.monitor.alerts import (
+    EventHistory,
+    compose_alert,
+    retrain_detection,
+    version_notice,
+)
+from processors.monitor.catalogue import (
+    CALIBRATED,
+    EMBEDDING_SOURCES,
+    EXTRACTORS,
+    RETRAIN_SIGNAL,
+    SIGNALS,
+    VERSION_SIGNAL,
+    MonitorEvent,
+)
+from processors.monitor.features import MAX_CLASS_IDS, ClassIds, EmbeddingFeatures, LabelJoin
+from processors.signal_tracker import Detection, ScalarSignal
+from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
+
+STATE_VERSION: Literal[1] = 1
+
+
+class MonitorState(BaseModel):
+    """A monitor's checkpoint (``StreamMonitor.state()``), validated on restore.
+
+    Parts owned by other classes (signals, embedding references, learners,
+    class novelty) are their own versioned checkpoints, validated by them.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = STATE_VERSION
+    stream_id: str
+    model_version: str
+    settings: MonitorSettings
+    events_seen: int
+    labels_unmatched: int
+    references: dict[str, dict[str, Any]]
+    # Warm-up buffer lengths only (see EmbeddingFeatures.state).
+    warming: dict[str, int]
+    recent_events: list[tuple[str, int | None, str]]
+    predictions: list[tuple[str, str]]
+    class_ids: dict[str, int] = {}
+    novelty: dict[str, Any] | None = None
+    learners: dict[str, dict[str, Any]] = {}
+    pred_frames: list[tuple[str, tuple[str, str]]] = []
+    last_alert_ids: dict[str, str] = {}
+    signals: dict[str, dict[str, Any]]
+
+
+class StreamMonitor:
+    """Watches one stream; ``observe(event)`` returns the alerts it fires.
+
+    Parameters
+    ----------
+    stream_id, model_version : str
+        The stream this monitor owns; events of other streams are refused.
+    settings : MonitorSettings
+        ``ert`` (events between false alarms, all signals together),
+        ``reference_size``, ``pca_components``, ``cooldown``,
+        ``label_join_window``.
+    """
+
+    def __init__(
+        self, stream_id: str, model_version: str, settings: MonitorSettings | None = None
+    ) -> None:
+        self.stream_id = stream_id
+        self.model_version = model_version
+        self.settings = settings or MonitorSettings()
+        self.events_seen = 0
+        self.history = EventHistory()
+        self.embeddings = EmbeddingFeatures(self.settings)
+        self.class_ids = ClassIds()
+        self.novelty = ClassNovelty(max_classes=MAX_CLASS_IDS,
+                                    warmup=self.settings.class_mix_reference_size)
+        self.join = LabelJoin(self.settings.label_join_window)
+        self.last_alert_ids: dict[str, str] = {}
+        # Set by a label that makes the retrain head's advice new; turned into
+        # an alert (and cleared) by the same ``observe`` call.
+        self._advice: RetrainAdvice | None = None
+        ert_each = self.settings.ert * len(CALIBRATED)
+        halflife = self.settings.baseline_halflife
+        track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
+        self.signals: dict[str, ScalarSignal] = {
+            spec.name: ScalarSignal(
+                spec.name,
+                spec.kind,
+                ert=ert_each,
+                reference_size=getattr(self.settings, spec.reference),
+                cooldown=self.settings.cooldown,
+                seed=spec.seed,
+                tolerance=spec.tolerance,
+                track=track if spec.tracking else 0.0,
+            )
+            for spec in SIGNALS
+        }
+
+    # Read-only views kept for callers that inspect a monitor.
+    @property
+    def references(self) -> dict[str, EmbeddingReference]:
+        return self.embeddings.references
+
+    @property
+    def learners(self) -> dict[str, Any]:
+        return self.embeddings.learners
+
+    @property
+    def labels_unmatched(self) -> int:
+        return self.join.unmatched
+
+    # -- observing -------------------------------------------------------------------
+
+    def observe(self, event: MonitorEvent) -> list[Alert]:
+        """Update every signal the event carries; return the alerts it fired.
+
+        Raises
+        ------
+        InvalidEvent
+            The event belongs to another stream, or its embedding's length
+            differs from the stream's reference (dead-letter it and go on).
+        """
+        if event.stream_id != self.stream_id or event.model_version != self.model_version:
+            raise InvalidEvent(
+                f"event of {event.stream_id}/{event.model_version} given to the monitor of "
+                f"{self.stream_id}/{self.model_version}",
+                reason="wrong_stream",
+            )
+        values = self._signal_values(event)
+        index = self.events_seen
+        self.events_seen += 1
+        self.history.append(event.event_id, getattr(event, "frame_index", None),
+                            event.ts.isoformat())
+        alerts = []
+        for name, value in values.items():
+            detection = self.signals[name].update(value, index)
+            if detection is not None:
+                alerts.append(self._alert(detection, event))
+        advice = self._advice
+        if advice is not None:
+            self._advice = None
+            alerts.append(self._alert(retrain_detection(advice, index), event))
+        return alerts
+
+    def _signal_values(self, event: MonitorEvent) -> dict[str, float]:
+        # Stateful features first: an embedding of the wrong dimension raises
+        # before any other part of the monitor's memory has changed.
+        features: dict[str, float] = {}
+        if isinstance(event, Embedding):
+            features = self.embeddings.values("embedding", event.vector, event.frame_id,
+                                              event.event_id)
+        elif isinstance(event, Prediction):
+            if event.embedding is not None:
+                features = self.embeddings.values(
+                    "edge", event.embedding, event.frame_id or event.event_id, event.event_id
+                )
+            features["output.class_mix"] = float(self.class_ids.id_of(event.top_class))
+            novelty = self.novelty.update(event.top_class)
+            if novelty is not None:
+                features["output.new_classes"] = novelty
+            self.join.remember(event)
+        elif isinstance(event, Label):
+            predicted, frame = self.join.match(event)
+            if predicted is not None:
+                features["performance.error"] = float(predicted != event.true_class)
+                learners = self.embeddings.learners.get(frame[0]) if frame else None
+                if frame is not None and learners is not None:
+                    self._advice = learners.learn(frame[1], event.true_class, predicted)
+        values: dict[str, float] = {}
+        for spec in EXTRACTORS[type(event)]:
+            value = spec.extract(event) if spec.extract is not None else features.get(spec.name)
+            if value is not None:
+                values[spec.name] = value
+        return values
+
+    def _alert(self, d: Detection, event: MonitorEvent) -> Alert:
+        alert = compose_alert(
+            d, event,
+            stream_id=self.stream_id,
+            model_version=self.model_version,
+            ert=self.settings.ert,
+            history=self.history,
+            events_seen=self.events_seen,
+            movers={n: z for n, s in self.signals.items()
+                    if n != d.signal and (z := s.zscore()) is not None},
+            examples=(self.embeddings.outlier_examples(d.signal.split(".", 1)[0])
+                      if d.signal.endswith(".outlier") else []),
+        )
+        if d.signal in self.signals:
+            self.signals[d.signal].last_alert_id = alert.alert_id
+        else:
+            self.last_alert_ids[d.signal] = alert.alert_id
+        return alert
+
+    def version_notice(self, previous: list[str], event: MonitorEvent) -> Alert:
+        """An info alert: this stream now reports a model version it had not before."""
+        alert = version_notice(self.stream_id, self.model_version, previous, event,
+                               reference_size=self.settings.reference_size,
+                               ert=self.settings.ert)
+        self.last_alert_ids[VERSION_SIGNAL] = alert.alert_id
+        return alert
+
+    # -- re-referencing ----------------------------------------------------------------
+
+    @staticmethod
+    def known_signals() -> list[str]:
+        """Every signal name a monitor of this build watches."""
+        return [spec.name for spec in SIGNALS]
+
+    def rereference(self, signals: list[str] | None = None) -> list[str]:
+        """Drop the named signals' references (all if None); return those re-referenced.
+
+        Each builds a fresh reference from its next ``reference_size`` values
+        and recalibrates (``ScalarSignal.rereference``: no alert, no cooldown).
+        Naming any ``embedding.*`` (or ``edge.*``) signal also re-fits that
+        source's embedding reference (PCA basis) on the next
+        ``reference_size`` vectors; since both of its scores are measured
+        against that basis, both of its signals re-reference together and
+        are both returned (in the monitor's signal order).
+
+        Raises
+        ------
+        ValueError
+            A name is not a signal of this monitor (nothing is changed).
+        """
+        if signals is None:
+            names = set(self.signals)
+        else:
+            unknown = [s for s in signals if s not in self.signals]
+            if unknown:
+                raise ValueError(
+                    f"unknown signal(s) {', '.join(map(repr, unknown))}; known signals: "
+                    + ", ".join(self.signals)
+                )
+            names = set(signals)
+        for src in EMBEDDING_SOURCES:
+            if any(n.startswith(f"{src}.") for n in names):
+                self.embeddings.drop(src)
+                names.update(n for n in self.signals if n.startswith(f"{src}."))
+        done = [n for n in self.signals if n in names]
+        for n in done:
+            self.signals[n].rereference()
+        return done
+
+    def reference_state(self) -> dict[str, Any]:
+        """The calibrated part of the monitor: embedding references and calibrated signals.
+
+        This is what a reference bundle carries (``processors.bundles``);
+        signals still warming up are left out and warm up on live data.
+        """
+        return {
+            "references": {src: ref.state() for src, ref in self.references.items()},
+            # The outlier scorer belongs to the embedding reference (it scores
+            # projections on that basis); the retrain head learns live labels.
+            "outlier_scorers": {src: ln.scorer.state() for src, ln in self.learners.items()},
+            "signals": {
+                name: st for name, sig in self.signals.items()
+                if (st := sig.reference_state()) is not None
+            },
+        }
+
+    @classmethod
+    def from_reference(
+        cls,
+        stream_id: str,
+        model_version: str,
+        reference: dict[str, Any],
+        settings: MonitorSettings | None = None,
+    ) -> StreamMonitor:
+        """A new monitor that starts calibrated from ``reference_state()`` output.
+
+        The first event is already watched (no warm-up) by the stored
+        detectors, which continue exactly as in the monitor they were taken
+        from. Cooldown and reference size (for later re-references) are this
+        monitor's ``settings``.
+
+        Raises
+        ------
+        ValueError
+            The reference names an unknown signal, was calibrated for other
+            parameters, or its embedding dimension differs from
+            ``settings.embedding_dim``.
+        """
+        m = cls(stream_id, model_version, settings)
+        for src, ref_state in reference.get("references", {}).items():
+            if src not in EMBEDDING_SOURCES:
+                raise ValueError(f"unknown embedding source {src!r}; known: {EMBEDDING_SOURCES}")
+            ref = EmbeddingReference.from_state(ref_state)
+            known = m.settings.embedding_dim if src == "embedding" else None
+            if known is not None and ref.dim != known:
+                raise ValueError(
+                    f"{src} reference has {ref.dim} dimensions, the embedder gives {known}"
+                )
+            scorer_state = reference.get("outlier_scorers", {}).get(src)
+            m.embeddings.install(
+                src, ref, None if scorer_state is None else OutlierScorer.from_state(scorer_state)
+            )
+        for name, sig_state in reference.get("signals", {}).items():
+            if name not in m.signals:
+                raise ValueError(
+                    f"unknown signal {name!r}; known signals: " + ", ".join(m.signals)
+                )
+            source = name.split(".", 1)[0]
+            if source in EMBEDDING_SOURCES and source not in m.references:
+                raise ValueError(f"{name} is calibrated but its embedding reference is missing")
+            m.signals[name].load_reference(sig_state)
+        return m
+
+    # -- state -----------------------------------------------------------------------
+
+    def snapshot(self) -> StreamState:
+        """The stream's state for the state topic and Redis, with the checkpoint."""
+        signals = {}
+        for name, sig in self.signals.items():
+            det = sig.detector
+            signals[name] = SignalState(
+                signal=name,
+                status=sig.status,
+                detector=sig.detector_kind,
+                statistic=_finite(det.statistic) if det is not None else None,
+                threshold=_finite(det.threshold) if det is not None else None,
+                expected=_finite(sig.ref_mean),
+                observed=sig.recent_mean(),
+                last_alert_id=sig.last_alert_id,
+            )
+        learners = self.learners.get("embedding") or self.learners.get("edge")
+        if learners is not None:
+            head = learners.head
+            warm = head.n_window < head.min_labels
+            signals[RETRAIN_SIGNAL] = SignalState(
+                signal=RETRAIN_SIGNAL,
+                status="warming_up" if warm else ("drift" if head.retrain_advised else "ok"),
+                detector="retrain_head",
+                statistic=0.0 if warm else float(head.gain),
+                threshold=0.0,
+                expected=None if warm else float(head.deployed_accuracy),
+                observed=None if warm else float(head.head_accuracy),
+                last_alert_id=self.last_alert_ids.get(RETRAIN_SIGNAL),
+            )
+        return StreamState(
+            stream_id=self.stream_id,
+            model_version=self.model_version,
+            events_seen=self.events_seen,
+            signals=signals,
+            monitor=self.state(),
+        )
+
+    def state(self) -> dict[str, Any]:
+        """Versioned JSON-safe checkpoint (``MonitorState``); ``from_state`` continues exactly."""
+        emb = self.embeddings.state()
+        return {
+            "version": STATE_VERSION,
+            "stream_id": self.stream_id,
+            "model_version": self.model_version,
+            "settings": self.settings.model_dump(),
+            "events_seen": self.events_seen,
+            "labels_unmatched": self.join.unmatched,
+            "references": emb["references"],
+            "warming": emb["warming"],
+            "recent_events": [list(e) for e in self.history.items],
+            "predictions": list(self.join.predictions.items()),
+            "class_ids": dict(self.class_ids.ids),
+            "novelty": self.novelty.state(),
+            "learners": emb["learners"],
+            "pred_frames": [[k, list(v)] for k, v in self.join.frames.items()],
+            "last_alert_ids": dict(self.last_alert_ids),
+            "signals": {name: sig.state() for name, sig in self.signals.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> StreamMonitor:
+        """Rebuild a monitor from ``state()``.
+
+        Raises
+        ------
+        ValueError
+            Not a checkpoint this build reads (pydantic names the field).
+        """
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"monitor state version {state.get('version')!r} not supported")
+        s = MonitorState.model_validate(state)
+        m = cls(s.stream_id, s.model_version, s.settings)
+        m.events_seen = s.events_seen
+        m.join.unmatched = s.labels_unmatched
+        m.embeddings.load_state({"references": s.references, "learners": s.learners})
+        m.history.items.extend(s.recent_events)
+        m.join.predictions.update(s.predictions)
+        m.join.frames.update(s.pred_frames)
+        m.class_ids.ids = dict(s.class_ids)
+        if s.novelty is not None:
+            m.novelty = ClassNovelty.from_state(s.novelty)
+        m.last_alert_ids = dict(s.last_alert_ids)
+        m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
+        return m
+
+
+def _finite(x: float | None) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None

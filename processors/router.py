@@ -1,0 +1,202 @@
+"""One event router for the worker and replay: raw bytes in, what to emit out. No Kafka.
+
+The faust worker (``processors.stream_app``) and ``driftline replay``
+(``processors.replay``) route every event through this module, so the two
+cannot drift apart: the same bytes give the same alerts, the same rejections
+(with the same reasons) and the same monitor state.
+
+Where an event may come from (``Source``):
+
+- ``FRAMES``: frames, to be embedded. The worker batches them through
+  ``decode_frame`` / ``embed`` / ``embedded`` itself (embedding is the
+  expensive step and runs in a thread); its output goes to the embeddings
+  topic, keyed by stream, and comes back in as ``INPUTS``.
+- ``INPUTS``: embeddings, frame errors, predictions and labels: the monitor's.
+- ``CONTROL``: operator commands only. A command on an input topic (or an
+  event on the control topic) is rejected (``unknown_kind``), not acted on:
+  whoever may write events must not be able to re-reference a stream.
+- ``RECORDING``: any of the above in one file (replay). A frame is embedded
+  and its embedding (or frame error) routed at once, in place of the
+  embeddings topic's round trip.
+
+Failure modes it protects against: bad input (``PermanentError``) becomes a
+``Rejected`` with a reason code (the dead letter's); an exception the monitor
+raises on one event (a bug) becomes ``monitor_error`` instead of stopping
+every stream that shares the partition in a crash-restart loop.
+
+Examples
+--------
+>>> router = Router(MonitorRegistry())
+>>> router.route(b'not json', Source.INPUTS).rejected[0].reason
+'invalid_json'
+>>> cmd = b'{"kind": "command", "stream_id": "cam-1"}'
+>>> router.route(cmd, Source.INPUTS).rejected[0].reason
+'unknown_kind'
+>>> router.route(cmd, Source.CONTROL).rejected
+[]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from driftline.errors import InvalidEvent, PermanentError
+from driftline.settings import EmbedderSettings
+from processors.commands import apply_command
+from processors.frame_pipeline import FramePipeline, frame_error
+from processors.monitor import MonitorRegistry, StreamMonitor
+from schemas.events import Alert, Command, Embedding, Frame, FrameError, Label, Prediction
+from schemas.wire import DEFAULT_MAX_BYTES, decode_as, decode_event
+
+log = logging.getLogger("driftline.router")
+
+MONITOR_INPUTS = (Embedding, FrameError, Prediction, Label)
+
+
+class Source(StrEnum):
+    """Where an event came from (see the module docstring)."""
+
+    FRAMES = "frames"
+    INPUTS = "inputs"
+    CONTROL = "control"
+    RECORDING = "recording"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event that could not be used: dead-lettered by the worker, reported by replay."""
+
+    reason: str
+    detail: str
+    stage: str
+
+
+@dataclass
+class Routed:
+    """What one event produced."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    # For the embeddings topic (worker only: replay routes them in place).
+    embedded: list[Embedding | FrameError] = field(default_factory=list)
+    # Monitors whose state this event changed (snapshotted by the worker).
+    touched: list[StreamMonitor] = field(default_factory=list)
+    # Monitors a command re-referenced, with the signals it re-referenced.
+    applied: list[tuple[StreamMonitor, list[str]]] = field(default_factory=list)
+    command: Command | None = None
+
+    def extend(self, other: Routed) -> None:
+        self.alerts += other.alerts
+        self.rejected += other.rejected
+        self.embedded += other.embedded
+        self.touched += other.touched
+        self.applied += other.applied
+        self.command = other.command or self.command
+
+
+class Router:
+    """Routes events of any number of streams into one ``MonitorRegistry``.
+
+    Parameters
+    ----------
+    registry : MonitorRegistry
+        The monitors (and the reference bundles new ones start from).
+    pipeline : FramePipeline or callable returning one, optional
+        The embedder for frames; a factory is called on the first frame, so a
+        recording of predictions never loads a model. Default: the packaged
+        embedder with default ``EmbedderSettings``.
+    max_bytes : int
+        Larger events are rejected (``oversize``).
+    """
+
+    def __init__(
+        self,
+        registry: MonitorRegistry,
+        *,
+        pipeline: FramePipeline | Callable[[], FramePipeline] | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self.registry = registry
+        self.max_bytes = max_bytes
+        self._pipeline = pipeline if isinstance(pipeline, FramePipeline) else None
+        self._factory = pipeline if callable(pipeline) else None
+
+    # -- frames ----------------------------------------------------------------------
+
+    @property
+    def pipeline(self) -> FramePipeline:
+        if self._pipeline is None:
+            self._pipeline = (self._factory() if self._factory is not None
+                              else FramePipeline.from_settings(EmbedderSettings(), self.max_bytes))
+        return self._pipeline
+
+    def decode_frame(self, raw: bytes) -> Frame:
+        """A frame from the frames topic; ``PermanentError`` if it is not one."""
+        return decode_as(Frame, raw, self.max_bytes)
+
+    def embed(self, frames: list[Frame]) -> list[Embedding | PermanentError]:
+        """Embed a batch of frames (the expensive step; thread-safe to run off the loop)."""
+        return self.pipeline.process(frames)
+
+    @staticmethod
+    def embedded(frame: Frame, result: Embedding | PermanentError) -> Routed:
+        """What an embedded frame emits: its embedding, or a rejection and a frame error.
+
+        A frame the embedder cannot use is rejected *and* marked on the
+        embeddings topic (``FrameError``, same key), in order with the
+        stream's embeddings, so its monitor counts it (``quality.undecodable``):
+        a camera that starts sending broken frames alerts instead of going quiet.
+        """
+        if isinstance(result, PermanentError):
+            return Routed(rejected=[Rejected(result.reason, str(result), "embedder")],
+                          embedded=[frame_error(frame, result)])
+        return Routed(embedded=[result])
+
+    # -- everything else ---------------------------------------------------------------
+
+    def route(self, raw: bytes, source: Source) -> Routed:
+        """Decode one event and apply it; never raises for bad input or a monitor bug."""
+        try:
+            event = decode_event(raw, self.max_bytes)
+        except PermanentError as exc:
+            return Routed(rejected=[Rejected(exc.reason, str(exc), _stage(source))])
+        return self.route_event(event, source)
+
+    def route_event(self, event: object, source: Source) -> Routed:
+        """Apply one decoded event (see ``route``)."""
+        try:
+            if isinstance(event, Frame) and source in (Source.FRAMES, Source.RECORDING):
+                out = self.embedded(event, self.embed([event])[0])
+                for e in list(out.embedded):
+                    out.extend(self.route_event(e, Source.INPUTS))
+                if source is Source.RECORDING:
+                    out.embedded.clear()  # routed in place: no embeddings topic offline
+                return out
+            if isinstance(event, Command) and source in (Source.CONTROL, Source.RECORDING):
+                applied = apply_command(self.registry, event)
+                return Routed(applied=applied, touched=[m for m, _ in applied], command=event)
+            if isinstance(event, MONITOR_INPUTS) and source in (Source.INPUTS, Source.RECORDING):
+                mon, alerts = self.registry.observe(event)
+                return Routed(alerts=alerts, touched=[mon])
+            raise InvalidEvent(
+                f"{type(event).__name__} events do not belong on the {source.value} topic",
+                reason="unknown_kind",
+            )
+        except PermanentError as exc:
+            return Routed(rejected=[Rejected(exc.reason, str(exc), _stage(source))])
+        except Exception as exc:
+            # A bug that one event triggers must not stall the partition: the
+            # worker would restart the agent, re-read the same unacked batch
+            # and crash again, forever, for every camera on it. The event is
+            # rejected (dead-lettered with its bytes: replay it once fixed)
+            # and the stream goes on; the log has the traceback.
+            log.exception("monitor failed on a %s event", type(event).__name__)
+            return Routed(rejected=[Rejected("monitor_error", f"{type(exc).__name__}: {exc}",
+                                             _stage(source))])
+
+
+def _stage(source: Source) -> str:
+    return "embedder" if source is Source.FRAMES else "monitor"
