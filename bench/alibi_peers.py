@@ -5,7 +5,7 @@ else in driftline imports this module.
 
 - Thresholds: alibi's own bootstrap on the reference (``ert``, ``window_size``,
   ``n_bootstraps``), cached under ``CACHE`` (5–190 s per configuration).
-- Restart after every alarm (``reset_state``), as ANCHORS.md.
+- Restart after every alarm (``reset_state``), as docs/anchors.md.
 - Running alibi's ``score`` on every frame costs 0.2–1 ms, and a matched
   false-alarm rate needs many runs over the clean streams. So each stream is
   scored once without restarts (``steady`` statistic: once ``window_size``

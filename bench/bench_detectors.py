@@ -1,7 +1,7 @@
 """Detector quality: realized false alarms vs configured ERT, detection delay, cost.
 
 Streams are AR(1) with lag-1 autocorrelation ``rho`` (0.85 by default, the
-figure measured on camera embeddings in ``/work/shared/ANCHORS.md``) and N(0, 1)
+figure measured on camera embeddings in ``docs/anchors.md``) and N(0, 1)
 marginals. Every run: 1,000 reference values (what each detector is
 calibrated on -- river's raw detectors are not), then the monitored stream.
 

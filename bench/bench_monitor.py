@@ -12,7 +12,7 @@ come from ``FramePipeline.process`` and are cached (``bench/monitor_cache.py``).
 
 - False alarms: frames ``REF .. frames`` of each clean stream (every alert is
   false), per 10,000 frames. The first ``REF`` frames are the peers'
-  reference (ANCHORS.md); the monitor uses its own (shorter) warm-up inside
+  reference (docs/anchors.md); the monitor uses its own (shorter) warm-up inside
   them and its alerts there are listed separately.
 - Delay: the same streams with a shift from frame ``ONSET`` (frames from the
   onset to the first alarm at or after it; a miss when nothing fires within
@@ -71,7 +71,7 @@ SHIFT_LABEL = {
     "jpeg": "JPEG q10", "color_cast": "colour cast", "occlusion": "occlusion 30%",
     "scene_change": "scene change", "class_mix": "class mix", "confidence_drop": "conf. drop",
 }
-# (detector, window, ERT, n_bootstraps): ANCHORS.md's configurations. alibi wants
+# (detector, window, ERT, n_bootstraps): docs/anchors.md's configurations. alibi wants
 # n_bootstraps >> ERT; 2,000 is what fits this machine (LSDD: ~100 s per reference).
 ALIBI_CONFIGS = (("mmd", 20, 150.0, 1000), ("mmd", 50, 1000.0, 2000),
                  ("lsdd", 50, 1000.0, 2000), ("lsdd", 20, 1000.0, 2000))

@@ -1,7 +1,7 @@
 """Shared confluent-kafka configuration and error translation.
 
 Every Kafka client driftline creates (publisher, sink consumers, admin) is
-configured here, so the delivery guarantees in ``DESIGN.md`` live in one
+configured here, so the delivery guarantees in ``docs/architecture.md`` live in one
 place, and every ``KafkaError`` is turned into a ``driftline.errors`` type at
 the boundary.
 

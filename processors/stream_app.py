@@ -4,7 +4,7 @@ This is the only module under ``processors/`` that knows Kafka. What an event
 does is decided by ``processors.router`` -- the same router ``driftline
 replay`` runs -- so this module only moves bytes: topic -> router -> topics.
 
-Ordering and delivery (the guarantees in DESIGN.md):
+Ordering and delivery (the guarantees in docs/architecture.md):
 
 - Input events are taken in micro-batches with ``take_events``, which acks an
   event only after the loop body that consumed its batch has returned. Every

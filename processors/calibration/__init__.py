@@ -2,7 +2,7 @@
 
 Camera frames are strongly correlated (lag-1 autocorrelation ~0.85 on
 embedding distances). A threshold calibrated as if observations were
-independent fires 20-150x too often on video (``ANCHORS.md``). This package
+independent fires 20-150x too often on video (``docs/anchors.md``). This package
 calibrates by simulation on surrogate streams that keep the reference's
 autocorrelation. One job per module, each importing only from the ones
 before it:

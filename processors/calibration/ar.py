@@ -9,7 +9,7 @@ benchmarks.
 Failure mode guarded against: camera frames are strongly correlated (lag-1
 autocorrelation ~0.85 on embedding distances), and a threshold calibrated as
 if observations were independent fires 20-150x too often on video
-(``ANCHORS.md``). The variance of a mean of ``n`` correlated values is
+(``docs/anchors.md``). The variance of a mean of ``n`` correlated values is
 ``long_run_variance / n`` with ``long_run_variance = sigma_e^2 / (1 -
 sum(phi))^2``, not ``variance / n``; 1,000 frames at lag-1 0.85 are worth
 only ~80 independent ones (``n * variance / long_run_variance``).

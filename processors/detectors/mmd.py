@@ -30,7 +30,7 @@ Calibration (``WindowedMMD.calibrated``). Consecutive video frames are
 strongly correlated (lag-1 0.85-0.97), so windows of ``W`` frames are worth
 far fewer independent samples than ``W``; a threshold from i.i.d.
 permutations (alibi-detect's ``MMDDriftOnline``) fires tens of times too
-often on camera video (``ANCHORS.md``). The threshold is found by
+often on camera video (``docs/anchors.md``). The threshold is found by
 simulation instead: PCA coordinates are uncorrelated at lag 0, so every
 component gets its own AR(p) fit (``processors.calibration.fit_ar``) and the
 surrogate multivariate streams are independent AR streams per component
