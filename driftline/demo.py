@@ -155,7 +155,7 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
     logdir = Path(tempfile.mkdtemp(prefix="driftline-demo-"))
     secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
     hooks = WebhookLog()
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     stop = threading.Event()
     console.rule("[bold]driftline demo")
     with LocalBroker(log_dir=logdir) as broker, LocalRedis(log_dir=logdir) as redis:
@@ -182,7 +182,7 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
             target=_watch, args=(settings, console, alerts, progress, stop), daemon=True
         )
         try:
-            procs = [_spawn("worker", env, logdir), _spawn("sinks", env, logdir)]
+            procs = {name: _spawn(name, env, logdir) for name in ("worker", "sinks")}
             watcher.start()
             console.print(f"camera [cyan]{STREAM}[/]: {frames} frames of scene '{scene}', "
                           f"[bold]{drift}[/] drift injected at frame {onset}; the deployed "
@@ -193,9 +193,9 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
             expected = published  # one monitor event per frame (its embedding) + per prediction
             deadline = time.monotonic() + 600
             while progress.get("events_seen", 0) < expected and time.monotonic() < deadline:
-                for p in procs:
+                for name, p in procs.items():
                     if p.poll() is not None:
-                        console.print(f"[red]{p.args[-1]} exited with {p.returncode}; "
+                        console.print(f"[red]{name} exited with {p.returncode}; "
                                       f"see {logdir}[/]")
                         return 1
                 time.sleep(0.5)
@@ -208,9 +208,9 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
         finally:
             stop.set()
             watcher.join(timeout=5)
-            for p in procs:
+            for p in procs.values():
                 p.terminate()
-            for p in procs:
+            for p in procs.values():
                 try:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
