@@ -111,6 +111,7 @@ def simulate(
     from processors.embedder import Embedder
     from producers.camera_events import camera_events
     from producers.drift_injection import DriftSpec
+    from producers.scenes import check_scene
 
     settings = _settings()
     try:
@@ -118,6 +119,7 @@ def simulate(
     except ValueError as exc:
         typer.echo(f"--drift: {exc}", err=True)
         raise typer.Exit(2) from None
+    check_scene(scene)  # before loading a model: a missing scene package is one clear line
     predictor = Embedder.load(
         settings.embedder.model_path, settings.embedder.manifest_path, settings.embedder.threads
     ) if predictions else None

@@ -147,8 +147,10 @@ def _publish_camera(settings: Settings, console: Console, progress: dict[str, in
 def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> int:
     """Run the demo; return the process exit code."""
     from producers.drift_injection import DriftSpec
+    from producers.scenes import check_scene
     from sinks.redis_state import read_stream
 
+    check_scene(scene)  # before starting anything: names the extra a missing scene needs
     # Piped output (CI logs, `| tee`) gets 80 columns by default: too narrow for the summary.
     probe = Console()
     console = probe if probe.is_terminal else Console(width=110)
