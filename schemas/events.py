@@ -307,6 +307,28 @@ class DeadLetter(BaseModel):
     stage: str
     ts: AwareDatetime = Field(default_factory=utcnow)
 
+    @classmethod
+    def bounded(
+        cls, *, original: bytes, detail: str, max_event_bytes: int, **fields: Any
+    ) -> DeadLetter:
+        """A dead letter whose wire form fits in ``max_event_bytes``.
+
+        base64 in JSON grows the original by 4/3: what would not fit is cut
+        (and said in ``detail``), so an oversize input is dead-lettered rather
+        than failing forever.
+
+        >>> d = DeadLetter.bounded(original=b"x" * 50_000, detail="oversize",
+        ...                        max_event_bytes=32 * 1024, reason="oversize",
+        ...                        source_topic="t", stage="s")
+        >>> len(d.original), d.detail
+        (12288, 'oversize (original truncated from 50000 to 12288 bytes)')
+        """
+        budget = max(0, (max_event_bytes - 16 * 1024) * 3 // 4)
+        if len(original) > budget:
+            detail += f" (original truncated from {len(original)} to {budget} bytes)"
+            original = original[:budget]
+        return cls(original=original, detail=detail[:4000], **fields)
+
 
 class Command(BaseModel):
     """An operator's instruction to the monitors of one stream (the control topic).

@@ -231,21 +231,15 @@ def _dead_letter(
     stats: SinkStats,
 ) -> bool:
     """Publish the original bytes with the reason; ``True`` once acknowledged."""
-    original = msg.value() or b""
-    # base64 in JSON grows the original by 4/3: truncate what would not fit
-    # rather than failing forever on an oversize input.
-    budget = (dead_letter.max_event_bytes - 16 * 1024) * 3 // 4
-    if len(original) > budget:
-        detail += f" (original truncated from {len(original)} to {budget} bytes)"
-        original = original[:budget]
-    letter = DeadLetter(
+    letter = DeadLetter.bounded(
+        original=msg.value() or b"",
+        detail=detail,
+        max_event_bytes=dead_letter.max_event_bytes,
         reason=reason,
-        detail=detail[:4000],
         source_topic=_where(msg)[0],
         source_partition=msg.partition(),
         source_offset=msg.offset(),
         key=msg.key(),
-        original=original,
         stage=stage,
     )
     try:
