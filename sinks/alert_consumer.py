@@ -44,7 +44,7 @@ from driftline.errors import DriftlineError, InvalidEvent, PermanentError, Trans
 from driftline.kafka_config import consumer_config, translate
 from driftline.settings import Settings
 from producers.publisher import Publisher
-from schemas.events import Alert, DeadLetter
+from schemas.events import DeadLetter
 from schemas.wire import decode_as, encode
 
 log = logging.getLogger(__name__)
@@ -74,20 +74,6 @@ class SinkStats:
 def full_jitter(attempt: int, *, base_s: float = 0.1, max_s: float = 5.0) -> float:
     """Backoff before retry ``attempt`` (1-based): ``uniform(0, min(max, base*2**(a-1)))``."""
     return random.uniform(0, min(max_s, base_s * 2 ** max(0, attempt - 1)))
-
-
-def run_alert_sink(
-    settings: Settings,
-    group_id: str,
-    handle: Callable[[Alert], object],
-    stop: threading.Event,
-    dead_letter: Publisher,
-    **kwargs: Any,
-) -> SinkStats:
-    """Consume the alerts topic into ``handle`` until ``stop`` is set; see ``run_sink``."""
-    return run_sink(
-        settings, group_id, {settings.topics.alerts: (Alert, handle)}, stop, dead_letter, **kwargs
-    )
 
 
 def run_sink(
