@@ -109,7 +109,7 @@ def simulate(
 ) -> None:
     """Play a simulated camera (frames, predictions, labels) into Kafka or a JSONL file."""
     from processors.embedder import Embedder
-    from producers.camera_events import camera_events
+    from producers.camera_events import camera_events, publish_camera
     from producers.drift_injection import DriftSpec
     from producers.scenes import check_scene
 
@@ -139,13 +139,8 @@ def simulate(
         return
     from producers.publisher import Publisher
 
-    topics = settings.topics
-    by_kind = {"frames": topics.frames, "predictions": topics.predictions, "labels": topics.labels}
     with Publisher.from_settings(settings) as pub:
-        n = 0
-        for ce in events:
-            pub.publish(by_kind[ce.topic], ce.event)
-            n += 1
+        n = publish_camera(pub, settings.topics, events)
     typer.echo(f"published {n} events for {stream}", err=True)
 
 

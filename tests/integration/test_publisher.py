@@ -164,20 +164,17 @@ def _photo_folder(tmp_path) -> tuple[object, list[str]]:
 def test_publish_cli_sends_a_folder_of_images_as_frames(
     settings: Settings, read_topic: Callable, tmp_path
 ) -> None:
-    import os
     import subprocess
     import sys
 
+    from driftline.local_infra import settings_env
     from schemas.events import Frame
 
     folder, names = _photo_folder(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env.update(DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-               DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix)
     run = subprocess.run(
         [sys.executable, "-m", "driftline", "publish", str(folder), "--stream", "cam-dir",
          "--model-version", "v7"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=settings_env(settings), capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stderr.strip().splitlines()[-1] == (

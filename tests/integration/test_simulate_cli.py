@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftline.cli import app
+from driftline.local_infra import settings_env
 from driftline.settings import Settings
 from producers.drift_injection import KINDS
 from schemas.events import Frame, Prediction
@@ -81,13 +82,10 @@ def test_every_kind_through_simulate(kind: str, clean: list, tmp_path: Path) -> 
 
 
 def test_simulate_publishes_to_a_real_broker(settings: Settings, read_topic) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env.update(DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-               DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix)
     run = subprocess.run(
         [sys.executable, "-m", "driftline", "simulate", "--stream", "cam-x", "--frames", "30",
          "--drift", "blur", "--onset", "10", "--labels"],
-        env=env, capture_output=True, timeout=300,
+        env=settings_env(settings), capture_output=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr.decode()[-2000:]
     frames = [decode_as(Frame, r.value) for r in read_topic(settings.topics.frames, 30)]
