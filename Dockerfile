@@ -10,4 +10,6 @@ COPY producers producers
 COPY processors processors
 COPY sinks sinks
 RUN pip install --no-cache-dir ".[sim]"
+# Prometheus metrics, when DRIFTLINE_METRICS_PORT=9100 (docker-compose.yml sets it).
+EXPOSE 9100
 ENTRYPOINT ["driftline"]
