@@ -6,7 +6,9 @@ PY ?= python3
 install:
 	PYTHON=$(PY) bash scripts/install.sh
 
-demo: install
+# The demo needs only the local broker and the photo scenes, not the test tools.
+demo:
+	PYTHON=$(PY) EXTRAS=local,sim bash scripts/install.sh
 	$(PY) -m driftline demo
 
 test: install

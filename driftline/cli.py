@@ -109,8 +109,9 @@ def simulate(
 ) -> None:
     """Play a simulated camera (frames, predictions, labels) into Kafka or a JSONL file."""
     from processors.embedder import Embedder
-    from producers.camera_events import camera_events
+    from producers.camera_events import camera_events, publish_camera
     from producers.drift_injection import DriftSpec
+    from producers.scenes import check_scene
 
     settings = _settings()
     try:
@@ -118,6 +119,7 @@ def simulate(
     except ValueError as exc:
         typer.echo(f"--drift: {exc}", err=True)
         raise typer.Exit(2) from None
+    check_scene(scene)  # before loading a model: a missing scene package is one clear line
     predictor = Embedder.load(
         settings.embedder.model_path, settings.embedder.manifest_path, settings.embedder.threads
     ) if predictions else None
@@ -137,14 +139,39 @@ def simulate(
         return
     from producers.publisher import Publisher
 
-    topics = settings.topics
-    by_kind = {"frames": topics.frames, "predictions": topics.predictions, "labels": topics.labels}
     with Publisher.from_settings(settings) as pub:
-        n = 0
-        for ce in events:
-            pub.publish(by_kind[ce.topic], ce.event)
-            n += 1
+        n = publish_camera(pub, settings.topics, events)
     typer.echo(f"published {n} events for {stream}", err=True)
+
+
+@app.command()
+def publish(
+    source: Annotated[Path, typer.Argument(exists=True, help="An image folder, a video file "
+                                           "or a JSONL recording (.jsonl, .jsonl.gz).")],
+    stream: Annotated[str | None, typer.Option(help="Stream id of the frames (required for a "
+                                               "folder or a video; filters a recording).")]
+    = None,
+    fps: Annotated[float | None, typer.Option(min=0.001, help="Pace at F events/s (a video is "
+                                              "also subsampled to F fps); default: at once.")]
+    = None,
+    model_version: Annotated[str, typer.Option(help="Model version of the frames.")]
+    = "unknown",
+    limit: Annotated[int | None, typer.Option(min=0, help="Publish at most N events.")] = None,
+) -> None:
+    """Publish frames from an image folder or a video, or a recording's events as they are.
+
+    Frames go to <prefix>.frames keyed by stream; a recording's events go to the
+    topic of their kind, and lines that are not input events to <prefix>.dead-letter.
+    Ends, flushed, with one line of counts.
+    """
+    from producers.publish_source import publish_source
+    from producers.publisher import Publisher
+
+    settings = _settings()
+    with Publisher.from_settings(settings, client_id="driftline-publish") as pub:
+        counts = publish_source(pub, settings.topics, source, stream_id=stream,
+                                model_version=model_version, fps=fps, limit=limit)
+    typer.echo(counts.summary(source), err=True)
 
 
 @app.command()

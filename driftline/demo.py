@@ -14,16 +14,14 @@ before it; 1 otherwise.
 
 from __future__ import annotations
 
-import json
-import os
+import base64
 import secrets
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,67 +29,30 @@ from confluent_kafka import Consumer
 from rich.console import Console
 from rich.table import Table
 
-from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics, free_port
+from driftline.kafka_config import consumer_config
+from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics, settings_env
 from driftline.settings import Settings
 from schemas.events import Alert, StreamState
 from schemas.wire import decode_as
-from sinks.webhook import verify
+from sinks.webhook_receiver import Delivery, WebhookReceiver
 
 STREAM = "demo-cam-1"
 
 
-@dataclass
-class WebhookLog:
-    """What the demo's webhook receiver saw."""
+def _show(console: Console) -> Callable[[Delivery], None]:
+    def show(d: Delivery) -> None:
+        mark = "[green]signature ok[/]" if d.verified else "[red]BAD SIGNATURE[/]"
+        console.print(f"  [dim]webhook[/] id={d.webhook_id[:12] or '?'} {mark}")
 
-    received: list[dict[str, Any]] = field(default_factory=list)
-    verified: int = 0
-    rejected: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def start_receiver(
-    secret: str, console: Console, log: WebhookLog
-) -> tuple[ThreadingHTTPServer, str]:
-    """A real HTTP server on loopback that verifies Standard Webhooks signatures."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            try:
-                ok = bool(verify(secret, headers, body))
-            except Exception:
-                ok = False
-            with log.lock:
-                if ok:
-                    log.verified += 1
-                    log.received.append(json.loads(body))
-                else:
-                    log.rejected += 1
-            mark = "[green]signature ok[/]" if ok else "[red]BAD SIGNATURE[/]"
-            console.print(f"  [dim]webhook[/] id={headers.get('webhook-id', '?')[:12]} {mark}")
-            self.send_response(204 if ok else 401)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="webhook-rx").start()
-    return server, f"http://127.0.0.1:{port}/hooks/driftline"
+    return show
 
 
 def _watch(settings: Settings, console: Console, alerts: list[Alert], progress: dict[str, int],
            stop: threading.Event) -> None:
     topics = settings.topics
-    consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": f"demo-watch-{secrets.token_hex(4)}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(consumer_config(settings.bootstrap_servers,
+                                        f"demo-watch-{secrets.token_hex(4)}",
+                                        client_id="driftline-demo"))
     consumer.subscribe([topics.alerts, topics.state, topics.dead_letter])
     try:
         while not stop.is_set():
@@ -126,53 +87,42 @@ def _publish_camera(settings: Settings, console: Console, progress: dict[str, in
                     frames: int, scene: str, seed: int, spec: Any) -> int:
     """Play the camera into Kafka; the producer is flushed and released on return."""
     from processors.embedder import Embedder
-    from producers.camera_events import camera_events
+    from producers.camera_events import camera_events, publish_camera
     from producers.publisher import Publisher
 
-    predictor = Embedder.load()
-    topics = settings.topics
-    by_kind = {"frames": topics.frames, "predictions": topics.predictions, "labels": topics.labels}
-    published = 0
-    with Publisher(settings.bootstrap_servers) as pub:
-        for ce in camera_events(stream_id=STREAM, frames=frames, scene=scene, seed=seed,
-                                drift=spec, predictor=predictor):
-            pub.publish(by_kind[ce.topic], ce.event)
-            published += 1
-            if published % 400 == 0:
-                console.print(f"  [dim]published {published} events; the worker has "
-                              f"processed {progress.get('events_seen', 0)}[/]")
-    return published
+    def report(published: int) -> None:
+        console.print(f"  [dim]published {published} events; the worker has "
+                      f"processed {progress.get('events_seen', 0)}[/]")
+
+    events = camera_events(stream_id=STREAM, frames=frames, scene=scene, seed=seed, drift=spec,
+                           predictor=Embedder.load())
+    with Publisher.from_settings(settings) as pub:
+        return publish_camera(pub, settings.topics, events, progress=report)
 
 
 def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> int:
     """Run the demo; return the process exit code."""
     from producers.drift_injection import DriftSpec
+    from producers.scenes import check_scene
     from sinks.redis_state import read_stream
 
+    check_scene(scene)  # before starting anything: names the extra a missing scene needs
     # Piped output (CI logs, `| tee`) gets 80 columns by default: too narrow for the summary.
     probe = Console()
     console = probe if probe.is_terminal else Console(width=110)
     logdir = Path(tempfile.mkdtemp(prefix="driftline-demo-"))
-    secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
-    hooks = WebhookLog()
-    procs: list[subprocess.Popen[bytes]] = []
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
     stop = threading.Event()
     console.rule("[bold]driftline demo")
-    with LocalBroker(log_dir=logdir) as broker, LocalRedis(log_dir=logdir) as redis:
-        server, hook_url = start_receiver(secret, console, hooks)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-        env.update({
-            "DRIFTLINE_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "DRIFTLINE_REDIS_URL": redis.url,
-            "DRIFTLINE_WEBHOOK_URL": hook_url,
-            "DRIFTLINE_WEBHOOK_SECRET": secret,
-            "DRIFTLINE_TOPIC_PREFIX": "demo",
-            "DRIFTLINE_STATE_EVERY": "50",
-        })
+    with LocalBroker(log_dir=logdir) as broker, LocalRedis(log_dir=logdir) as redis, \
+            WebhookReceiver(secret, before_reply=_show(console)) as hooks:
+        hook_url = hooks.url
         settings = Settings(
             bootstrap_servers=broker.bootstrap, redis_url=redis.url, topic_prefix="demo",
             webhook_url=hook_url, webhook_secret=secret, state_every=50,
         )
+        env = settings_env(settings)  # the worker and sinks read the same settings
         ensure_topics(broker.bootstrap, settings.topics, settings.partitions)
         console.print(f"broker  [cyan]{broker.bootstrap}[/] (Tansu)   redis [cyan]{redis.url}[/]"
                       f"   webhook receiver [cyan]{hook_url}[/]   logs {logdir}")
@@ -182,7 +132,7 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
             target=_watch, args=(settings, console, alerts, progress, stop), daemon=True
         )
         try:
-            procs = [_spawn("worker", env, logdir), _spawn("sinks", env, logdir)]
+            procs = {name: _spawn(name, env, logdir) for name in ("worker", "sinks")}
             watcher.start()
             console.print(f"camera [cyan]{STREAM}[/]: {frames} frames of scene '{scene}', "
                           f"[bold]{drift}[/] drift injected at frame {onset}; the deployed "
@@ -193,34 +143,34 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
             expected = published  # one monitor event per frame (its embedding) + per prediction
             deadline = time.monotonic() + 600
             while progress.get("events_seen", 0) < expected and time.monotonic() < deadline:
-                for p in procs:
+                for name, p in procs.items():
                     if p.poll() is not None:
-                        console.print(f"[red]{p.args[-1]} exited with {p.returncode}; "
+                        console.print(f"[red]{name} exited with {p.returncode}; "
                                       f"see {logdir}[/]")
                         return 1
                 time.sleep(0.5)
             # Sinks are asynchronous consumers: give them a moment to catch up.
             wait_until = time.monotonic() + 30
-            while len(hooks.received) < len(alerts) and time.monotonic() < wait_until:
+            while len(hooks.accepted()) < len(alerts) and time.monotonic() < wait_until:
                 time.sleep(0.3)
             elapsed = time.monotonic() - started
             stored = read_stream(redis.url, STREAM)
         finally:
             stop.set()
             watcher.join(timeout=5)
-            for p in procs:
+            for p in procs.values():
                 p.terminate()
-            for p in procs:
+            for p in procs.values():
                 try:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-            server.shutdown()
         return _summary(console, alerts, hooks, stored, progress, published, frames, onset,
                         drift, elapsed)
 
 
-def _summary(console: Console, alerts: list[Alert], hooks: WebhookLog, stored: dict[str, Any],
+def _summary(console: Console, alerts: list[Alert], hooks: WebhookReceiver,
+             stored: dict[str, Any],
              progress: dict[str, int], published: int, frames: int, onset: int, drift: str,
              elapsed: float) -> int:
     console.rule("[bold]summary")
@@ -243,7 +193,7 @@ def _summary(console: Console, alerts: list[Alert], hooks: WebhookLog, stored: d
     console.print(f"alerts: {len(alerts)} ({len(before)} before the drift, {len(after)} after); "
                   f"first detection {first - onset if first is not None else '—'} frames after "
                   "onset")
-    console.print(f"webhook: {hooks.verified} deliveries with a valid signature, "
+    console.print(f"webhook: {len(hooks.accepted())} deliveries with a valid signature, "
                   f"{hooks.rejected} rejected")
     drifting = sorted(s["signal"] for s in stored.get("signals", []) if s["status"] == "drift")
     console.print(f"redis: {len(stored.get('recent_alerts', []))} alerts in the stream's history; "

@@ -36,15 +36,47 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
+
+from pydantic import BaseModel, SecretStr
 
 from driftline.errors import ConfigError, DriftlineError, TransientError
-from driftline.settings import Topics
+from driftline.settings import ENV_PREFIX, Settings, Topics
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+
+
+def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a ``driftline`` child process that reads ``settings`` back.
+
+    ``base`` (default ``os.environ``) without its ``DRIFTLINE_*`` variables,
+    plus one ``DRIFTLINE_*`` variable per setting that differs from its
+    default (nested groups with ``__``; secrets in clear).
+
+    >>> env = settings_env(Settings(topic_prefix="demo", monitor={"ert": 500}), base={})
+    >>> env
+    {'DRIFTLINE_TOPIC_PREFIX': 'demo', 'DRIFTLINE_MONITOR__ERT': '500.0'}
+    """
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith(ENV_PREFIX)}
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, BaseModel):
+            for field in value.model_fields_set:
+                add(f"{name}__{field.upper()}", getattr(value, field))
+        elif value is not None:
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[name] = str(value).lower() if isinstance(value, bool) else str(value)
+
+    for field in settings.model_fields:
+        value = getattr(settings, field)
+        default = Settings.model_fields[field].default
+        if isinstance(value, BaseModel) or value != default:
+            add(ENV_PREFIX + field.upper(), value)
+    return env
 
 
 def free_port(host: str = HOST) -> int:
@@ -177,12 +209,7 @@ class _ChildProcess:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 

@@ -26,9 +26,10 @@ it to a JSONL recording for ``driftline replay``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,10 @@ from producers.drift_injection import DriftSpec
 from producers.simulated_camera import SimulatedCamera
 from producers.sources import encode_jpeg
 from schemas.events import Frame, Label, Prediction
+
+if TYPE_CHECKING:
+    from driftline.settings import Topics
+    from producers.publisher import Publisher
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,27 @@ def camera_events(
             done += 1
     while pending_labels:
         yield CameraEvent("labels", pending_labels.popleft()[1])
+
+
+def publish_camera(
+    pub: Publisher,
+    topics: Topics,
+    events: Iterable[CameraEvent],
+    *,
+    progress: Callable[[int], object] | None = None,
+    every: int = 400,
+) -> int:
+    """Publish camera events to their topics; returns how many (``progress(n)`` every ``every``).
+
+    The caller flushes (leaving ``with pub``).
+    """
+    n = 0
+    for ce in events:
+        pub.publish(getattr(topics, ce.topic), ce.event)  # frames, predictions, labels
+        n += 1
+        if progress is not None and n % every == 0:
+            progress(n)
+    return n
 
 
 def _new_classes(predictor: Embedder, rng: np.random.Generator) -> list[str]:

@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from driftline.errors import DeliveryFailed, InvalidEvent
 from driftline.kafka_config import producer_config, translate
+from driftline.metrics import count_out
 from schemas.wire import encode
 
 if TYPE_CHECKING:
@@ -135,7 +136,9 @@ class Publisher:
                 if len(self.errors) < MAX_KEPT_ERRORS:
                     self.errors.append(f"{msg.topic()}[{msg.partition()}]: {err.name()}: "
                                        f"{err.str()}")
-        if err is not None:
+        if err is None:
+            count_out(msg.topic() or "")
+        else:
             log.warning("delivery to %s failed: %s", msg.topic(), err.str())
         if self._user_callback is not None:
             self._user_callback(err, msg)

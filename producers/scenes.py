@@ -4,8 +4,10 @@ Photos come from the files inside the scikit-image wheel (``skimage/data/``) and
 the scikit-learn wheel (``sklearn/datasets/images/``). Only files already in the
 wheels are read — never ``skimage.data`` fetchers that download through pooch —
 and the packages are located without importing them (importing scikit-image
-costs a second and is not needed to read a PNG). A scene whose package is not
-installed is simply not listed.
+costs a second and is not needed to read a PNG). Both come with the ``sim``
+extra (``pip install 'driftline[sim]'``); a scene whose package is not
+installed is not listed, and asking for it raises ``ConfigError`` naming the
+extra (:func:`check_scene` does it up front).
 
 One real video scene, ``vtest`` (Debian ``opencv-doc``'s ``vtest.avi``: a fixed
 outdoor camera, people walking, 768x576, 795 frames at 10 fps) is listed when
@@ -38,6 +40,12 @@ VIDEO_ENV = "DRIFTLINE_VIDEO_PATH"
 
 VIDEO_SCENE = "vtest"
 VIDEO_PREFIX = "video:"
+
+SIM_EXTRA = "pip install 'driftline[sim]'"
+"""What installs the photo scenes' packages (scikit-image, scikit-learn)."""
+
+# The PyPI distribution behind each package, for error messages.
+_DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn"}
 
 _VTEST_CANDIDATES = (
     "/tmp/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi",
@@ -163,13 +171,53 @@ def first_video_frame(path: Path) -> np.ndarray:
     return np.ascontiguousarray(frame[:, :, ::-1])
 
 
+def check_scene(name: str, video_path: str | os.PathLike[str] | None = None) -> None:
+    """Raise ``ConfigError`` unless scene ``name`` can be loaded here (no decoding).
+
+    A photo scene whose package is missing names the extra that installs it,
+    so ``simulate`` and ``demo`` fail with one clear line before starting
+    anything.
+
+    Examples
+    --------
+    >>> check_scene("coffee")
+    >>> check_scene("video:/nonexistent.avi")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    driftline.errors.ConfigError: scene: video file /nonexistent.avi does not exist
+    """
+    _scene_file(name, video_path)
+
+
+def _scene_file(name: str, video_path: str | os.PathLike[str] | None) -> Path:
+    """The photo or video file behind scene ``name``; ``ConfigError`` naming what is missing."""
+    if is_video_scene(name):
+        return resolve_video(name, video_path)
+    path = photo_path(name)
+    if path is not None:
+        return path
+    if name in _PHOTOS:
+        package = _PHOTOS[name][0]
+        raise ConfigError(
+            "scene",
+            f"scene {name!r} is a photo shipped with {_DISTRIBUTIONS[package]}, which is not "
+            f"installed: {SIM_EXTRA}",
+        )
+    available = list_scenes(video_path)
+    hint = "" if photo_scenes() else f" (the photo scenes need {SIM_EXTRA})"
+    raise ConfigError(
+        "scene", f"unknown scene {name!r}; available: {', '.join(available) or 'none'}{hint}"
+    )
+
+
 def load_scene(name: str, video_path: str | os.PathLike[str] | None = None) -> np.ndarray:
     """Scene ``name`` as an RGB uint8 HxWx3 array (a video scene gives its first frame).
 
     Raises
     ------
     ConfigError
-        Unknown name (the message lists the available ones), or a missing video file.
+        Unknown name (the message lists the available ones), a photo scene whose
+        package is not installed, or a missing video file (see :func:`check_scene`).
 
     Examples
     --------
@@ -180,11 +228,5 @@ def load_scene(name: str, video_path: str | os.PathLike[str] | None = None) -> n
     ...
     driftline.errors.ConfigError: scene: unknown scene 'nope'; available: astronaut, ...
     """
-    if is_video_scene(name):
-        return first_video_frame(resolve_video(name, video_path))
-    path = photo_path(name)
-    if path is None:
-        raise ConfigError(
-            "scene", f"unknown scene {name!r}; available: {', '.join(list_scenes(video_path))}"
-        )
-    return read_rgb(path)
+    file = _scene_file(name, video_path)
+    return first_video_frame(file) if is_video_scene(name) else read_rgb(file)

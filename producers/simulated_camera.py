@@ -51,6 +51,7 @@ from driftline.errors import ConfigError, UndecodableImage
 from producers.drift_injection import OPTICAL_KINDS, DriftSpec, apply_drift, drift_meta
 from producers.drift_injection import rotation_params as _rotation_params
 from producers.scenes import (
+    SIM_EXTRA,
     is_video_scene,
     list_scenes,
     load_scene,
@@ -493,7 +494,9 @@ class SimulatedCamera:
             if target is None:
                 others = [s for s in photo_scenes() if s != self.scene_name]
                 if not others:
-                    raise ConfigError("drift", "scene_change needs a second installed scene")
+                    raise ConfigError(
+                        "drift", f"scene_change needs a second installed scene: {SIM_EXTRA}"
+                    )
                 target = others[int(self._drift_rng.integers(len(others)))]
             out_w, out_h = self.size
             self._alt_name = target

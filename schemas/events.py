@@ -19,24 +19,23 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
     PlainSerializer,
     PlainValidator,
     WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 StreamId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -68,17 +67,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _finite(values: list[float], what: str) -> list[float]:
-    for v in values:
-        if not math.isfinite(v):
-            raise ValueError(f"{what} contains a non-finite value ({v})")
-    return values
+# NaN and inf are valid Python floats (and json.loads reads them): refuse them in
+# every vector and score map, checked by pydantic-core rather than a Python loop.
+Vector = Annotated[list[FiniteFloat], Field(min_length=1)]
+ScoreMap = dict[str, FiniteFloat]
 
 
-class _Event(BaseModel):
+class _Wire(BaseModel):
+    """What every model on a topic has: frozen, no unknown fields, a schema version."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class _Event(_Wire):
     event_id: Name
     stream_id: StreamId
     model_version: Name = "unknown"
@@ -130,26 +133,11 @@ class Prediction(_Event):
     frame_id: str | None = None
     top_class: Name
     confidence: float = Field(ge=0.0, le=1.0)
-    scores: dict[str, float] | None = None
+    scores: ScoreMap | None = None
     boxes: list[Box] | None = None
-    embedding: list[float] | None = None
+    embedding: Vector | None = None
     frame_index: int | None = Field(default=None, ge=0)
 
-    @field_validator("embedding")
-    @classmethod
-    def _embedding_finite(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None:
-            if not v:
-                raise ValueError("embedding is empty")
-            _finite(v, "embedding")
-        return v
-
-    @field_validator("scores")
-    @classmethod
-    def _scores_finite(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is not None:
-            _finite(list(v.values()), "scores")
-        return v
 
 
 class Label(_Event):
@@ -171,33 +159,14 @@ class Embedding(_Event):
 
     kind: Literal["embedding"] = "embedding"
     frame_id: Name
-    vector: list[float]
-    quality: dict[str, float] = Field(default_factory=dict)
+    vector: Vector
+    quality: ScoreMap = Field(default_factory=dict)
     top_class: str | None = None
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
-    scores: dict[str, float] | None = None
+    scores: ScoreMap | None = None
     frame_index: int | None = Field(default=None, ge=0)
     meta: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("vector")
-    @classmethod
-    def _vector_finite(cls, v: list[float]) -> list[float]:
-        if not v:
-            raise ValueError("vector is empty")
-        return _finite(v, "vector")
-
-    @field_validator("quality")
-    @classmethod
-    def _quality_finite(cls, v: dict[str, float]) -> dict[str, float]:
-        _finite(list(v.values()), "quality")
-        return v
-
-    @field_validator("scores")
-    @classmethod
-    def _scores_finite(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        if v is not None:
-            _finite(list(v.values()), "scores")
-        return v
 
 
 class FrameError(_Event):
@@ -215,7 +184,7 @@ class FrameError(_Event):
     reason: str
 
 
-class Alert(BaseModel):
+class Alert(_Wire):
     """A detected change, with enough context to act on it.
 
     ``alert_id`` is deterministic (stream, model version, signal, detector and
@@ -223,9 +192,6 @@ class Alert(BaseModel):
     the same id and every sink deduplicates on it.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["alert"] = "alert"
     alert_id: Name
     stream_id: StreamId
@@ -271,16 +237,13 @@ class SignalState(BaseModel):
     last_alert_id: str | None = None
 
 
-class StreamState(BaseModel):
+class StreamState(_Wire):
     """Snapshot of one stream's monitor (the compacted state topic's value).
 
     ``monitor`` is the monitor's own versioned, JSON-safe checkpoint: a worker
     that takes over the stream restores it with ``StreamMonitor.from_state``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["state"] = "state"
     stream_id: StreamId
     model_version: Name
@@ -290,12 +253,9 @@ class StreamState(BaseModel):
     ts: AwareDatetime = Field(default_factory=utcnow)
 
 
-class DeadLetter(BaseModel):
+class DeadLetter(_Wire):
     """Input that could not be processed: original bytes, where they came from, why."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["dead_letter"] = "dead_letter"
     reason: str
     detail: str
@@ -307,8 +267,30 @@ class DeadLetter(BaseModel):
     stage: str
     ts: AwareDatetime = Field(default_factory=utcnow)
 
+    @classmethod
+    def bounded(
+        cls, *, original: bytes, detail: str, max_event_bytes: int, **fields: Any
+    ) -> DeadLetter:
+        """A dead letter whose wire form fits in ``max_event_bytes``.
 
-class Command(BaseModel):
+        base64 in JSON grows the original by 4/3: what would not fit is cut
+        (and said in ``detail``), so an oversize input is dead-lettered rather
+        than failing forever.
+
+        >>> d = DeadLetter.bounded(original=b"x" * 50_000, detail="oversize",
+        ...                        max_event_bytes=32 * 1024, reason="oversize",
+        ...                        source_topic="t", stage="s")
+        >>> len(d.original), d.detail
+        (12288, 'oversize (original truncated from 50000 to 12288 bytes)')
+        """
+        budget = max(0, (max_event_bytes - 16 * 1024) * 3 // 4)
+        if len(original) > budget:
+            detail += f" (original truncated from {len(original)} to {budget} bytes)"
+            original = original[:budget]
+        return cls(original=original, detail=detail[:4000], **fields)
+
+
+class Command(_Wire):
     """An operator's instruction to the monitors of one stream (the control topic).
 
     Keyed by ``stream_id`` like every event, so it lands in the partition of
@@ -321,9 +303,6 @@ class Command(BaseModel):
     management").
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["command"] = "command"
     command_id: Name = Field(default_factory=lambda: uuid.uuid4().hex)
     stream_id: StreamId
@@ -336,3 +315,8 @@ class Command(BaseModel):
 
 InputEvent = Frame | Prediction | Label | Embedding
 MonitorEvent = Prediction | Label | Embedding
+
+WIRE_MODELS: tuple[type[BaseModel], ...] = (
+    Frame, Prediction, Label, Embedding, Alert, StreamState, DeadLetter, Command, FrameError,
+)
+"""Every model that travels on a topic; ``schemas.wire`` decodes them by their ``kind``."""

@@ -24,32 +24,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from driftline.errors import InvalidEvent
-from schemas.events import (
-    SCHEMA_VERSION,
-    Alert,
-    Command,
-    DeadLetter,
-    Embedding,
-    Frame,
-    FrameError,
-    Label,
-    Prediction,
-    StreamState,
-)
+from schemas.events import SCHEMA_VERSION, WIRE_MODELS
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
-KINDS: dict[str, type[BaseModel]] = {
-    "frame": Frame,
-    "prediction": Prediction,
-    "label": Label,
-    "embedding": Embedding,
-    "alert": Alert,
-    "state": StreamState,
-    "dead_letter": DeadLetter,
-    "command": Command,
-    "frame_error": FrameError,
-}
+KINDS: dict[str, type[BaseModel]] = {m.model_fields["kind"].default: m for m in WIRE_MODELS}
+"""``kind`` -> model: ``frame``, ``prediction``, ``label``, ``embedding``, ``alert``, ..."""
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -21,39 +21,33 @@ Delivery is at-least-once: a crash between the effect and the commit
 re-delivers the message, so ``handle`` must be idempotent (the Redis writer
 and the webhook's ``webhook-id`` are).
 
-Examples
---------
->>> full_jitter(3, base_s=0.1, max_s=5.0) <= 0.4
-True
+Every message counts in ``driftline_events_in_total``, its handling time in
+``driftline_processing_seconds{stage}``, its outcome in
+``driftline_sink_messages_total`` and a dead letter in
+``driftline_dead_letters_total`` (``driftline.metrics``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
-from prometheus_client import Counter
 from pydantic import BaseModel
 
 from driftline.errors import DriftlineError, InvalidEvent, PermanentError, TransientError
 from driftline.kafka_config import consumer_config, translate
+from driftline.metrics import SINK_MESSAGES, count_dead_letter, count_in, timed
 from driftline.settings import Settings
 from producers.publisher import Publisher
-from schemas.events import Alert, DeadLetter
+from schemas.events import DeadLetter
 from schemas.wire import decode_as, encode
+from sinks.backoff import full_jitter
 
 log = logging.getLogger(__name__)
-
-SINK_MESSAGES = Counter(
-    "driftline_sink_messages_total",
-    "Messages taken from Kafka by a sink, by outcome (handled, dead_lettered, retried).",
-    ["sink", "outcome"],
-)
 
 UNEXPECTED_ERROR_ATTEMPTS = 5
 
@@ -69,25 +63,6 @@ class SinkStats:
     retried: int = 0
     commit_failures: int = 0
     dead_letter_reasons: dict[str, int] = field(default_factory=dict)
-
-
-def full_jitter(attempt: int, *, base_s: float = 0.1, max_s: float = 5.0) -> float:
-    """Backoff before retry ``attempt`` (1-based): ``uniform(0, min(max, base*2**(a-1)))``."""
-    return random.uniform(0, min(max_s, base_s * 2 ** max(0, attempt - 1)))
-
-
-def run_alert_sink(
-    settings: Settings,
-    group_id: str,
-    handle: Callable[[Alert], object],
-    stop: threading.Event,
-    dead_letter: Publisher,
-    **kwargs: Any,
-) -> SinkStats:
-    """Consume the alerts topic into ``handle`` until ``stop`` is set; see ``run_sink``."""
-    return run_sink(
-        settings, group_id, {settings.topics.alerts: (Alert, handle)}, stop, dead_letter, **kwargs
-    )
 
 
 def run_sink(
@@ -158,7 +133,11 @@ def run_sink(
                 continue
             tp = _where(msg)[:2]
             n = attempts.get(tp, 0) + 1
-            if _process(msg, routes, settings, dead_letter, stage, stats, n):
+            if n == 1:
+                count_in(tp[0])  # once per message, not per retry
+            with timed(stage):
+                done = _process(msg, routes, settings, dead_letter, stage, stats, n)
+            if done:
                 attempts.pop(tp, None)
                 _commit(consumer, msg, stage, stats)
                 continue
@@ -231,21 +210,15 @@ def _dead_letter(
     stats: SinkStats,
 ) -> bool:
     """Publish the original bytes with the reason; ``True`` once acknowledged."""
-    original = msg.value() or b""
-    # base64 in JSON grows the original by 4/3: truncate what would not fit
-    # rather than failing forever on an oversize input.
-    budget = (dead_letter.max_event_bytes - 16 * 1024) * 3 // 4
-    if len(original) > budget:
-        detail += f" (original truncated from {len(original)} to {budget} bytes)"
-        original = original[:budget]
-    letter = DeadLetter(
+    letter = DeadLetter.bounded(
+        original=msg.value() or b"",
+        detail=detail,
+        max_event_bytes=dead_letter.max_event_bytes,
         reason=reason,
-        detail=detail[:4000],
         source_topic=_where(msg)[0],
         source_partition=msg.partition(),
         source_offset=msg.offset(),
         key=msg.key(),
-        original=original,
         stage=stage,
     )
     try:
@@ -259,6 +232,7 @@ def _dead_letter(
     stats.dead_lettered += 1
     stats.dead_letter_reasons[reason] = stats.dead_letter_reasons.get(reason, 0) + 1
     SINK_MESSAGES.labels(stage, "dead_lettered").inc()
+    count_dead_letter(stage, reason)
     return True
 
 

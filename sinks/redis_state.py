@@ -48,6 +48,7 @@ from typing import Any, TypeVar
 import redis
 
 from driftline.errors import TransientError
+from driftline.metrics import REDIS_WRITES
 from schemas.events import Alert, StreamState
 from schemas.wire import encode
 
@@ -233,7 +234,9 @@ class RedisStateWriter:
             _num(alert.expected),
             _num(alert.observed),
         ]
-        return bool(_guard("write_alert", lambda: self._write_alert(keys=keys, args=args)))
+        new = bool(_guard("write_alert", lambda: self._write_alert(keys=keys, args=args)))
+        REDIS_WRITES.labels("alert", "written" if new else "unchanged").inc()
+        return new
 
     def write_state(self, state: StreamState) -> int:
         """Store each signal's current state; returns how many hashes were updated.
@@ -254,7 +257,9 @@ class RedisStateWriter:
                 _num(sig.observed),
                 sig.last_alert_id or "",
             ]
-        return int(_guard("write_state", lambda: self._write_state(keys=keys, args=args)))
+        updated = int(_guard("write_state", lambda: self._write_state(keys=keys, args=args)))
+        REDIS_WRITES.labels("state", "written" if updated else "unchanged").inc()
+        return updated
 
     def ping(self) -> bool:
         return bool(_guard("ping", self.client.ping))

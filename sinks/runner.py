@@ -23,10 +23,11 @@ from typing import Any
 import redis
 
 from driftline.errors import TransientError
+from driftline.metrics import WEBHOOK_DELIVERIES, serve_metrics
 from driftline.settings import Settings
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
-from sinks.alert_consumer import SINK_MESSAGES, SinkStats, run_sink
+from sinks.alert_consumer import SinkStats, run_sink
 from sinks.redis_state import RedisStateWriter, muted
 from sinks.webhook import WebhookNotifier
 
@@ -78,7 +79,7 @@ def _webhook_handler(
         if why is not None:
             log.info("webhook for alert %s skipped: stream %s is %s",
                      alert.alert_id, alert.stream_id, why)
-            SINK_MESSAGES.labels("webhook", f"skipped_{why}").inc()
+            WEBHOOK_DELIVERIES.labels(f"skipped_{why}").inc()
             return
         notifier.send(alert)
 
@@ -162,7 +163,12 @@ def start_sinks(
 
 
 def run_sinks(settings: Settings, stop: threading.Event) -> dict[str, SinkStats]:
-    """Run the sinks until ``stop`` is set; raise the first sink error, if any."""
+    """Run the sinks until ``stop`` is set; raise the first sink error, if any.
+
+    With ``metrics_port`` set (``DRIFTLINE_METRICS_PORT``) the process serves
+    Prometheus metrics on ``/metrics`` there while the sinks run.
+    """
+    metrics = serve_metrics(settings.metrics_port)
     running = start_sinks(settings, stop)
     try:
         while running.alive() and not stop.wait(0.5):
@@ -170,6 +176,8 @@ def run_sinks(settings: Settings, stop: threading.Event) -> dict[str, SinkStats]
     finally:
         stop.set()
         running.join(30.0)
+        if metrics is not None:
+            metrics.shutdown()
     if running.errors:
         name, exc = next(iter(running.errors.items()))
         raise TransientError(f"sink {name} failed: {exc}") from exc

@@ -36,7 +36,6 @@ import email.utils
 import hashlib
 import hmac
 import logging
-import random
 import threading
 import time
 from collections.abc import Mapping
@@ -45,8 +44,10 @@ from typing import TYPE_CHECKING
 import httpx
 
 from driftline.errors import ConfigError, PermanentError, TransientError
+from driftline.metrics import WEBHOOK_DELIVERIES
 from schemas.events import Alert
 from schemas.wire import encode
+from sinks.backoff import full_jitter
 
 if TYPE_CHECKING:
     from driftline.settings import Settings
@@ -225,7 +226,7 @@ class WebhookNotifier:
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_delay_s)
-        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+        return full_jitter(attempt, base_s=self.base_delay_s, max_s=self.max_delay_s)
 
     def send(self, alert: Alert) -> int:
         """Deliver one alert; returns the number of attempts it took."""
@@ -247,20 +248,24 @@ class WebhookNotifier:
             else:
                 if resp.is_success:
                     self.sent += 1
+                    WEBHOOK_DELIVERIES.labels("delivered").inc()
                     return attempt
                 last = f"HTTP {resp.status_code}"
                 if resp.status_code < 500 and resp.status_code not in RETRY_STATUS:
+                    WEBHOOK_DELIVERIES.labels("undeliverable").inc()
                     raise WebhookUndeliverable(
                         f"{self.url} refused alert {msg_id}: {last} {resp.text[:200]!r}"
                     )
                 retry_after = _retry_after(resp)
             if attempt == self.max_attempts:
                 break
+            WEBHOOK_DELIVERIES.labels("retried").inc()
             delay = self._backoff(attempt, retry_after)
             log.info("webhook %s attempt %d failed (%s); retrying in %.2fs",
                      msg_id, attempt, last, delay)
             if self.stop.wait(delay):
                 raise TransientError(f"stopping while retrying webhook {msg_id} ({last})")
+        WEBHOOK_DELIVERIES.labels("undeliverable").inc()
         raise WebhookUndeliverable(
             f"{self.url} did not accept alert {msg_id} after {self.max_attempts} attempts: {last}"
         )

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from driftline.kafka_config import consumer_config
 from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics
 from driftline.settings import Settings, Topics
 
@@ -129,13 +130,7 @@ def read_topic(broker: str) -> Callable[..., list[Record]]:
 
     def read(topic: str, n: int, timeout_s: float = 30.0) -> list[Record]:
         # assign() instead of subscribe(): no group join, records at once.
-        c = Consumer(
-            {
-                "bootstrap.servers": broker,
-                "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
+        c = Consumer(consumer_config(broker, f"reader-{uuid.uuid4().hex[:8]}"))
         try:
             parts = c.list_topics(topic, timeout=10).topics[topic].partitions
             c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])

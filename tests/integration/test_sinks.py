@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -29,6 +28,7 @@ from sinks.redis_state import (
 )
 from sinks.runner import RunningSinks, start_sinks
 from sinks.webhook import InvalidSignature, verify
+from sinks.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -59,52 +59,12 @@ def alert(stream: str, n: int, signal: str = "confidence", **kw: Any) -> Alert:
     return Alert(**fields)
 
 
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that answers from a script of status codes."""
-
-    def __init__(self, script: list[int] | None = None, default: int = 200) -> None:
-        self.script = list(script or [])
-        self.default = default
-        self.requests: list[tuple[dict[str, str], bytes, int]] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with outer.lock:
-                    status = outer.script.pop(0) if outer.script else outer.default
-                    outer.requests.append(({k.lower(): v for k, v in self.headers.items()},
-                                           body, status))
-                self.send_response(status)
-                if status == 503:
-                    self.send_header("retry-after", "0")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def accepted(self) -> list[tuple[dict[str, str], bytes]]:
-        with self.lock:
-            return [(h, b) for h, b, s in self.requests if s < 300]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Callable[..., Receiver]]:
-    made: list[Receiver] = []
+def receiver() -> Iterator[Callable[..., WebhookReceiver]]:
+    made: list[WebhookReceiver] = []
 
-    def make(script: list[int] | None = None, default: int = 200) -> Receiver:
-        made.append(Receiver(script, default))
+    def make(script: list[int] | None = None, default: int = 200) -> WebhookReceiver:
+        made.append(WebhookReceiver(script=script, default=default, retry_after="0"))
         return made[-1]
 
     yield make
@@ -175,7 +135,7 @@ def committed(settings: Settings, group: str, topic: str) -> int:
 
 
 def test_alerts_reach_redis_and_a_signed_webhook(
-    settings: Settings, receiver: Callable[..., Receiver], sinks: Callable, topic_prefix: str
+    settings: Settings, receiver: Callable[..., WebhookReceiver], sinks: Callable, topic_prefix: str
 ) -> None:
     rx = receiver()
     s = with_webhook(settings, rx.url)
@@ -203,13 +163,13 @@ def test_alerts_reach_redis_and_a_signed_webhook(
 
     # Webhook: signed, verifiable, tamper-evident; a redelivery keeps its webhook-id.
     deliveries = rx.accepted()
-    ids = [h["webhook-id"] for h, _ in deliveries]
+    ids = [d.webhook_id for d in deliveries]
     assert sorted(ids) == sorted([a1.alert_id, a2.alert_id, a1.alert_id])
-    for headers, body in deliveries:
-        assert verify(SECRET, headers, body)
-        assert decode_as(Alert, body).alert_id == headers["webhook-id"]
+    for d in deliveries:
+        assert verify(SECRET, d.headers, d.body)
+        assert decode_as(Alert, d.body).alert_id == d.webhook_id
         with pytest.raises(InvalidSignature):
-            verify(SECRET, headers, body.replace(b"drifted", b"is fine"))
+            verify(SECRET, d.headers, d.body.replace(b"drifted", b"is fine"))
 
 
 def test_state_snapshots_update_signal_state_and_never_go_back(
@@ -239,7 +199,7 @@ def test_state_snapshots_update_signal_state_and_never_go_back(
 
 
 def test_webhook_retries_503_then_delivers(
-    settings: Settings, receiver: Callable[..., Receiver], sinks: Callable, topic_prefix: str
+    settings: Settings, receiver: Callable[..., WebhookReceiver], sinks: Callable, topic_prefix: str
 ) -> None:
     rx = receiver(script=[503, 503])
     s = with_webhook(settings, rx.url)
@@ -247,8 +207,8 @@ def test_webhook_retries_503_then_delivers(
     publish(s, a)
     running = sinks(s)
     wait_for(rx.accepted, what="delivery after retries")
-    assert [st for _, _, st in rx.requests] == [503, 503, 200]
-    assert {h["webhook-id"] for h, _, _ in rx.requests} == {a.alert_id}
+    assert [d.status for d in rx.requests] == [503, 503, 200]
+    assert {d.webhook_id for d in rx.requests} == {a.alert_id}
     wait_for(lambda: committed(s, f"{s.consumer_group}.webhook", s.topics.alerts) == 1,
              what="webhook commit")
     assert running.stats["webhook"].dead_lettered == 0
@@ -256,7 +216,7 @@ def test_webhook_retries_503_then_delivers(
 
 def test_undeliverable_webhook_goes_to_dead_letter_and_the_sink_goes_on(
     settings: Settings,
-    receiver: Callable[..., Receiver],
+    receiver: Callable[..., WebhookReceiver],
     sinks: Callable,
     read_topic: Callable,
     topic_prefix: str,
@@ -302,7 +262,7 @@ def test_undecodable_alert_goes_to_dead_letter(
 
 
 def test_muted_streams_get_no_webhook_but_are_stored(
-    settings: Settings, receiver: Callable[..., Receiver], sinks: Callable, topic_prefix: str
+    settings: Settings, receiver: Callable[..., WebhookReceiver], sinks: Callable, topic_prefix: str
 ) -> None:
     rx = receiver()
     s = with_webhook(settings, rx.url)
@@ -314,7 +274,7 @@ def test_muted_streams_get_no_webhook_but_are_stored(
     sinks(s)
     wait_for(lambda: committed(s, f"{s.consumer_group}.webhook", s.topics.alerts) == 3,
              what="webhook commits")
-    assert [h["webhook-id"] for h, _ in rx.accepted()] == [alert(loud, 1).alert_id]
+    assert [d.webhook_id for d in rx.accepted()] == [alert(loud, 1).alert_id]
     wait_for(lambda: read_alert(s.redis_url, alert(quiet, 1).alert_id), what="stored")
     view = read_stream(s.redis_url, snoozed)
     assert view["snooze_until"] and not view["disabled"]
@@ -363,3 +323,58 @@ def test_writer_is_idempotent_directly(redis_url: str, topic_prefix: str) -> Non
     recent = read_stream(redis_url, stream, recent=3)["recent_alerts"]
     assert [a["detected_index"] for a in recent] == [350, 349, 348]
     w.close()
+
+
+def test_sinks_process_serves_metrics_of_what_it_did(
+    settings: Settings, receiver: Callable[..., WebhookReceiver], topic_prefix: str, tmp_path: Any
+) -> None:
+    """`driftline sinks` with DRIFTLINE_METRICS_PORT: /metrics over real HTTP counts the work."""
+    import subprocess
+    import sys
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from driftline.local_infra import free_port, settings_env
+
+    rx = receiver()
+    port = free_port()
+    s = with_webhook(settings, rx.url, metrics_port=port)
+    good = alert(f"{topic_prefix}-cam", 1)
+    publish(s, good, b'{"kind": "alert", ')  # an alert, and bytes that go to dead letters
+
+    def sample(name: str, **labels: str) -> float:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.ConnectError:  # the process is still starting
+            return -1.0
+        for family in text_string_to_metric_families(text):
+            for smp in family.samples:
+                if smp.name == name and smp.labels == labels:
+                    return smp.value
+        return 0.0
+
+    t = s.topics
+    with (tmp_path / "sinks.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "driftline", "sinks"],
+                                env=settings_env(s), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Both sinks (redis, webhook) read both messages; each dead-letters the bad one.
+        wait_for(lambda: proc.poll() is None and sample(
+            "driftline_sink_messages_total", sink="webhook", outcome="dead_lettered") == 1
+            and sample("driftline_sink_messages_total", sink="redis", outcome="dead_lettered")
+            == 1 and sample("driftline_redis_writes_total", kind="alert", outcome="written") == 1
+            and sample("driftline_webhook_deliveries_total", outcome="delivered") == 1,
+            what="metrics of both sinks' work")
+        assert sample("driftline_events_in_total", topic=t.alerts) == 4
+        assert sample("driftline_events_out_total", topic=t.dead_letter) == 2
+        for stage in ("redis", "webhook"):
+            assert sample("driftline_dead_letters_total", stage=stage, reason="invalid_json") == 1
+            assert sample("driftline_sink_messages_total", sink=stage, outcome="handled") == 1
+            assert sample("driftline_processing_seconds_count", stage=stage) == 2
+        assert [d.webhook_id for d in rx.accepted()] == [good.alert_id]
+        assert read_alert(s.redis_url, good.alert_id)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, (tmp_path / "sinks.log").read_text()[-2000:]

@@ -77,6 +77,14 @@ def test_committed_json_schemas_are_current():
          "invalid_event"),
         (b'{"kind":"embedding","event_id":"e","stream_id":"c","frame_id":"f","vector":[]}',
          "invalid_event"),
+        (b'{"kind":"embedding","event_id":"e","stream_id":"c","frame_id":"f","vector":[1],'
+         b'"quality":{"blur":Infinity}}', "invalid_event"),
+        (b'{"kind":"prediction","event_id":"p","stream_id":"c","top_class":"x",'
+         b'"confidence":0.5,"scores":{"x":NaN}}', "invalid_event"),
+        (b'{"kind":"prediction","event_id":"p","stream_id":"c","top_class":"x",'
+         b'"confidence":0.5,"embedding":[-Infinity]}', "invalid_event"),
+        (b'{"kind":"prediction","event_id":"p","stream_id":"c","top_class":"x",'
+         b'"confidence":0.5,"embedding":[]}', "invalid_event"),
         (b'{"kind":"frame","event_id":"e","stream_id":"c","image":"***"}', "invalid_event"),
         (b'{"kind":"frame","event_id":"e","stream_id":"c"}', "invalid_event"),
         (b'{"kind":"label","event_id":"l","stream_id":"c","target_event_id":"p",'

@@ -128,3 +128,33 @@ def test_encode_jpeg_round_trip_keeps_colours() -> None:
         encode_jpeg(rgb, quality=0)
     with pytest.raises(ValueError):
         encode_jpeg(rgb.astype(np.float32))
+
+
+# -- what `driftline publish` makes of a source (no broker needed) -----------
+
+
+def test_source_frames_of_a_folder_keep_the_files_bytes(folder: Path) -> None:
+    from producers.publish_source import source_frames, source_kind
+
+    assert source_kind(folder) == "folder"
+    frames = list(source_frames(folder, stream_id="cam-f", model_version="v2"))
+    assert [f.meta["source"] for f in frames] == ["a.jpg", "b.png", "c.webp", "d.JPEG"]
+    assert [f.content_type for f in frames] == ["image/jpeg", "image/png", "image/webp",
+                                                "image/jpeg"]
+    assert [f.frame_index for f in frames] == [0, 1, 2, 3]
+    assert all(f.image == (folder / f.meta["source"]).read_bytes() for f in frames)
+    assert {(f.stream_id, f.model_version) for f in frames} == {("cam-f", "v2")}
+    assert len({f.event_id for f in frames}) == 4
+
+
+def test_source_frames_of_a_video_are_jpegs_subsampled(tmp_path: Path) -> None:
+    from producers.publish_source import source_frames, source_kind
+
+    path = tmp_path / "v.avi"
+    _write_video(path, 20, fps=10.0)
+    assert source_kind(path) == "video"
+    frames = list(source_frames(path, stream_id="cam-v", fps=5.0))
+    assert [f.frame_index for f in frames] == list(range(0, 20, 2))
+    assert all(f.image is not None and f.image[:2] == b"\xff\xd8" for f in frames)
+    rgb = cv2.imdecode(np.frombuffer(frames[3].image or b"", np.uint8), cv2.IMREAD_COLOR)
+    assert abs(rgb[..., 1].mean() - 60) < 8  # really frame 6 (green = 10 * index)
