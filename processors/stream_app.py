@@ -41,6 +41,7 @@ from typing import Any
 import faust
 from confluent_kafka import Consumer, TopicPartition
 
+from driftline import metrics
 from driftline.errors import InvalidEvent
 from driftline.settings import Settings
 from processors.bundles import load_references
@@ -171,19 +172,25 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
 
     async def dead_letter(event: Any, rejected: Rejected) -> Awaitable[Any]:
         msg = event.message
-        letter = DeadLetter(
-            reason=rejected.reason,
+        # Bounded: an oversize original (base64 grows it by 4/3) is cut to fit,
+        # or the dead letter itself could not be produced and the agent would
+        # fail on the same event after every restart.
+        letter = DeadLetter.bounded(
+            original=msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b""),
             detail=rejected.detail[:2000],
+            max_event_bytes=settings.max_event_bytes,
+            reason=rejected.reason,
             source_topic=msg.topic,
             source_partition=msg.partition,
             source_offset=msg.offset,
             key=msg.key,
-            original=msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b""),
             stage=rejected.stage,
         )
         counters["dead_letters"] += 1
+        metrics.count_dead_letter(rejected.stage, rejected.reason)
         if rejected.reason == "monitor_error":
             counters["monitor_errors"] += 1
+            metrics.count_monitor_error()
         log.warning("dead letter from %s/%s@%s: %s: %s", msg.topic, msg.partition, msg.offset,
                     rejected.reason, rejected.detail[:200])
         return await dead_out.send(key=msg.key, value=encode(letter))
@@ -217,7 +224,10 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     pending.append(await dead_letter(
                         ev, Rejected(exc.reason, str(exc), "embedder")))
             counters["frames"] += len(events)
+            metrics.count_in(topics.frames, len(events))
+            started = time.perf_counter()
             results = await loop.run_in_executor(executor, router.embed, frames)
+            metrics.observe_processing("embed", time.perf_counter() - started)
             for ev, frame, res in zip(owners, frames, results, strict=True):
                 routed = router.embedded(frame, res)
                 for rejected in routed.rejected:
@@ -232,6 +242,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             log.info("embedded %d frames", len(frames))
             # Delivered before this batch is acked, or a crash would lose embeddings.
             await asyncio.gather(*pending)
+            metrics.count_out(topics.embeddings, len(owners))
 
     @app.agent(monitor_in)
     async def monitor_events(stream: Any) -> None:
@@ -242,6 +253,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             pending = []
             touched: dict[tuple[str, str], StreamMonitor] = {}
             by_topic: dict[str, int] = {}
+            started = time.perf_counter()
+            fired = 0
             for ev in events:
                 by_topic[ev.message.topic] = by_topic.get(ev.message.topic, 0) + 1
                 source = Source.CONTROL if ev.message.topic == topics.control else Source.INPUTS
@@ -261,6 +274,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     touched[(mon.stream_id, mon.model_version)] = mon
                 for alert in routed.alerts:
                     counters["alerts"] += 1
+                    fired += 1
+                    metrics.count_alert(alert.signal)
                     log.info("ALERT %s", alert.message)
                     pending.append(
                         await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert))
@@ -269,16 +284,25 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                 pending.append(
                     await state_out.send(key=f"{sid}|{mv}".encode(), value=encode(mon.snapshot()))
                 )
+            metrics.observe_processing("monitor", time.perf_counter() - started)
+            for topic, n in by_topic.items():
+                metrics.count_in(topic, n)
             log.info("monitor batch: %s", by_topic)
             # Alerts and snapshots delivered before the batch is acked: committed
             # offsets never run ahead of the state a restart restores.
             await asyncio.gather(*pending)
+            metrics.count_out(topics.state, len(touched))
+            metrics.count_out(topics.alerts, fired)
 
     return app
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Run a worker in the foreground until interrupted (``driftline worker``)."""
+    """Run a worker in the foreground until interrupted (``driftline worker``).
+
+    With ``DRIFTLINE_METRICS_PORT`` set, Prometheus metrics are served on it.
+    """
     app = build_app(settings)
+    metrics.serve_metrics(settings.metrics_port)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -188,7 +188,10 @@ def test_drifted_camera_alerts_everywhere_clean_camera_stays_quiet(
         assert sorted(d.reason for d in letters) == sorted(r for _, _, r in bad)
         for d in letters:
             sent = next(raw for topic, raw, reason in bad if reason == d.reason)
-            assert d.original == sent
+            # An oversize original is cut to fit a dead letter (base64 grows it by
+            # 4/3; one that could not be produced would stop the agent).
+            assert d.original == sent or (
+                d.reason == "oversize" and sent.startswith(d.original) and "truncated" in d.detail)
             assert d.source_topic == next(t for t, _, r in bad if r == d.reason)
             assert d.source_offset is not None and d.source_partition is not None
 

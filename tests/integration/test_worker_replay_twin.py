@@ -22,8 +22,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from driftline.local_infra import free_port
 from driftline.settings import MonitorSettings, Settings
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, Rejected, replay_lines
@@ -90,6 +93,7 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
     assert sorted(reasons) == sorted(
         ["invalid_json", "unknown_kind", "embedding_dimension", "unsupported_schema_version"])
 
+    metrics_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env.update(
         DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
@@ -100,6 +104,7 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
         DRIFTLINE_MONITOR__REFERENCE_SIZE=str(MONITOR.reference_size),
         DRIFTLINE_MONITOR__COOLDOWN=str(MONITOR.cooldown),
         DRIFTLINE_MONITOR__EMBEDDING_DIM=str(DIM),
+        DRIFTLINE_METRICS_PORT=str(metrics_port),
     )
     log = (tmp_path / "worker.log").open("wb")
     worker = subprocess.Popen([sys.executable, "-m", "driftline", "worker"], env=env,
@@ -112,6 +117,7 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
         got = _read_until(read_topic, settings.topics.alerts, len(alerts), timeout_s=180)
         letters = [decode_as(DeadLetter, v)
                    for v in _read_until(read_topic, settings.topics.dead_letter, len(reasons), 60)]
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -127,3 +133,12 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
         a.model_dump(mode="json", exclude={"ts"}) for a in sorted(alerts, key=key)]
     assert Counter(d.reason for d in letters) == Counter(reasons)
     assert {d.original for d in letters} <= {v for _, v in recording}
+    # The worker's Prometheus metrics saw the same run.
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in text_string_to_metric_families(scraped) for s in m.samples
+    }
+    fired = sum(v for (name, _), v in samples.items() if name == "driftline_alerts_total")
+    assert fired == len(alerts)
+    dead = sum(v for (name, _), v in samples.items() if name == "driftline_dead_letters_total")
+    assert dead == len(reasons)
