@@ -148,7 +148,7 @@ def _unpack(v: Any) -> np.ndarray:
         return np.array(v, dtype=np.float64)
     if isinstance(v, list | tuple):
         try:
-            return np.array([_load_float(x) for x in v], dtype=np.float64)
+            return np.array([float(_load_float(x)) for x in v], dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError("not a list of floats") from None
     raise ValueError(f"expected base64 float64 bytes or a list of floats, got {type(v).__name__}")

@@ -202,7 +202,8 @@ class OutlierScorer(NamedCheckpointable[OutlierScorerState]):
             raise ValueError(f"quantile must be in [0.5, 1), got {quantile!r}")
         n = ref.shape[0]
         # A quantile needs exceedances to be estimated: below ~5 the threshold is noise.
-        if n * (1.0 - quantile) < 5 or n < 2 * folds:
+        # (The tolerance admits 1 - 5/n itself: 1 - (1 - 5/400) is 5/400 - 4e-17.)
+        if n * (1.0 - quantile) < 5 - 1e-9 or n < 2 * folds:
             raise ValueError(
                 f"{n} reference frames are too few for quantile {quantile} "
                 f"(need n * (1 - quantile) >= 5)"
