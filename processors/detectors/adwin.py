@@ -30,7 +30,7 @@ from river import drift
 
 from processors.detectors.base import Detector, DetectorState
 from processors.detectors.state import Float, RiverVersion, StateVersionError
-from processors.learners.river_state import dump_model, load_model
+from processors.learners.river_state import dump_model, load_as
 
 _PARAMS = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
 
@@ -148,10 +148,7 @@ class Adwin(Detector[AdwinState]):
             min_window_length=state.min_window_length,
             grace_period=state.grace_period,
         )
-        ad = load_model({"river_version": state.river_version, "pickle": state.window},
-                        "adwin window")
-        if not isinstance(ad, drift.ADWIN):
-            raise StateVersionError(f"adwin window holds a {type(ad).__name__}, not ADWIN")
+        ad = load_as(drift.ADWIN, state.river_version, state.window, "adwin window")
         if {p: getattr(ad, p) for p in _PARAMS} != obj.params:
             raise StateVersionError("adwin window parameters differ from the state's parameters")
         obj._ad = ad

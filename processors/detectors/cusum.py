@@ -234,9 +234,7 @@ class Cusum(Detector[CusumState]):
         >>> bool(corr.h > 2 * iid.h)   # correlation needs a much higher threshold
         True
         """
-        ref = np.asarray(reference, dtype=float)
-        profile = calibration.profile_reference(ref, max_order=max_order)
-        model = calibration.fit_ar(ref, max_order=max_order)
+        ref, profile, model = profile_and_fit(reference, max_order)
         mean, scale = profile.mean, profile.scale
         if min_scale is not None:
             if not (math.isfinite(min_scale) and min_scale >= 0):
@@ -266,16 +264,39 @@ class Cusum(Detector[CusumState]):
         )
         inflation = profile.inflation if inflate else 1.0
         deployed = max(scale, profile.scale * inflation)
-        info = {
-            "ert": float(ert),
-            "surrogate": surrogate,
-            "seed": int(seed),
-            "profile": profile.as_dict(),
-            "fit": fit.as_dict(),
-            "inflation": inflation,
-            "min_scale": None if min_scale is None else float(min_scale),
-        }
+        info = calibration_audit(
+            ert, surrogate, seed, profile, fit,
+            inflation=inflation, min_scale=None if min_scale is None else float(min_scale),
+        )
         return cls(mean=mean, scale=deployed, k=k, h=fit.threshold, side=side, calibration=info)
+
+
+def profile_and_fit(
+    reference: Sequence[float] | np.ndarray, max_order: int
+) -> tuple[np.ndarray, calibration.ReferenceProfile, calibration.ARModel]:
+    """The reference as floats, its profile and its AR(p) fit (what calibration starts from)."""
+    ref = np.asarray(reference, dtype=float)
+    profile = calibration.profile_reference(ref, max_order=max_order)
+    return ref, profile, calibration.fit_ar(ref, max_order=max_order)
+
+
+def calibration_audit(
+    ert: float,
+    surrogate: str,
+    seed: int,
+    profile: calibration.ReferenceProfile,
+    fit: calibration.ThresholdFit,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The JSON-safe record of a simulated calibration, kept in the detector's state."""
+    return {
+        "ert": float(ert),
+        "surrogate": surrogate,
+        "seed": int(seed),
+        "profile": profile.as_dict(),
+        "fit": fit.as_dict(),
+        **extra,
+    }
 
 
 def cusum_paths(z: np.ndarray, k: float, side: Side = "both") -> np.ndarray:

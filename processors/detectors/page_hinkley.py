@@ -29,6 +29,7 @@ from scipy import signal
 
 from processors import calibration
 from processors.detectors.base import Detector, DetectorState
+from processors.detectors.cusum import calibration_audit, profile_and_fit
 from processors.detectors.state import Audit, Float
 from processors.learners.river_state import running_mean
 
@@ -260,9 +261,7 @@ class PageHinkley(Detector[PageHinkleyState]):
         >>> ph.calibration["fit"]["method"], bool(ph.threshold > 5)
         ('simulated', True)
         """
-        ref = np.asarray(reference, dtype=float)
-        profile = calibration.profile_reference(ref, max_order=max_order)
-        model = calibration.fit_ar(ref, max_order=max_order)
+        ref, profile, model = profile_and_fit(reference, max_order)
         if delta is None:
             delta = 0.5 * profile.scale
         delta = float(delta)
@@ -288,13 +287,7 @@ class PageHinkley(Detector[PageHinkleyState]):
             slope_hint=2 * delta / lrv if lrv > 0 and delta > 0 else None,
             model=model,
         )
-        info = {
-            "ert": float(ert),
-            "surrogate": surrogate,
-            "seed": int(seed),
-            "profile": profile.as_dict(),
-            "fit": fit.as_dict(),
-        }
+        info = calibration_audit(ert, surrogate, seed, profile, fit)
         return cls(min_instances, delta, fit.threshold, alpha, mode, calibration=info)
 
 

@@ -63,9 +63,8 @@ from processors.detectors.state import (
     FloatOrNull,
     NamedCheckpointable,
     RiverModelState,
-    StateVersionError,
 )
-from processors.learners.river_state import dump_model, load_model
+from processors.learners.river_state import dump_model, load_as
 
 
 class OutlierScorerState(RiverModelState):
@@ -343,12 +342,8 @@ class OutlierScorer(NamedCheckpointable[OutlierScorerState]):
 
     @classmethod
     def _from_state(cls, state: OutlierScorerState) -> Self:
-        model = load_model(state.model_dump(include={"river_version", "pickle"}),
-                           f"{cls.name} model")
-        if not isinstance(model, anomaly.LODA):
-            raise StateVersionError(f"{cls.name} state holds a {type(model).__name__}, not LODA")
         obj = cls(
-            model=model,
+            model=load_as(anomaly.LODA, state.river_version, state.pickle, f"{cls.name} model"),
             center=np.asarray(state.center, dtype=np.float64),
             scale=np.asarray(state.scale, dtype=np.float64),
             threshold=state.threshold,

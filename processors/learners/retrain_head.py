@@ -47,9 +47,8 @@ from processors.detectors.state import (
     Float,
     NamedCheckpointable,
     RiverModelState,
-    StateVersionError,
 )
-from processors.learners.river_state import dump_model, load_model
+from processors.learners.river_state import dump_model, load_as
 
 
 class RetrainHeadState(RiverModelState):
@@ -258,10 +257,6 @@ class RetrainHead(NamedCheckpointable[RetrainHeadState]):
 
     @classmethod
     def _from_state(cls, state: RetrainHeadState) -> Self:
-        model = load_model(state.model_dump(include={"river_version", "pickle"}),
-                           f"{cls.name} model")
-        if not isinstance(model, compose.Pipeline):
-            raise StateVersionError(f"{cls.name} state holds a {type(model).__name__}")
         obj = cls(
             state.k,
             window=state.window,
@@ -269,7 +264,8 @@ class RetrainHead(NamedCheckpointable[RetrainHeadState]):
             alpha=state.alpha,
             min_gain=state.min_gain,
         )
-        obj._model = model
+        obj._model = load_as(compose.Pipeline, state.river_version, state.pickle,
+                             f"{cls.name} model")
         for row in zip(
             state.recent_classes, state.recent_head_ok, state.recent_deployed_ok, strict=True
         ):

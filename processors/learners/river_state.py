@@ -28,12 +28,14 @@ from __future__ import annotations
 import base64
 import io
 import pickle
-from typing import Any
+from typing import Any, TypeVar
 
 import river
 from river import stats
 
 from processors.detectors.state import StateVersionError
+
+T = TypeVar("T")
 
 # Standard-library globals river models are made of (measured on LODA, the
 # RetrainHead pipeline and ADWIN in river 0.26).
@@ -106,6 +108,14 @@ def load_model(blob: dict[str, Any], what: str) -> Any:
         # binascii.Error, TypeError ...); inside river's Rust ADWIN window, pyo3
         # turns a panic on bad bytes into PanicException, a BaseException.
         raise StateVersionError(f"{what} does not decode: {exc}") from None
+
+
+def load_as(expected: type[T], river_version: str, blob: str, what: str) -> T:
+    """``load_model`` of a river object that must be an ``expected`` (``StateVersionError``)."""
+    obj = load_model({"river_version": river_version, "pickle": blob}, what)
+    if not isinstance(obj, expected):
+        raise StateVersionError(f"{what} holds a {type(obj).__name__}, not {expected.__name__}")
+    return obj
 
 
 def running_mean(n: float, mean: float) -> stats.Mean:
