@@ -32,7 +32,7 @@ import numpy as np
 
 from processors.detector_registry import AnyDetectorState, detector_from_model, make_detector
 from processors.detectors.base import Detector
-from processors.detectors.state import Checkpointable, Float, FloatOrNull, StateModel
+from processors.detectors.state import Checkpointable, Float, FloatList, FloatOrNull, StateModel
 
 RECENT = 64
 INDEX_HISTORY = 1024
@@ -69,14 +69,14 @@ class ScalarSignalState(StateModel):
     track: Float = 0.0
     status: Status
     detector: AnyDetectorState | None
-    reference: list[Float]
+    reference: FloatList
     # NaN is not JSON (the state topic carries null): ``null`` until calibrated.
     ref_mean: FloatOrNull
     ref_scale: FloatOrNull
     skip: int
     updates: int
     last_alert_id: str | None
-    recent: list[Float]
+    recent: FloatList
     indices: list[int]
 
 

@@ -22,6 +22,7 @@ reads and writes it (the hooks). The field types below carry the encodings:
   ``model_dump_json`` -- ``model_dump(mode="json")`` leaves the floats as they
   are (pydantic 2.13) -- and writes ``"Infinity"``, which would change the
   format of every existing checkpoint;
+- ``FloatList``: a list of ``Float`` (converted per list, not per value);
 - ``FloatOrNull``: a float whose ``nan`` ("not known yet") is written ``null``;
 - ``Packed``: a float64 array as base64 of its little-endian bytes (exact, a
   third of the size of a JSON list); validates from that string, a list of
@@ -60,6 +61,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar, cast
@@ -81,6 +83,7 @@ __all__ = [
     "Bits",
     "Checkpointable",
     "Float",
+    "FloatList",
     "FloatOrNull",
     "NamedCheckpointable",
     "Packed",
@@ -126,6 +129,24 @@ def _load_float_or_null(v: Any) -> Any:
 
 Float = Annotated[
     float, BeforeValidator(_load_float), PlainSerializer(_dump_float, when_used="json")
+]
+
+
+def _load_floats(v: Any) -> Any:
+    if isinstance(v, list | tuple) and str in set(map(type, v)):
+        return [_load_float(x) for x in v]
+    return v
+
+
+def _dump_floats(v: list[float]) -> list[float | str]:
+    if all(map(math.isfinite, v)):  # the common case, at C speed
+        return list(v)
+    return [_dump_float(x) for x in v]
+
+
+# A list of ``Float``: one call per list, not per value (signals keep a few hundred).
+FloatList = Annotated[
+    list[float], BeforeValidator(_load_floats), PlainSerializer(_dump_floats, when_used="json")
 ]
 FloatOrNull = Annotated[
     float,
@@ -180,6 +201,14 @@ Bits = Annotated[
 ]
 
 
+def _audit_json(v: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(v, allow_nan=False)  # already strict JSON: the common case
+        return v
+    except (TypeError, ValueError):
+        return dict(_json_safe(v))
+
+
 def _json_safe(v: Any) -> Any:
     """Audit records (nested dicts/lists of numbers and strings) as strict JSON."""
     if isinstance(v, dict):
@@ -195,7 +224,7 @@ def _json_safe(v: Any) -> Any:
     return v
 
 
-Audit = Annotated[dict[str, Any], PlainSerializer(_json_safe, when_used="json")]
+Audit = Annotated[dict[str, Any], PlainSerializer(_audit_json, when_used="json")]
 
 
 def _same_river(v: str) -> str:

@@ -53,7 +53,7 @@ from scipy import special
 
 from processors import calibration
 from processors.detectors.base import DetectorState, WindowDetector
-from processors.detectors.state import Audit, Float
+from processors.detectors.state import Audit, Float, FloatList
 
 Test = Literal["ks", "psi", "chi2"]
 OTHER = -1  # categorical values never seen in the reference
@@ -62,10 +62,10 @@ OTHER = -1  # categorical values never seen in the reference
 class WindowedState(DetectorState):
     """Checkpoint of a ``WindowedTest``: reference bins, threshold and the window's bins."""
 
-    probs: list[Float]
+    probs: FloatList
     window: int
     threshold: Float
-    edges: list[Float] | None = None
+    edges: FloatList | None = None
     classes: list[int] | None = None
     calibration: Audit = {}
     bins: list[int]

@@ -60,6 +60,7 @@ from river import anomaly
 from processors.detectors.state import (
     Bits,
     Float,
+    FloatList,
     FloatOrNull,
     NamedCheckpointable,
     RiverModelState,
@@ -72,8 +73,8 @@ class OutlierScorerState(RiverModelState):
 
     type: Literal["outlier_scorer"] = "outlier_scorer"
     version: Literal[1] = 1
-    center: list[Float]
-    scale: list[Float]
+    center: FloatList
+    scale: FloatList
     threshold: Float
     signal_cap: Float
     quantile: Float
