@@ -28,13 +28,29 @@ Examples
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Literal, Self
 
-STATE_VERSION = 1
+from processors.detectors.state import Bits, Checkpointable, StateModel
 
 
-class ClassNovelty:
+class ClassNoveltyState(StateModel):
+    """Checkpoint of a ``ClassNovelty``: first-seen index per class, the window's flags."""
+
+    type: Literal["class_novelty"] = "class_novelty"
+    version: Literal[1] = 1
+    window: int
+    horizon: int
+    max_classes: int
+    warmup: int
+    n: int
+    first: dict[str, int]
+    flags: Bits
+
+
+class ClassNovelty(Checkpointable[ClassNoveltyState]):
     """Share of the last ``window`` predictions whose class is at most ``horizon`` old."""
+
+    State = ClassNoveltyState
 
     def __init__(
         self, window: int = 100, horizon: int = 300, max_classes: int = 4096, warmup: int = 0
@@ -65,26 +81,22 @@ class ClassNovelty:
             return None
         return self._count / self.window
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "window": self.window,
-            "horizon": self.horizon,
-            "max_classes": self.max_classes,
-            "warmup": self.warmup,
-            "n": self.n,
-            "first": dict(self._first),
-            "flags": "".join(map(str, self._flags)),
-        }
+    def _to_state(self) -> ClassNoveltyState:
+        return ClassNoveltyState(
+            window=self.window,
+            horizon=self.horizon,
+            max_classes=self.max_classes,
+            warmup=self.warmup,
+            n=self.n,
+            first=self._first,
+            flags=[f == 1 for f in self._flags],
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ClassNovelty:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"class novelty state version {state.get('version')!r} not supported")
-        out = cls(int(state["window"]), int(state["horizon"]), int(state["max_classes"]),
-                  int(state["warmup"]))
-        out.n = int(state["n"])
-        out._first = {str(k): int(v) for k, v in state["first"].items()}
-        out._flags.extend(int(c) for c in state["flags"])
+    def _from_state(cls, state: ClassNoveltyState) -> Self:
+        out = cls(state.window, state.horizon, state.max_classes, state.warmup)
+        out.n = state.n
+        out._first = dict(state.first)
+        out._flags.extend(int(f) for f in state.flags)
         out._count = sum(out._flags)
         return out

@@ -1,25 +1,60 @@
 """Detector kinds by name: build one calibrated on a reference, or from a checkpoint.
 
 The monitor names detectors by kind in its configuration and checkpoints;
-this is the one place that maps a kind to a class and its calibration.
+this is the one place that maps a kind to a builder (``KINDS``: kind ->
+``Kind(build, takes)``) and a checkpoint ``type`` to a class
+(``DETECTOR_CLASSES``, whose ``State`` models form the discriminated union
+``AnyDetectorState`` that ``detector_from_state`` validates through).
+
+Adding a detector kind is one entry in ``KINDS`` (and, for a new class, one
+in ``DETECTOR_CLASSES``); ``tests/unit/detectors/test_detector_contract.py``
+then runs the state contract over it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import numpy as np
+from pydantic import Field, TypeAdapter
 
 from processors import calibration
-from processors.detectors import Adwin, Cusum, Ddm, PageHinkley, WindowedMMD
-from processors.detectors.base import Detector
+from processors.detectors import (
+    PSI,
+    Adwin,
+    ChiSquaredMix,
+    Cusum,
+    Ddm,
+    PageHinkley,
+    PCADetector,
+    WindowedKS,
+    WindowedMMD,
+)
+from processors.detectors.base import Detector, DetectorState
 from processors.detectors.cusum import Side, cusum_paths
-from processors.detectors.windowed import PSI, ChiSquaredMix, WindowedKS, window_paths
+from processors.detectors.state import StateVersionError, load_with
+from processors.detectors.windowed import window_paths
 
-_CLASSES: dict[str, type[Detector]] = {
-    cls.name: cls
-    for cls in (Adwin, Cusum, Ddm, PageHinkley, ChiSquaredMix, PSI, WindowedKS, WindowedMMD)
+# Every detector class a checkpoint may name (its ``State`` model's ``type``).
+DETECTOR_CLASSES: tuple[type[Detector[Any]], ...] = (
+    Adwin, Cusum, Ddm, PageHinkley, ChiSquaredMix, PSI, WindowedKS, WindowedMMD, PCADetector,
+)
+_CLASSES: dict[str, type[Detector[Any]]] = {cls.name: cls for cls in DETECTOR_CLASSES}
+_CLASS_OF_MODEL: dict[type[Any], type[Detector[Any]]] = {
+    cls.State: cls for cls in DETECTOR_CLASSES
 }
+
+if TYPE_CHECKING:
+    AnyDetectorState = DetectorState
+else:
+    # The discriminated union of every registered detector's state model.
+    AnyDetectorState = Annotated[
+        Union[tuple(cls.State for cls in DETECTOR_CLASSES)],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+DETECTOR_STATE: TypeAdapter[DetectorState] = TypeAdapter(AnyDetectorState)
 
 
 # Smallest CUSUM threshold, in tolerance units: a single frame outside the band
@@ -108,75 +143,29 @@ def _constant_detector(
     return Cusum(mean=mean, scale=tol, k=1.0, h=H_MIN, side=side, track=track, calibration=info)
 
 
-def make_detector(
-    kind: str,
-    reference: np.ndarray,
-    *,
-    ert: float,
-    seed: int = 0,
-    tolerance: float | None = None,
-    track: float = 0.0,
-) -> Detector:
-    """A detector of ``kind`` calibrated on ``reference`` for ``ert`` updates per false alarm.
+Takes = Literal["scalar", "bits", "classes", "projections", "embeddings"]
+Builder = Callable[[np.ndarray, float, int, "float | None", float], Detector[Any]]
 
-    ``tolerance`` (in the signal's units; for Page-Hinkley it sets ``delta``) is the smallest change
-    worth an alert. A reference of a few hundred frames does not cover a
-    camera's natural variation (the view wanders, light changes over hours),
-    so a CUSUM whose scale comes from the reference alone fires on that
-    variation. With a tolerance the CUSUM standardises by
-    ``max(reference scale, tolerance)`` with allowance ``k = 1``: only the part
-    of a deviation beyond the tolerance band accumulates. Its threshold is the
-    calibrated one rescaled to the wider scale, which is conservative (a wider
-    scale can only lengthen the run length on data like the reference), and
-    never below ``H_MIN``.
 
-    ``track`` (CUSUM and windowed MMD) lets the baseline follow slow natural
-    wander; see ``processors.detectors.Cusum`` and ``WindowedMMD``.
-    ``windowed_mmd`` takes an ``(n, k)`` reference of PCA projections.
+@dataclass(frozen=True)
+class Kind:
+    """How to build a detector kind, and what it watches.
 
-    ADWIN is not threshold-calibrated (its ``delta`` bounds the false-alarm
-    probability per check on independent data); it is used on the error
-    stream, where labels make observations close to independent. DDM
-    (``"ddm"``) is not calibrated either: it takes the same 0/1 error stream
-    and ignores ``reference``.
+    ``build(reference, ert, seed, tolerance, track)``. ``takes`` is what
+    ``reference`` holds and ``update`` expects: ``"scalar"`` floats,
+    ``"bits"`` 0/1 (the reference is ignored), ``"classes"`` class indices,
+    ``"projections"`` k-vectors (an ``(n, k)`` reference of PCA
+    projections), ``"embeddings"`` d-vectors (an ``(n, d)`` reference).
     """
-    reference = np.asarray(reference, dtype=float)
-    if kind in ("cusum", "cusum_up", "page_hinkley") and is_constant(reference):
-        return _constant_detector(kind, reference, tolerance, track, "constant reference")
-    if kind == "tolerance_up":
-        # A share over a sliding window (output.new_classes) is nearly constant
-        # with lag-1 autocorrelation ~0.99: an AR fit of 200 such values
-        # extrapolates thresholds of 100+ tolerance units (a class-mix change was
-        # missed for that). Its false-alarm rate is measured, not simulated:
-        # bench/README.md.
-        return _constant_detector("cusum_up", reference, tolerance, track,
-                                  "windowed share: measured, not simulated")
-    try:
-        return _calibrated(kind, reference, ert=ert, seed=seed, tolerance=tolerance, track=track)
-    except ValueError as exc:
-        if kind not in ("cusum", "cusum_up", "page_hinkley"):
-            raise
-        # A reference whose surrogates never reach any threshold (a few
-        # discrete values: boxes per frame, counts) has no finite threshold for
-        # the run length asked; raising here would stop the stream's monitor.
-        # Fall back to alerting on sustained moves beyond the tolerance.
-        return _constant_detector(kind, reference, tolerance, track, str(exc))
+
+    build: Builder
+    takes: Takes
 
 
-def _calibrated(
-    kind: str,
-    reference: np.ndarray,
-    *,
-    ert: float,
-    seed: int,
-    tolerance: float | None,
-    track: float,
-) -> Detector:
-    if kind in ("cusum", "cusum_up"):
-        # "cusum_up": one-sided, for scores that only rise under drift (an
-        # outlier score, a share of new classes): a fall back to normal after
-        # a change is not a second change.
-        side: Side = "up" if kind == "cusum_up" else "both"
+def _cusum(side: Side) -> Builder:
+    def build(
+        reference: np.ndarray, ert: float, seed: int, tolerance: float | None, track: float
+    ) -> Detector[Any]:
         det = Cusum.calibrated(reference, ert=ert, k=1.0, seed=seed, side=side)
         det.track = float(track)
         if tolerance is None or tolerance <= det.scale:
@@ -203,35 +192,154 @@ def _calibrated(
             info["fit_tolerance"] = {"method": "rescaled", "reason": str(exc)}
         return Cusum(mean=mean, scale=scale, k=1.0, h=h, side=side, track=track,
                      calibration=info)
-    if kind == "page_hinkley":
-        # Page-Hinkley ignores deviations below ``delta``: the tolerance,
-        # so changes smaller than the scene's own variation do not accumulate.
-        delta = None
-        if tolerance is not None:
-            profile_scale = float(np.std(reference))
-            delta = max(0.5 * profile_scale, tolerance)
-        return PageHinkley.calibrated(reference, ert=ert, seed=seed, delta=delta)
-    if kind == "chi2_mix":
-        # Class indices; a mix that never moved is still a valid reference
-        # (every window of other classes is then a change).
-        return class_mix_detector(reference, ert, seed=seed)
-    if kind == "adwin":
-        return Adwin()
-    if kind == "ddm":
-        return Ddm()
-    if kind == "windowed_mmd":
-        # ``reference`` is (n, k): the reference embeddings' PCA projections.
-        return WindowedMMD.calibrated(np.asarray(reference), ert, seed=seed, track=track)
-    raise ValueError(
-        f"unknown detector kind {kind!r}; known: cusum, cusum_up, tolerance_up, page_hinkley, "
-        "chi2_mix, "
-        "adwin, ddm, windowed_mmd"
-    )
+
+    return build
 
 
-def detector_from_state(state: dict[str, Any]) -> Detector:
-    """Rebuild any registered detector from its ``state()``."""
-    cls = _CLASSES.get(state.get("type", ""))
+def _page_hinkley(
+    reference: np.ndarray, ert: float, seed: int, tolerance: float | None, track: float
+) -> Detector[Any]:
+    # Page-Hinkley ignores deviations below ``delta``: the tolerance,
+    # so changes smaller than the scene's own variation do not accumulate.
+    delta = None
+    if tolerance is not None:
+        profile_scale = float(np.std(reference))
+        delta = max(0.5 * profile_scale, tolerance)
+    return PageHinkley.calibrated(reference, ert=ert, seed=seed, delta=delta)
+
+
+def _or_tolerance_only(kind: str, build: Builder) -> Builder:
+    """``build``, falling back to ``_constant_detector`` where calibration cannot work."""
+
+    def safe(
+        reference: np.ndarray, ert: float, seed: int, tolerance: float | None, track: float
+    ) -> Detector[Any]:
+        if is_constant(reference):
+            return _constant_detector(kind, reference, tolerance, track, "constant reference")
+        try:
+            return build(reference, ert, seed, tolerance, track)
+        except ValueError as exc:
+            # A reference whose surrogates never reach any threshold (a few
+            # discrete values: boxes per frame, counts) has no finite threshold
+            # for the run length asked; raising here would stop the stream's
+            # monitor. Fall back to alerting on sustained moves beyond the tolerance.
+            return _constant_detector(kind, reference, tolerance, track, str(exc))
+
+    return safe
+
+
+def _tolerance_up(
+    reference: np.ndarray, ert: float, seed: int, tolerance: float | None, track: float
+) -> Detector[Any]:
+    # A share over a sliding window (output.new_classes) is nearly constant
+    # with lag-1 autocorrelation ~0.99: an AR fit of 200 such values
+    # extrapolates thresholds of 100+ tolerance units (a class-mix change was
+    # missed for that). Its false-alarm rate is measured, not simulated:
+    # bench/README.md.
+    return _constant_detector("cusum_up", reference, tolerance, track,
+                              "windowed share: measured, not simulated")
+
+
+def _windowed(cls: type[WindowedKS] | type[PSI]) -> Builder:
+    def build(
+        reference: np.ndarray, ert: float, seed: int, tolerance: float | None, track: float
+    ) -> Detector[Any]:
+        # Two windows of the reference at least (the 200-frame default needs 400).
+        return cls.calibrated(reference, ert, window=min(200, reference.size // 2), seed=seed)
+
+    return build
+
+
+KINDS: dict[str, Kind] = {
+    "cusum": Kind(_or_tolerance_only("cusum", _cusum("both")), "scalar"),
+    # "cusum_up": one-sided, for scores that only rise under drift (an
+    # outlier score, a share of new classes): a fall back to normal after
+    # a change is not a second change.
+    "cusum_up": Kind(_or_tolerance_only("cusum_up", _cusum("up")), "scalar"),
+    "tolerance_up": Kind(_tolerance_up, "scalar"),
+    "page_hinkley": Kind(_or_tolerance_only("page_hinkley", _page_hinkley), "scalar"),
+    "windowed_ks": Kind(_windowed(WindowedKS), "scalar"),
+    "psi": Kind(_windowed(PSI), "scalar"),
+    # Class indices; a mix that never moved is still a valid reference
+    # (every window of other classes is then a change).
+    "chi2_mix": Kind(lambda ref, ert, seed, tol, track: class_mix_detector(ref, ert, seed=seed),
+                     "classes"),
+    "adwin": Kind(lambda ref, ert, seed, tol, track: Adwin(), "bits"),
+    "ddm": Kind(lambda ref, ert, seed, tol, track: Ddm(), "bits"),
+    # The reference embeddings' PCA projections, (n, k).
+    "windowed_mmd": Kind(
+        lambda ref, ert, seed, tol, track: WindowedMMD.calibrated(ref, ert, seed=seed,
+                                                                  track=track),
+        "projections",
+    ),
+    # The reference embeddings themselves, (n, d).
+    "pca_cusum": Kind(lambda ref, ert, seed, tol, track: PCADetector.calibrated(ref, ert,
+                                                                                seed=seed),
+                      "embeddings"),
+}
+
+
+def make_detector(
+    kind: str,
+    reference: np.ndarray,
+    *,
+    ert: float,
+    seed: int = 0,
+    tolerance: float | None = None,
+    track: float = 0.0,
+) -> Detector[Any]:
+    """A detector of ``kind`` calibrated on ``reference`` for ``ert`` updates per false alarm.
+
+    ``tolerance`` (in the signal's units; for Page-Hinkley it sets ``delta``) is the smallest change
+    worth an alert. A reference of a few hundred frames does not cover a
+    camera's natural variation (the view wanders, light changes over hours),
+    so a CUSUM whose scale comes from the reference alone fires on that
+    variation. With a tolerance the CUSUM standardises by
+    ``max(reference scale, tolerance)`` with allowance ``k = 1``: only the part
+    of a deviation beyond the tolerance band accumulates. Its threshold is the
+    calibrated one rescaled to the wider scale, which is conservative (a wider
+    scale can only lengthen the run length on data like the reference), and
+    never below ``H_MIN``.
+
+    ``track`` (CUSUM and windowed MMD) lets the baseline follow slow natural
+    wander; see ``processors.detectors.Cusum`` and ``WindowedMMD``.
+    ``windowed_mmd`` takes an ``(n, k)`` reference of PCA projections,
+    ``pca_cusum`` an ``(n, d)`` reference of embeddings (``PCADetector``: k = 8
+    components; ``tolerance`` and ``track`` do not apply).
+
+    ADWIN is not threshold-calibrated (its ``delta`` bounds the false-alarm
+    probability per check on independent data); it is used on the error
+    stream, where labels make observations close to independent. DDM
+    (``"ddm"``) is not calibrated either: it takes the same 0/1 error stream
+    and ignores ``reference``.
+
+    >>> sorted(KINDS)  # doctest: +NORMALIZE_WHITESPACE
+    ['adwin', 'chi2_mix', 'cusum', 'cusum_up', 'ddm', 'page_hinkley', 'pca_cusum', 'psi',
+     'tolerance_up', 'windowed_ks', 'windowed_mmd']
+    """
+    entry = KINDS.get(kind)
+    if entry is None:
+        raise ValueError(f"unknown detector kind {kind!r}; known: {', '.join(sorted(KINDS))}")
+    return entry.build(np.asarray(reference, dtype=float), ert, seed, tolerance, track)
+
+
+def detector_from_state(state: Mapping[str, Any]) -> Detector[Any]:
+    """Rebuild any registered detector from its ``state()``.
+
+    The state is validated through ``AnyDetectorState`` (the discriminated
+    union of every registered detector's model): ``StateVersionError`` (a
+    ``ValueError``) names the type, version or field that does not fit.
+    """
+    kind = state.get("type") if isinstance(state, Mapping) else None
+    cls = _CLASSES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"unknown detector type {state.get('type')!r} in checkpoint")
-    return cls.from_state(state)
+        raise StateVersionError(
+            f"unknown detector type {kind!r} in checkpoint; known: {', '.join(sorted(_CLASSES))}"
+        )
+    cls.State.check_header(state)
+    return detector_from_model(load_with(DETECTOR_STATE.validate_python, state, cls.name))
+
+
+def detector_from_model(model: DetectorState) -> Detector[Any]:
+    """Rebuild a registered detector from its validated state model."""
+    return _CLASS_OF_MODEL[type(model)].from_model(model)

@@ -24,16 +24,16 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 
-from processors.detectors.packed_array import pack, unpack
+from processors.detectors.state import Checkpointable, Packed, StateModel
 from processors.embedding_reference import EmbeddingReference
-from processors.learners.outlier_scorer import OutlierScorer
-from processors.learners.retrain_head import RetrainHead
+from processors.learners.outlier_scorer import OutlierScorer, OutlierScorerState
+from processors.learners.retrain_head import RetrainHead, RetrainHeadState
 
-STATE_VERSION = 1
 # Frames whose projections wait for their label. Simulated cameras label
 # ~30 frames late; 512 k-vectors are ~40 KiB of checkpoint at k = 8.
 JOIN_WINDOW = 512
@@ -55,12 +55,36 @@ class RetrainAdvice:
     worst_classes: dict[str, tuple[float, int]]
 
 
-class EmbeddingLearners:
+class EmbeddingLearnersState(StateModel):
+    """Checkpoint of ``EmbeddingLearners``: both learners, the join buffer, the examples.
+
+    The join buffer's projections are one packed float64 array (rows of the
+    scorer's ``k``): ~4x smaller than JSON lists, and exact.
+    """
+
+    type: Literal["embedding_learners"] = "embedding_learners"
+    version: Literal[1] = 1
+    scorer: OutlierScorerState
+    head: RetrainHeadState
+    join_keys: list[str]
+    join: Packed
+    outlier_examples: list[str]
+    advised: bool
+
+    @model_validator(mode="after")
+    def _join_fits(self) -> Self:
+        self._check_size("join", (len(self.join_keys), len(self.scorer.center)))
+        return self
+
+
+class EmbeddingLearners(Checkpointable[EmbeddingLearnersState]):
     """Outlier scorer and retrain head of one embedding source of one stream.
 
     Build with ``EmbeddingLearners.fit(reference, vectors)`` once the
     stream's embedding reference is fitted on ``vectors``.
     """
+
+    State = EmbeddingLearnersState
 
     def __init__(self, scorer: OutlierScorer, head: RetrainHead) -> None:
         self.scorer = scorer
@@ -116,28 +140,22 @@ class EmbeddingLearners:
 
     # -- checkpointing -------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "version": STATE_VERSION,
-            "scorer": self.scorer.state(),
-            "head": self.head.state(),
-            # Packed float64: ~4x smaller than JSON lists, and exact.
-            "join_keys": list(self._join),
-            "join": pack(np.asarray(list(self._join.values()), dtype=np.float64).ravel()),
-            "outlier_examples": list(self.outlier_examples),
-            "advised": self._advised,
-        }
+    def _to_state(self) -> EmbeddingLearnersState:
+        return EmbeddingLearnersState(
+            scorer=self.scorer.state_model(),
+            head=self.head.state_model(),
+            join_keys=list(self._join),
+            join=np.asarray(list(self._join.values()), dtype=np.float64).ravel(),
+            outlier_examples=list(self.outlier_examples),
+            advised=self._advised,
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EmbeddingLearners:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"learners state version {state.get('version')!r} not supported")
-        out = cls(OutlierScorer.from_state(state["scorer"]), RetrainHead.from_state(state["head"]))
-        keys = list(state["join_keys"])
-        rows = unpack(state["join"], (len(keys) * out.scorer.k,)).reshape(len(keys), out.scorer.k)
+    def _from_state(cls, state: EmbeddingLearnersState) -> Self:
+        out = cls(OutlierScorer.from_model(state.scorer), RetrainHead.from_model(state.head))
         out._join = OrderedDict(
-            (k, [float(x) for x in row]) for k, row in zip(keys, rows, strict=True)
+            (k, [float(x) for x in row]) for k, row in zip(state.join_keys, state.join, strict=True)
         )
-        out.outlier_examples.extend(state["outlier_examples"])
-        out._advised = bool(state["advised"])
+        out.outlier_examples.extend(state.outlier_examples)
+        out._advised = state.advised
         return out

@@ -24,16 +24,37 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 
-from processors.detectors.packed_array import pack, unpack
+from processors.detectors.pca import PCAReference, l2_normalise
+from processors.detectors.state import Checkpointable, Packed, StateModel
+
+
+class EmbeddingReferenceState(StateModel):
+    """Checkpoint of an ``EmbeddingReference``: little-endian float64 bytes, base64 (exact)."""
+
+    type: Literal["embedding_reference"] = "embedding_reference"
+    version: Literal[1] = 1
+    dim: int
+    k: int
+    mean: Packed
+    basis: Packed
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Self:
+        self._check_size("mean", (self.dim,))
+        self._check_size("basis", (self.k, self.dim))
+        return self
 
 
 @dataclass(frozen=True)
-class EmbeddingReference:
+class EmbeddingReference(Checkpointable[EmbeddingReferenceState]):
     """Mean, unit mean direction and an orthonormal PCA basis (k × d)."""
+
+    State = EmbeddingReferenceState
 
     mean: np.ndarray
     basis: np.ndarray
@@ -44,13 +65,13 @@ class EmbeddingReference:
 
     @classmethod
     def fit(cls, vectors: np.ndarray, k: int) -> EmbeddingReference:
-        """Fit on reference embeddings (n × d); ``k`` is capped by n − 1 and d."""
-        x = np.asarray(vectors, dtype=np.float64)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        mean = x.mean(axis=0)
-        k = max(1, min(k, x.shape[0] - 1, x.shape[1]))
-        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-        return cls(mean=mean, basis=vt[:k].copy())
+        """Fit on reference embeddings (n × d, n >= 3); ``k`` is capped by n − 1 and d.
+
+        The PCA of the L2-normalised embeddings: ``PCAReference.fit``'s mean
+        and basis (the same fit ``PCADetector`` scores against).
+        """
+        pca = PCAReference.fit(vectors, k, normalize=True)
+        return cls(mean=pca.mean, basis=pca.basis)
 
     def scores(self, vector: np.ndarray | list[float]) -> dict[str, float]:
         """Scalar drift scores of one embedding."""
@@ -97,20 +118,13 @@ class EmbeddingReference:
         x = np.asarray(vectors, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected an (n, {self.dim}) array, got shape {x.shape}")
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return (x - self.mean) @ self.basis.T
+        return (l2_normalise(x) - self.mean) @ self.basis.T
 
-    def state(self) -> dict[str, Any]:
-        """JSON-safe and exact: little-endian float64 bytes, base64 (half the size of text)."""
-        return {
-            "dim": self.dim,
-            "k": int(self.basis.shape[0]),
-            "mean": pack(self.mean),
-            "basis": pack(self.basis),
-        }
+    def _to_state(self) -> EmbeddingReferenceState:
+        return EmbeddingReferenceState(
+            dim=self.dim, k=int(self.basis.shape[0]), mean=self.mean, basis=self.basis
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EmbeddingReference:
-        dim, k = int(state["dim"]), int(state["k"])
-        return cls(mean=unpack(state["mean"], (dim,)), basis=unpack(state["basis"], (k, dim)))
-
+    def _from_state(cls, state: EmbeddingReferenceState) -> Self:
+        return cls(mean=state.mean, basis=state.basis)

@@ -24,19 +24,60 @@ estimate back into a stream index and event id).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
-from processors.detector_registry import detector_from_state, make_detector
+from processors.detector_registry import AnyDetectorState, detector_from_model, make_detector
 from processors.detectors.base import Detector
+from processors.detectors.state import Checkpointable, Float, FloatList, FloatOrNull, StateModel
 
-STATE_VERSION = 1
 RECENT = 64
 INDEX_HISTORY = 1024
 
 Status = Literal["warming_up", "ok", "drift"]
+
+
+class SignalReferenceState(StateModel):
+    """The calibrated part of a signal (``ScalarSignal.reference_state``), for bundles."""
+
+    type: Literal["signal_reference"] = "signal_reference"
+    version: Literal[1] = 1
+    detector_kind: str
+    ert: Float
+    tolerance: tuple[Float, Float] | None
+    track: Float
+    detector: AnyDetectorState
+    ref_mean: FloatOrNull
+    ref_scale: FloatOrNull
+
+
+class ScalarSignalState(StateModel):
+    """Checkpoint of a ``ScalarSignal``: parameters, detector, reference, recent history."""
+
+    type: Literal["scalar_signal"] = "scalar_signal"
+    version: Literal[1] = 1
+    name: str
+    detector_kind: str
+    ert: Float
+    reference_size: int
+    cooldown: int
+    seed: int
+    tolerance: tuple[Float, Float] | None
+    track: Float = 0.0
+    status: Status
+    detector: AnyDetectorState | None
+    reference: FloatList
+    # NaN is not JSON (the state topic carries null): ``null`` until calibrated.
+    ref_mean: FloatOrNull
+    ref_scale: FloatOrNull
+    skip: int
+    updates: int
+    last_alert_id: str | None
+    recent: FloatList
+    indices: list[int]
 
 
 @dataclass(frozen=True)
@@ -73,7 +114,7 @@ def reference_envelope(ref: np.ndarray) -> float:
     return float(ma.max() - ma.min())
 
 
-class ScalarSignal:
+class ScalarSignal(Checkpointable[ScalarSignalState]):
     """Tracks one scalar signal; ``update`` returns a ``Detection`` or None.
 
     Parameters
@@ -108,6 +149,8 @@ class ScalarSignal:
     >>> len(hits) >= 1 and 400 <= hits[0] < 420
     True
     """
+
+    State = ScalarSignalState
 
     def __init__(
         self,
@@ -232,37 +275,34 @@ class ScalarSignal:
         """
         if self.detector is None:
             return None
-        return {
-            "version": STATE_VERSION,
-            "detector_kind": self.detector_kind,
-            "ert": self.ert,
-            "tolerance": None if self.tolerance is None else list(self.tolerance),
-            "track": self.track,
-            "detector": self.detector.state(),
-            "ref_mean": self.ref_mean if np.isfinite(self.ref_mean) else None,
-            "ref_scale": self.ref_scale if np.isfinite(self.ref_scale) else None,
-        }
+        return SignalReferenceState(
+            detector_kind=self.detector_kind,
+            ert=self.ert,
+            tolerance=self.tolerance,
+            track=self.track,
+            detector=self.detector.state_model(),
+            ref_mean=self.ref_mean,
+            ref_scale=self.ref_scale,
+        ).model_dump(mode="json")
 
-    def load_reference(self, state: dict[str, Any]) -> None:
+    def load_reference(self, state: Mapping[str, Any]) -> None:
         """Start calibrated from ``reference_state()`` output; the next value is watched.
 
         Raises ``ValueError`` when the state was calibrated for other
         parameters (detector kind, false-alarm budget, tolerance, tracking):
         its threshold would silently hold another false-alarm rate.
+        ``StateVersionError`` (a ``ValueError``) when it is not a signal reference.
         """
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"signal reference version {state.get('version')!r} not supported")
-        tolerance = None if state["tolerance"] is None else tuple(state["tolerance"])
-        theirs = (state["detector_kind"], float(state["ert"]), tolerance, float(state["track"]))
+        ref = SignalReferenceState.load(state)
+        theirs = (ref.detector_kind, ref.ert, ref.tolerance, ref.track)
         ours = (self.detector_kind, self.ert, self.tolerance, self.track)
         if theirs != ours:
             raise ValueError(
                 f"{self.name}: calibrated for (detector, ert, tolerance, track) = {theirs}, "
                 f"this monitor runs {ours}"
             )
-        self.detector = detector_from_state(state["detector"])
-        self.ref_mean = float("nan") if state["ref_mean"] is None else float(state["ref_mean"])
-        self.ref_scale = float("nan") if state["ref_scale"] is None else float(state["ref_scale"])
+        self.detector = detector_from_model(ref.detector)
+        self.ref_mean, self.ref_scale = ref.ref_mean, ref.ref_scale
         self.reference = []
         self.skip = 0
         self.status = "ok"
@@ -284,53 +324,47 @@ class ScalarSignal:
 
     # -- checkpointing ---------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        """Versioned JSON-safe checkpoint."""
-        return {
-            "version": STATE_VERSION,
-            "name": self.name,
-            "detector_kind": self.detector_kind,
-            "ert": self.ert,
-            "reference_size": self.reference_size,
-            "cooldown": self.cooldown,
-            "seed": self.seed,
-            "tolerance": None if self.tolerance is None else list(self.tolerance),
-            "track": self.track,
-            "status": self.status,
-            "detector": None if self.detector is None else self.detector.state(),
-            "reference": list(self.reference),
-            # NaN is not JSON (the state topic carries null): store None instead.
-            "ref_mean": self.ref_mean if np.isfinite(self.ref_mean) else None,
-            "ref_scale": self.ref_scale if np.isfinite(self.ref_scale) else None,
-            "skip": self.skip,
-            "updates": self.updates,
-            "last_alert_id": self.last_alert_id,
-            "recent": list(self.recent),
-            "indices": list(self.indices),
-        }
+    def _to_state(self) -> ScalarSignalState:
+        return ScalarSignalState(
+            name=self.name,
+            detector_kind=self.detector_kind,
+            ert=self.ert,
+            reference_size=self.reference_size,
+            cooldown=self.cooldown,
+            seed=self.seed,
+            tolerance=self.tolerance,
+            track=self.track,
+            status=self.status,
+            detector=None if self.detector is None else self.detector.state_model(),
+            reference=self.reference,
+            ref_mean=self.ref_mean,
+            ref_scale=self.ref_scale,
+            skip=self.skip,
+            updates=self.updates,
+            last_alert_id=self.last_alert_id,
+            recent=list(self.recent),
+            indices=list(self.indices),
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> ScalarSignal:
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"signal state version {state.get('version')!r} not supported")
+    def _from_state(cls, state: ScalarSignalState) -> Self:
         s = cls(
-            state["name"],
-            state["detector_kind"],
-            ert=state["ert"],
-            reference_size=state["reference_size"],
-            cooldown=state["cooldown"],
-            seed=state["seed"],
-            tolerance=None if state["tolerance"] is None else tuple(state["tolerance"]),
-            track=float(state.get("track", 0.0)),
+            state.name,
+            state.detector_kind,
+            ert=state.ert,
+            reference_size=state.reference_size,
+            cooldown=state.cooldown,
+            seed=state.seed,
+            tolerance=state.tolerance,
+            track=state.track,
         )
-        s.status = state["status"]
-        s.detector = None if state["detector"] is None else detector_from_state(state["detector"])
-        s.reference = list(state["reference"])
-        s.ref_mean = float("nan") if state["ref_mean"] is None else float(state["ref_mean"])
-        s.ref_scale = float("nan") if state["ref_scale"] is None else float(state["ref_scale"])
-        s.skip = int(state["skip"])
-        s.updates = int(state["updates"])
-        s.last_alert_id = state["last_alert_id"]
-        s.recent.extend(state["recent"])
-        s.indices.extend(state["indices"])
+        s.status = state.status
+        s.detector = None if state.detector is None else detector_from_model(state.detector)
+        s.reference = list(state.reference)
+        s.ref_mean, s.ref_scale = state.ref_mean, state.ref_scale
+        s.skip = state.skip
+        s.updates = state.updates
+        s.last_alert_id = state.last_alert_id
+        s.recent.extend(state.recent)
+        s.indices.extend(state.indices)
         return s

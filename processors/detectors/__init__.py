@@ -12,6 +12,10 @@
   reference PCA basis, watched by calibrated CUSUMs.
 - ``WindowedMMD``: windowed MMD (random Fourier features) of embedding
   projections against the reference, calibrated to an ERT on correlated video.
+
+Checkpoints are pydantic models (``state.py``: one ``State`` model per class,
+``state()``/``from_state()`` implemented once); ``checks.py`` is the contract
+they keep, run over every registered kind by the tests.
 """
 
 from processors.detectors.adwin import Adwin

@@ -1,33 +1,56 @@
 """ADWIN (river's) with an exact checkpoint.
 
 river 0.26 implements ADWIN's bucket structure in Rust
-(``river._river_rust.drift.AdaptiveWindowing``). Its only export is
-``__getstate__``: the struct serialised with bincode. The checkpoint stores
-those bytes base64-encoded inside the JSON state, together with the river
-version that wrote them. The trade-off, deliberately accepted:
+(``river._river_rust.drift.AdaptiveWindowing``, held by ``drift.ADWIN``).
+The public way to copy it exactly is the pickle protocol: the Rust window
+pickles itself (``__getnewargs__`` and bincode bytes through
+``__getstate__``/``__setstate__``). The checkpoint stores river's whole
+``ADWIN`` object pickled (base64, through the restricted unpickler of
+``processors.learners.river_state``) with the river version that wrote it.
+The trade-off, deliberately accepted:
 
 - restoring is exact (same buckets, totals, variances, clock phase), and
-  ``__setstate__`` only decodes plain numbers -- unlike a pickle it cannot
-  run code;
+  the unpickler resolves only river's own classes and plain containers -- a
+  checkpoint cannot run arbitrary code;
 - but the bytes are opaque and tied to river's Rust layout: a checkpoint
   written by another river version is refused with ``StateVersionError``
   (the caller starts that detector afresh) rather than risk a silently
   mis-decoded window.
+
+No private attribute of river is read: the window's statistics come from
+``ADWIN``'s public properties and a reset is river's public ``clone()``.
 """
 
 from __future__ import annotations
 
-import base64
 import math
-from typing import Any, Self
+from typing import Any, Literal, Self
 
-import river
 from river import drift
 
-from processors.detectors.base import Detector, StateVersionError
+from processors.detectors.base import Detector, DetectorState
+from processors.detectors.state import Float, RiverVersion, StateVersionError
+from processors.learners.river_state import dump_model, load_as
+
+_PARAMS = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
 
 
-class Adwin(Detector):
+class AdwinState(DetectorState):
+    """Checkpoint of an ``Adwin``: parameters and river's ``ADWIN`` pickled (base64)."""
+
+    type: Literal["adwin"] = "adwin"
+    version: Literal[2] = 2
+    delta: Float
+    clock: int
+    max_buckets: int
+    min_window_length: int
+    grace_period: int
+    river_version: RiverVersion
+    window: str
+    change_offset: int
+
+
+class Adwin(Detector[AdwinState]):
     """river's ADWIN, checkpointable.
 
     Parameters
@@ -55,8 +78,7 @@ class Adwin(Detector):
     Change detected at index 1023, 31 updates after onset
     """
 
-    name = "adwin"
-    STATE_VERSION = 1
+    State = AdwinState
 
     def __init__(
         self,
@@ -74,19 +96,11 @@ class Adwin(Detector):
             min_window_length=int(min_window_length),
             grace_period=int(grace_period),
         )
-        self._change_offset = 0
 
     @property
     def params(self) -> dict[str, Any]:
         """Constructor arguments."""
-        ad = self._ad
-        return {
-            "delta": float(ad.delta),
-            "clock": int(ad.clock),
-            "max_buckets": int(ad.max_buckets),
-            "min_window_length": int(ad.min_window_length),
-            "grace_period": int(ad.grace_period),
-        }
+        return {p: getattr(self._ad, p) for p in _PARAMS}
 
     @property
     def width(self) -> int:
@@ -103,13 +117,8 @@ class Adwin(Detector):
         """``nan``: ADWIN's cut bound depends on the split, not one number."""
         return math.nan
 
-    @property
-    def change_offset(self) -> int:
-        """At a detection: the window kept after the cut, minus one."""
-        return self._change_offset
-
     def _reset(self) -> None:
-        self._ad._reset()
+        self._ad = self._ad.clone()  # what river's own reset does: a fresh window
 
     def _update(self, x: float) -> bool:
         x = float(x)
@@ -121,41 +130,27 @@ class Adwin(Detector):
             return True
         return False
 
-    def _get_state(self) -> dict[str, Any]:
-        blob = self._ad._helper.__getstate__()
-        return {
+    def _to_state(self) -> AdwinState:
+        blob = dump_model(self._ad)
+        return AdwinState(
             **self.params,
-            "river_version": river.__version__,
-            "window": base64.b64encode(bytes(blob)).decode("ascii"),
-            "change_offset": self._change_offset,
-        }
-
-    @classmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        if state.get("river_version") != river.__version__:
-            raise StateVersionError(
-                f"adwin window written by river {state.get('river_version')!r}, "
-                f"this build runs river {river.__version__}"
-            )
-        return cls(
-            delta=float(state["delta"]),
-            clock=int(state["clock"]),
-            max_buckets=int(state["max_buckets"]),
-            min_window_length=int(state["min_window_length"]),
-            grace_period=int(state["grace_period"]),
+            river_version=blob["river_version"],
+            window=blob["pickle"],
+            change_offset=self._change_offset,
         )
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        expected = self._ad._helper.__getnewargs__()
-        try:
-            blob = base64.b64decode(state["window"], validate=True)
-            self._ad._helper.__setstate__(blob)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:
-            # pyo3 turns a Rust panic on truncated/corrupt bytes into
-            # PanicException, which derives from BaseException, not Exception.
-            raise StateVersionError(f"adwin window does not decode: {exc}") from None
-        if tuple(self._ad._helper.__getnewargs__()) != tuple(expected):
+    @classmethod
+    def _from_state(cls, state: AdwinState) -> Self:
+        obj = cls(
+            delta=state.delta,
+            clock=state.clock,
+            max_buckets=state.max_buckets,
+            min_window_length=state.min_window_length,
+            grace_period=state.grace_period,
+        )
+        ad = load_as(drift.ADWIN, state.river_version, state.window, "adwin window")
+        if {p: getattr(ad, p) for p in _PARAMS} != obj.params:
             raise StateVersionError("adwin window parameters differ from the state's parameters")
-        self._change_offset = int(state["change_offset"])
+        obj._ad = ad
+        obj._change_offset = state.change_offset
+        return obj

@@ -10,40 +10,43 @@ A detector is a small plain object:
 - ``statistic`` and ``threshold`` say how close it is to firing (for state
   and dashboards); ``change_offset`` estimates how many updates ago the
   change began (0 = at the update that fired), so alerts can say "since";
-- ``state()`` returns a JSON-safe dict with ``type`` and ``version``;
-  ``from_state(state)`` rebuilds a detector that continues bit-for-bit like
-  the original. No Kafka, no I/O.
+- ``state()`` returns a strict-JSON dict with ``type`` and ``version``,
+  the dump of the detector's pydantic ``State`` model
+  (``processors.detectors.state``); ``from_state(state)`` validates it and
+  rebuilds a detector that continues bit-for-bit like the original. No
+  Kafka, no I/O.
+
+A subclass declares ``State`` (a ``DetectorState`` model: its ``type`` is the
+detector's ``name``) and implements ``_update``, ``_reset``, ``_to_state``
+and ``_from_state``; ``processors.detectors.checks`` verifies the contract
+for every registered detector.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Self
+from typing import Any, Self, TypeVar
+
+from processors.detectors.state import NamedCheckpointable, StateModel, StateVersionError
+
+__all__ = ["Detector", "DetectorState", "StateVersionError", "WindowDetector"]
 
 
-class StateVersionError(ValueError):
-    """A checkpoint of another detector type or an unsupported version."""
+class DetectorState(StateModel):
+    """Fields every detector checkpoint has besides ``type`` and ``version``."""
+
+    drift_detected: bool = False
 
 
-def check_state_header(state: dict[str, Any], name: str, version: int) -> None:
-    """``StateVersionError`` unless ``state`` is a checkpoint of ``name`` at ``version``."""
-    if state.get("type") != name:
-        raise StateVersionError(f"state of {state.get('type')!r} given to {name!r}")
-    if state.get("version") != version:
-        raise StateVersionError(
-            f"{name} state version {state.get('version')!r} not supported "
-            f"(this build reads {version})"
-        )
+D = TypeVar("D", bound=DetectorState)
 
 
-class Detector(abc.ABC):
-    """Base class: subclasses implement ``_update``, ``_reset``, ``_get``/``_set`` state."""
-
-    STATE_VERSION: ClassVar[int] = 1
-    name: ClassVar[str] = "detector"
+class Detector(NamedCheckpointable[D], abc.ABC):
+    """Base class: subclasses implement ``_update``, ``_reset``, ``_to_state``/``_from_state``."""
 
     def __init__(self) -> None:
         self._drift_detected = False
+        self._change_offset = 0
 
     @property
     def drift_detected(self) -> bool:
@@ -63,9 +66,9 @@ class Detector(abc.ABC):
     @property
     def change_offset(self) -> int:
         """Estimated updates between the start of the change and the last update."""
-        return 0
+        return self._change_offset
 
-    def update(self, x: float) -> None:
+    def update(self, x: Any) -> None:
         """Feed one observation."""
         if self._drift_detected:
             self._reset()
@@ -73,40 +76,48 @@ class Detector(abc.ABC):
         self._drift_detected = bool(self._update(x))
 
     @abc.abstractmethod
-    def _update(self, x: float) -> bool:
+    def _update(self, x: Any) -> bool:
         """Consume ``x``; return True when it completes a detection."""
 
     @abc.abstractmethod
     def _reset(self) -> None:
         """Forget the running statistic (parameters and calibration stay)."""
 
-    @abc.abstractmethod
-    def _get_state(self) -> dict[str, Any]:
-        """JSON-safe parameters and running state."""
-
-    @abc.abstractmethod
-    def _set_state(self, state: dict[str, Any]) -> None:
-        """Inverse of ``_get_state`` on an instance built by ``_blank``."""
+    def state_model(self) -> D:
+        model = self._to_state()
+        model.drift_detected = self._drift_detected
+        return model
 
     @classmethod
-    @abc.abstractmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        """An instance with the parameters found in ``state``."""
-
-    def state(self) -> dict[str, Any]:
-        """Versioned, JSON-safe checkpoint."""
-        return {
-            "type": self.name,
-            "version": self.STATE_VERSION,
-            "drift_detected": self._drift_detected,
-            **self._get_state(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> Self:
-        """Rebuild a detector from ``state()``; it continues exactly like the original."""
-        check_state_header(state, cls.name, cls.STATE_VERSION)
-        obj = cls._blank(state)
-        obj._set_state(state)
-        obj._drift_detected = bool(state["drift_detected"])
+    def from_model(cls, state: D) -> Self:
+        obj = cls._from_state(state)
+        obj._drift_detected = state.drift_detected
         return obj
+
+
+class WindowDetector(Detector[D]):
+    """A test of the last ``window`` observations (the change lies somewhere inside it).
+
+    Keeps the last statistic in ``_stat`` and a calibrated ``_threshold``;
+    after a detection the window empties, so the next test happens ``window``
+    updates later.
+    """
+
+    window: int
+    _threshold: float
+    _stat: float
+
+    @property
+    def statistic(self) -> float:
+        """The last computed statistic (0 until the window is full)."""
+        return self._stat
+
+    @property
+    def threshold(self) -> float:
+        """Calibrated threshold."""
+        return self._threshold
+
+    @property
+    def change_offset(self) -> int:
+        """The window length minus one at a detection, else 0."""
+        return self.window - 1 if self._drift_detected else 0

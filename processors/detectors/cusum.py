@@ -18,13 +18,34 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from processors import calibration
-from processors.detectors.base import Detector
+from processors.detectors.base import Detector, DetectorState
+from processors.detectors.state import Audit, Float
 
 Side = Literal["both", "up", "down"]
 _SIDES = ("both", "up", "down")
 
 
-class Cusum(Detector):
+class CusumState(DetectorState):
+    """Checkpoint of a ``Cusum``: parameters, calibration audit, both sums."""
+
+    type: Literal["cusum"] = "cusum"
+    version: Literal[1] = 1
+    mean: Float
+    scale: Float
+    k: Float
+    h: Float
+    side: Side = "both"
+    track: Float = 0.0
+    calibration: Audit = {}
+    s_pos: Float
+    s_neg: Float
+    run_pos: int
+    run_neg: int
+    direction: int
+    change_offset: int
+
+
+class Cusum(Detector[CusumState]):
     """Two-sided CUSUM.
 
     Parameters
@@ -60,8 +81,7 @@ class Cusum(Detector):
     7 1 2 4.5
     """
 
-    name = "cusum"
-    STATE_VERSION = 1
+    State = CusumState
 
     def __init__(
         self,
@@ -95,7 +115,6 @@ class Cusum(Detector):
         self.h = float(h)
         self.calibration = dict(calibration or {})
         self.direction = 0
-        self._change_offset = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -119,11 +138,6 @@ class Cusum(Detector):
         """``h``."""
         return self.h
 
-    @property
-    def change_offset(self) -> int:
-        """At a detection: updates since the side that fired last left zero."""
-        return self._change_offset
-
     def _update(self, x: float) -> bool:
         x = float(x)
         if not math.isfinite(x):
@@ -146,42 +160,38 @@ class Cusum(Detector):
             self.direction, self._change_offset = -1, max(0, self.run_neg - 1)
         return True
 
-    def _get_state(self) -> dict[str, Any]:
-        return {
-            "mean": self.mean,
-            "scale": self.scale,
-            "k": self.k,
-            "h": self.h,
-            "side": self.side,
-            "track": self.track,
-            "calibration": self.calibration,
-            "s_pos": self.s_pos,
-            "s_neg": self.s_neg,
-            "run_pos": self.run_pos,
-            "run_neg": self.run_neg,
-            "direction": self.direction,
-            "change_offset": self._change_offset,
-        }
-
-    @classmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        return cls(
-            mean=float(state["mean"]),
-            scale=float(state["scale"]),
-            k=float(state["k"]),
-            h=float(state["h"]),
-            side=state["side"],
-            track=float(state.get("track", 0.0)),
-            calibration=state.get("calibration"),
+    def _to_state(self) -> CusumState:
+        return CusumState(
+            mean=self.mean,
+            scale=self.scale,
+            k=self.k,
+            h=self.h,
+            side=self.side,
+            track=self.track,
+            calibration=self.calibration,
+            s_pos=self.s_pos,
+            s_neg=self.s_neg,
+            run_pos=self.run_pos,
+            run_neg=self.run_neg,
+            direction=self.direction,
+            change_offset=self._change_offset,
         )
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self.s_pos = float(state["s_pos"])
-        self.s_neg = float(state["s_neg"])
-        self.run_pos = int(state["run_pos"])
-        self.run_neg = int(state["run_neg"])
-        self.direction = int(state["direction"])
-        self._change_offset = int(state["change_offset"])
+    @classmethod
+    def _from_state(cls, state: CusumState) -> Self:
+        obj = cls(
+            mean=state.mean,
+            scale=state.scale,
+            k=state.k,
+            h=state.h,
+            side=state.side,
+            track=state.track,
+            calibration=state.calibration,
+        )
+        obj.s_pos, obj.s_neg = state.s_pos, state.s_neg
+        obj.run_pos, obj.run_neg = state.run_pos, state.run_neg
+        obj.direction, obj._change_offset = state.direction, state.change_offset
+        return obj
 
     @classmethod
     def calibrated(
@@ -224,9 +234,7 @@ class Cusum(Detector):
         >>> bool(corr.h > 2 * iid.h)   # correlation needs a much higher threshold
         True
         """
-        ref = np.asarray(reference, dtype=float)
-        profile = calibration.profile_reference(ref, max_order=max_order)
-        model = calibration.fit_ar(ref, max_order=max_order)
+        ref, profile, model = profile_and_fit(reference, max_order)
         mean, scale = profile.mean, profile.scale
         if min_scale is not None:
             if not (math.isfinite(min_scale) and min_scale >= 0):
@@ -256,16 +264,39 @@ class Cusum(Detector):
         )
         inflation = profile.inflation if inflate else 1.0
         deployed = max(scale, profile.scale * inflation)
-        info = {
-            "ert": float(ert),
-            "surrogate": surrogate,
-            "seed": int(seed),
-            "profile": profile.as_dict(),
-            "fit": fit.as_dict(),
-            "inflation": inflation,
-            "min_scale": None if min_scale is None else float(min_scale),
-        }
+        info = calibration_audit(
+            ert, surrogate, seed, profile, fit,
+            inflation=inflation, min_scale=None if min_scale is None else float(min_scale),
+        )
         return cls(mean=mean, scale=deployed, k=k, h=fit.threshold, side=side, calibration=info)
+
+
+def profile_and_fit(
+    reference: Sequence[float] | np.ndarray, max_order: int
+) -> tuple[np.ndarray, calibration.ReferenceProfile, calibration.ARModel]:
+    """The reference as floats, its profile and its AR(p) fit (what calibration starts from)."""
+    ref = np.asarray(reference, dtype=float)
+    profile = calibration.profile_reference(ref, max_order=max_order)
+    return ref, profile, calibration.fit_ar(ref, max_order=max_order)
+
+
+def calibration_audit(
+    ert: float,
+    surrogate: str,
+    seed: int,
+    profile: calibration.ReferenceProfile,
+    fit: calibration.ThresholdFit,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The JSON-safe record of a simulated calibration, kept in the detector's state."""
+    return {
+        "ert": float(ert),
+        "surrogate": surrogate,
+        "seed": int(seed),
+        "profile": profile.as_dict(),
+        "fit": fit.as_dict(),
+        **extra,
+    }
 
 
 def cusum_paths(z: np.ndarray, k: float, side: Side = "both") -> np.ndarray:

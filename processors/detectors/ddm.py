@@ -9,10 +9,16 @@ pair ``(p_min, s_min)`` at which ``p + s`` was smallest, and fires when
 river's ``drift.binary.DDM`` is pure Python: its state is a running mean and
 three floats. This wrapper writes them as JSON numbers (bit-for-bit through
 ``json.dumps``/``json.loads``; the initial ``+inf`` as a string) with the
-river version that produced them. The numbers are river's private
-attributes, so a checkpoint from another river version is refused with
-``StateVersionError`` (start the detector afresh) rather than loaded into
-attributes whose meaning may have moved.
+river version that produced them. river 0.26 has no public accessor for them
+(``RIVER_PRIVATE`` below; ``clone`` starts afresh, and its pickle would be an
+opaque blob where the minimum is worth seeing), and the statistic and the
+zero-variance guard need ``p_min``/``s_min`` too, so the wrapper reads and
+writes those private attributes: a checkpoint from another river version is
+refused with ``StateVersionError`` (start the detector afresh) rather than
+loaded into attributes whose meaning may have moved, and
+``tests/unit/detectors/test_river_pins.py`` pins their names and that copying
+them into a fresh river DDM continues it exactly (a river upgrade that moves
+them fails there, loudly).
 
 One deliberate departure from river, on by default (``guard_zero_variance``):
 when the first ``warm_start`` labels are all correct, river records
@@ -32,16 +38,40 @@ grows with the length of the clean stretch before a change (``p_min`` and
 from __future__ import annotations
 
 import math
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import river
-from river import drift, stats
+from river import drift
 
-from processors.detectors.base import Detector, StateVersionError
-from processors.detectors.jsonfloat import dump_float, load_float
+from processors.detectors.base import Detector, DetectorState
+from processors.detectors.state import Float, RiverVersion
+from processors.learners.river_state import running_mean
+
+# river 0.26 ``drift.binary.DDM``'s running state: no public API reads or sets it.
+RIVER_PRIVATE = ("_p", "_p_min", "_s_min", "_ps_min", "_warning_detected", "_drift_detected")
 
 
-class Ddm(Detector):
+class DdmState(DetectorState):
+    """Checkpoint of a ``Ddm``: parameters and river's running error rate and minimum."""
+
+    type: Literal["ddm"] = "ddm"
+    version: Literal[1] = 1
+    warm_start: int
+    warning_threshold: Float
+    drift_threshold: Float
+    guard_zero_variance: bool
+    river_version: RiverVersion
+    p_n: Float
+    p_mean: Float
+    p_min: Float | None
+    s_min: Float | None
+    ps_min: Float
+    warning_detected: bool
+    n_warn_start: int | None
+    change_offset: int
+
+
+class Ddm(Detector[DdmState]):
     """river's DDM, checkpointable, for a 0/1 error stream.
 
     Parameters
@@ -75,8 +105,7 @@ class Ddm(Detector):
     Change detected at index 1334, 239 after the warning
     """
 
-    name = "ddm"
-    STATE_VERSION = 1
+    State = DdmState
 
     def __init__(
         self,
@@ -98,7 +127,6 @@ class Ddm(Detector):
             drift_threshold=float(drift_threshold),
         )
         self.guard_zero_variance = bool(guard_zero_variance)
-        self._change_offset = 0
         self._n_warn_start: int | None = None
 
     @property
@@ -142,13 +170,8 @@ class Ddm(Detector):
         """``drift_threshold``."""
         return float(self._ddm.drift_threshold)
 
-    @property
-    def change_offset(self) -> int:
-        """At a detection: updates since the warning zone began (0 without a warning)."""
-        return self._change_offset
-
     def _reset(self) -> None:
-        self._ddm._reset()
+        self._ddm = self._ddm.clone()  # what river's own reset does: a fresh detector
         self._n_warn_start = None
 
     def _update(self, x: float) -> bool:
@@ -174,48 +197,38 @@ class Ddm(Detector):
             self._n_warn_start = None
         return False
 
-    def _get_state(self) -> dict[str, Any]:
+    def _to_state(self) -> DdmState:
         d = self._ddm
-        return {
+        return DdmState(
             **self.params,
-            "river_version": river.__version__,
-            "p_n": dump_float(d._p.n),
-            "p_mean": dump_float(d._p._mean),
-            "p_min": None if d._p_min is None else dump_float(d._p_min),
-            "s_min": None if d._s_min is None else dump_float(d._s_min),
-            "ps_min": dump_float(d._ps_min),
-            "warning_detected": bool(d._warning_detected),
-            "n_warn_start": self._n_warn_start,
-            "change_offset": self._change_offset,
-        }
-
-    @classmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        if state.get("river_version") != river.__version__:
-            raise StateVersionError(
-                f"ddm state written by river {state.get('river_version')!r}, "
-                f"this build runs river {river.__version__}"
-            )
-        return cls(
-            warm_start=int(state["warm_start"]),
-            warning_threshold=float(state["warning_threshold"]),
-            drift_threshold=float(state["drift_threshold"]),
-            guard_zero_variance=bool(state["guard_zero_variance"]),
+            river_version=river.__version__,
+            p_n=d._p.n,
+            p_mean=d._p.get(),
+            p_min=d._p_min,
+            s_min=d._s_min,
+            ps_min=d._ps_min,
+            warning_detected=d.warning_detected,
+            n_warn_start=self._n_warn_start,
+            change_offset=self._change_offset,
         )
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        d = self._ddm
-        mean = stats.Mean()
-        mean.n = load_float(state["p_n"])
-        mean._mean = load_float(state["p_mean"])
-        d._p = mean
-        d._p_min = None if state["p_min"] is None else load_float(state["p_min"])
-        d._s_min = None if state["s_min"] is None else load_float(state["s_min"])
-        d._ps_min = load_float(state["ps_min"])
-        d._warning_detected = bool(state["warning_detected"])
+    @classmethod
+    def _from_state(cls, state: DdmState) -> Self:
+        obj = cls(
+            warm_start=state.warm_start,
+            warning_threshold=state.warning_threshold,
+            drift_threshold=state.drift_threshold,
+            guard_zero_variance=state.guard_zero_variance,
+        )
+        d = obj._ddm
+        d._p = running_mean(state.p_n, state.p_mean)
+        d._p_min = state.p_min
+        d._s_min = state.s_min
+        d._ps_min = state.ps_min
+        d._warning_detected = state.warning_detected
         # river's own flag: DDM resets itself on the update after a detection.
         # Our base class performs that reset; keep river's flag consistent anyway.
-        d._drift_detected = bool(state["drift_detected"])
-        start = state["n_warn_start"]
-        self._n_warn_start = None if start is None else int(start)
-        self._change_offset = int(state["change_offset"])
+        d._drift_detected = state.drift_detected
+        obj._n_warn_start = state.n_warn_start
+        obj._change_offset = state.change_offset
+        return obj

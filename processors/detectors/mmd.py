@@ -58,12 +58,12 @@ from collections.abc import Sequence
 from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 from scipy.spatial.distance import pdist
 
 from processors import calibration
-from processors.detectors.base import Detector, StateVersionError
-from processors.detectors.jsonfloat import dump_float, load_float
-from processors.detectors.packed_array import pack, unpack
+from processors.detectors.base import DetectorState, WindowDetector
+from processors.detectors.state import Audit, Float, Packed
 
 # Rounding of the running sum (one add and one subtract per update) is
 # bounded by recomputing it from the window this often.
@@ -71,9 +71,48 @@ _RESUM_EVERY = 1024
 _MIN_SCALE = 1e-9
 
 
+class WindowedMMDState(DetectorState):
+    """Checkpoint of a ``WindowedMMD``: kernel, reference, and the standardised window.
+
+    The window is stored as ``n_window x k`` standardised inputs, not their
+    ``D`` features: the features are recomputed on restore by the same code
+    path, so they come back bit for bit. ``omega`` is stored, not re-drawn
+    from the seed, so a numpy upgrade cannot change a restored detector.
+    """
+
+    type: Literal["windowed_mmd"] = "windowed_mmd"
+    version: Literal[1] = 1
+    k: int
+    features: int
+    center: Packed
+    scale: Packed
+    omega: Packed
+    phase: Packed
+    mu_ref: Packed
+    window: int
+    threshold: Float
+    track: Float
+    calibration: Audit = {}
+    zs: Packed
+    n_window: int
+    sum: Packed
+    pushes: int
+    stat: Float
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Self:
+        k, d = self.k, self.features
+        if self.n_window > self.window:
+            raise ValueError(f"window state holds {self.n_window} rows, window is {self.window}")
+        for field, shape in (
+            ("center", (k,)), ("scale", (k,)), ("omega", (k, d)), ("phase", (d,)),
+            ("mu_ref", (d,)), ("zs", (self.n_window, k)), ("sum", (d,)),
+        ):
+            self._check_size(field, shape)
+        return self
 
 
-class WindowedMMD(Detector):
+class WindowedMMD(WindowDetector[WindowedMMDState]):
     """Squared MMD between the last ``window`` projections and the reference (RFF kernel).
 
     ``update(x)`` takes one ``k``-vector (an embedding's projection on the
@@ -119,8 +158,7 @@ class WindowedMMD(Detector):
     (50, 64, True)
     """
 
-    name = "windowed_mmd"
-    STATE_VERSION = 1
+    State = WindowedMMDState
 
     def __init__(
         self,
@@ -178,21 +216,6 @@ class WindowedMMD(Detector):
         """``D``: number of random Fourier features."""
         return int(self.phase.size)
 
-    @property
-    def statistic(self) -> float:
-        """The last squared MMD (biased estimate; 0 until the window is full)."""
-        return self._stat
-
-    @property
-    def threshold(self) -> float:
-        """Calibrated threshold on the squared MMD."""
-        return self._threshold
-
-    @property
-    def change_offset(self) -> int:
-        """The window length minus one: the change lies somewhere inside the window."""
-        return self.window - 1 if self._drift_detected else 0
-
     def features(self, z: np.ndarray) -> np.ndarray:
         """``phi`` of one *standardised* observation (``D`` floats)."""
         return self._coef * np.cos(z @ self.omega + self.phase)
@@ -235,54 +258,46 @@ class WindowedMMD(Detector):
         self._stat = float(diff @ diff)
         return self._stat > self._threshold
 
-    def _get_state(self) -> dict[str, Any]:
+    def _to_state(self) -> WindowedMMDState:
         zs = np.asarray(self._zs, dtype=np.float64).reshape(-1, self.k)
-        return {
-            "k": self.k,
-            "features": self.n_features,
-            "center": pack(self.center),
-            "scale": pack(self.scale),
-            "omega": pack(self.omega),
-            "phase": pack(self.phase),
-            "mu_ref": pack(self.mu_ref),
-            "window": self.window,
-            "threshold": self._threshold,
-            "track": self.track,
-            "calibration": self.calibration,
-            # Standardised window (W x k, not W x D): features are recomputed on
-            # restore by the same code path, so they come back bit-for-bit.
-            "zs": pack(zs),
-            "n_window": int(zs.shape[0]),
-            "sum": pack(self._sum),
-            "pushes": self._pushes,
-            "stat": dump_float(self._stat),
-        }
-
-    @classmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        k, d = int(state["k"]), int(state["features"])
-        return cls(
-            unpack(state["center"], (k,)),
-            unpack(state["scale"], (k,)),
-            unpack(state["omega"], (k, d)),
-            unpack(state["phase"], (d,)),
-            unpack(state["mu_ref"], (d,)),
-            int(state["window"]),
-            float(state["threshold"]),
-            track=float(state["track"]),
-            calibration=state.get("calibration"),
+        return WindowedMMDState(
+            k=self.k,
+            features=self.n_features,
+            center=self.center,
+            scale=self.scale,
+            omega=self.omega,
+            phase=self.phase,
+            mu_ref=self.mu_ref,
+            window=self.window,
+            threshold=self._threshold,
+            track=self.track,
+            calibration=self.calibration,
+            zs=zs,
+            n_window=int(zs.shape[0]),
+            sum=self._sum,
+            pushes=self._pushes,
+            stat=self._stat,
         )
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        n = int(state["n_window"])
-        if n > self.window:
-            raise StateVersionError(f"window state holds {n} rows, window is {self.window}")
-        zs = unpack(state["zs"], (n, self.k))
-        self._zs = deque((row.copy() for row in zs), maxlen=self.window)
-        self._phis = deque((self.features(z) for z in self._zs), maxlen=self.window)
-        self._sum = unpack(state["sum"], (self.n_features,))
-        self._pushes = int(state["pushes"])
-        self._stat = load_float(state["stat"])
+    @classmethod
+    def _from_state(cls, state: WindowedMMDState) -> Self:
+        obj = cls(
+            state.center,
+            state.scale,
+            state.omega,
+            state.phase,
+            state.mu_ref,
+            state.window,
+            state.threshold,
+            track=state.track,
+            calibration=state.calibration,
+        )
+        obj._zs = deque((row.copy() for row in state.zs), maxlen=obj.window)
+        obj._phis = deque((obj.features(z) for z in obj._zs), maxlen=obj.window)
+        obj._sum = state.sum.copy()
+        obj._pushes = state.pushes
+        obj._stat = state.stat
+        return obj
 
     @classmethod
     def calibrated(

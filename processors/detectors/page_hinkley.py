@@ -6,26 +6,62 @@ more than ``threshold`` away from its extreme. river cannot checkpoint it to
 JSON; this wrapper reads and writes those few floats (bit-for-bit through
 ``json.dumps``/``json.loads``) and tracks when each extreme was set, which
 gives ``change_offset``.
+
+river 0.26 has no public accessor for that running state (``RIVER_PRIVATE``
+below): ``Base.clone`` starts afresh, and pickling the detector captures a
+bound method (``_test_drift``) that the checkpoints' restricted unpickler
+refuses (``processors.learners.river_state``). The wrapper therefore reads
+and writes those private attributes; ``tests/unit/detectors/
+test_river_pins.py`` pins their names and that copying them into a fresh
+river detector continues it exactly, so a river upgrade that changes them
+fails there, loudly, rather than in a restored monitor.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Literal, Self, cast
 
 import numpy as np
-from river import drift, stats
+from river import drift
 from scipy import signal
 
 from processors import calibration
-from processors.detectors.base import Detector
-from processors.detectors.jsonfloat import dump_float, load_float
+from processors.detectors.base import Detector, DetectorState
+from processors.detectors.cusum import calibration_audit, profile_and_fit
+from processors.detectors.state import Audit, Float
+from processors.learners.river_state import running_mean
 
+Mode = Literal["up", "down", "both"]
 _MODES = ("up", "down", "both")
+# river 0.26 ``drift.PageHinkley``'s running state: no public API reads or sets it.
+RIVER_PRIVATE = ("_x_mean", "_sum_increase", "_sum_decrease", "_min_increase", "_max_decrease")
 
 
-class PageHinkley(Detector):
+class PageHinkleyState(DetectorState):
+    """Checkpoint of a ``PageHinkley``: river's parameters and running state, extremes' times."""
+
+    type: Literal["page_hinkley"] = "page_hinkley"
+    version: Literal[1] = 1
+    min_instances: int
+    delta: Float
+    threshold: Float
+    alpha: Float
+    mode: Mode
+    calibration: Audit = {}
+    mean_n: Float
+    mean: Float
+    sum_increase: Float
+    sum_decrease: Float
+    min_increase: Float
+    max_decrease: Float
+    n_at_min: int
+    n_at_max: int
+    change_offset: int
+
+
+class PageHinkley(Detector[PageHinkleyState]):
     """river's Page-Hinkley test, checkpointable.
 
     Parameters
@@ -34,6 +70,14 @@ class PageHinkley(Detector):
         As in ``river.drift.PageHinkley`` (same defaults).
     calibration
         JSON-safe description of how the threshold was obtained (audit only).
+
+    Notes
+    -----
+    At a detection ``change_offset`` is the number of updates since the
+    firing sum was at its extreme: a good onset estimate only when ``delta``
+    is of the order of the shift (as after ``calibrated``); with river's tiny
+    default ``delta`` the sums are random walks whose extreme may be long
+    before the change.
 
     Examples
     --------
@@ -48,8 +92,7 @@ class PageHinkley(Detector):
     Change detected at index 1006, input value: 5
     """
 
-    name = "page_hinkley"
-    STATE_VERSION = 1
+    State = PageHinkleyState
 
     def __init__(
         self,
@@ -74,8 +117,8 @@ class PageHinkley(Detector):
             mode=mode,
         )
         self.calibration = dict(calibration or {})
-        self._change_offset = 0
-        self._reset()
+        self._n_at_min = 0
+        self._n_at_max = 0
 
     # Parameters live on the river object; read them from there.
     @property
@@ -112,18 +155,8 @@ class PageHinkley(Detector):
         val = {"up": inc, "down": dec, "both": max(inc, dec)}[ph.mode]
         return max(0.0, val) if math.isfinite(val) else 0.0
 
-    @property
-    def change_offset(self) -> int:
-        """At a detection: updates since the firing sum was at its extreme.
-
-        A good onset estimate only when ``delta`` is of the order of the
-        shift (as after ``calibrated``); with river's tiny default ``delta``
-        the sums are random walks whose extreme may be long before the change.
-        """
-        return self._change_offset
-
     def _reset(self) -> None:
-        self._ph._reset()
+        self._ph = self._ph.clone()  # what river's own reset does: a fresh detector
         self._n_at_min = 0
         self._n_at_max = 0
 
@@ -147,51 +180,46 @@ class PageHinkley(Detector):
         self._change_offset = n - (self._n_at_min if up else self._n_at_max)
         return True
 
-    def _get_state(self) -> dict[str, Any]:
+    def _to_state(self) -> PageHinkleyState:
         ph = self._ph
-        return {
-            "min_instances": self.min_instances,
-            "delta": self.delta,
-            "threshold": self.threshold,
-            "alpha": self.alpha,
-            "mode": self.mode,
-            "calibration": self.calibration,
-            "mean_n": dump_float(ph._x_mean.n),
-            "mean": dump_float(ph._x_mean._mean),
-            "sum_increase": dump_float(ph._sum_increase),
-            "sum_decrease": dump_float(ph._sum_decrease),
-            "min_increase": dump_float(ph._min_increase),
-            "max_decrease": dump_float(ph._max_decrease),
-            "n_at_min": self._n_at_min,
-            "n_at_max": self._n_at_max,
-            "change_offset": self._change_offset,
-        }
-
-    @classmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        return cls(
-            min_instances=int(state["min_instances"]),
-            delta=float(state["delta"]),
-            threshold=float(state["threshold"]),
-            alpha=float(state["alpha"]),
-            mode=str(state["mode"]),
-            calibration=state.get("calibration"),
+        return PageHinkleyState(
+            min_instances=self.min_instances,
+            delta=self.delta,
+            threshold=self.threshold,
+            alpha=self.alpha,
+            mode=cast(Mode, ph.mode),
+            calibration=self.calibration,
+            mean_n=ph._x_mean.n,
+            mean=ph._x_mean.get(),
+            sum_increase=ph._sum_increase,
+            sum_decrease=ph._sum_decrease,
+            min_increase=ph._min_increase,
+            max_decrease=ph._max_decrease,
+            n_at_min=self._n_at_min,
+            n_at_max=self._n_at_max,
+            change_offset=self._change_offset,
         )
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        ph = self._ph
-        mean = stats.Mean()
-        mean.n = load_float(state["mean_n"])
-        mean._mean = load_float(state["mean"])
-        ph._x_mean = mean
-        ph._sum_increase = load_float(state["sum_increase"])
-        ph._sum_decrease = load_float(state["sum_decrease"])
-        ph._min_increase = load_float(state["min_increase"])
+    @classmethod
+    def _from_state(cls, state: PageHinkleyState) -> Self:
+        obj = cls(
+            state.min_instances,
+            state.delta,
+            state.threshold,
+            state.alpha,
+            state.mode,
+            calibration=state.calibration,
+        )
+        ph = obj._ph
+        ph._x_mean = running_mean(state.mean_n, state.mean)
+        ph._sum_increase = state.sum_increase
+        ph._sum_decrease = state.sum_decrease
+        ph._min_increase = state.min_increase
         # river starts it at the int -1; setattr keeps the float without a type clash.
-        setattr(ph, "_max_decrease", load_float(state["max_decrease"]))  # noqa: B010
-        self._n_at_min = int(state["n_at_min"])
-        self._n_at_max = int(state["n_at_max"])
-        self._change_offset = int(state["change_offset"])
+        setattr(ph, "_max_decrease", state.max_decrease)  # noqa: B010
+        obj._n_at_min, obj._n_at_max = state.n_at_min, state.n_at_max
+        obj._change_offset = state.change_offset
+        return obj
 
     @classmethod
     def calibrated(
@@ -233,9 +261,7 @@ class PageHinkley(Detector):
         >>> ph.calibration["fit"]["method"], bool(ph.threshold > 5)
         ('simulated', True)
         """
-        ref = np.asarray(reference, dtype=float)
-        profile = calibration.profile_reference(ref, max_order=max_order)
-        model = calibration.fit_ar(ref, max_order=max_order)
+        ref, profile, model = profile_and_fit(reference, max_order)
         if delta is None:
             delta = 0.5 * profile.scale
         delta = float(delta)
@@ -261,13 +287,7 @@ class PageHinkley(Detector):
             slope_hint=2 * delta / lrv if lrv > 0 and delta > 0 else None,
             model=model,
         )
-        info = {
-            "ert": float(ert),
-            "surrogate": surrogate,
-            "seed": int(seed),
-            "profile": profile.as_dict(),
-            "fit": fit.as_dict(),
-        }
+        info = calibration_audit(ert, surrogate, seed, profile, fit)
         return cls(min_instances, delta, fit.threshold, alpha, mode, calibration=info)
 
 

@@ -20,21 +20,41 @@ false-alarm budget (``split_budget``).
 from __future__ import annotations
 
 import math
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 
 from processors.calibration import split_budget
-from processors.detectors.base import Detector
-from processors.detectors.cusum import Cusum
-from processors.detectors.packed_array import pack, unpack
+from processors.detectors.base import Detector, DetectorState
+from processors.detectors.cusum import Cusum, CusumState
+from processors.detectors.state import Checkpointable, Packed, StateModel
 
 _EPS = 1e-12
+Fired = Literal["", "t2", "spe"]
 
 
+class PCAReferenceState(StateModel):
+    """Checkpoint of a ``PCAReference``: float64 arrays base64-packed, exact."""
+
+    type: Literal["pca_reference"] = "pca_reference"
+    version: Literal[1] = 1
+    dim: int
+    k: int
+    normalize: bool
+    mean: Packed
+    basis: Packed
+    variance: Packed
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Self:
+        self._check_size("mean", (self.dim,))
+        self._check_size("basis", (self.k, self.dim))
+        self._check_size("variance", (self.k,))
+        return self
 
 
-class PCAReference:
+class PCAReference(Checkpointable[PCAReferenceState]):
     """Mean, top-``k`` basis and per-component variance of reference embeddings.
 
     Parameters
@@ -57,6 +77,8 @@ class PCAReference:
     >>> bool(t2_far > t2), bool(abs(spe_far - spe) < 1e-9)
     (True, True)
     """
+
+    State = PCAReferenceState
 
     def __init__(
         self, mean: np.ndarray, basis: np.ndarray, variance: np.ndarray, *, normalize: bool
@@ -112,34 +134,33 @@ class PCAReference:
         spe = np.maximum(np.einsum("ij,ij->i", c, c) - np.einsum("ij,ij->i", p, p), 0.0)
         return np.stack([t2, spe], axis=1)
 
-    def state(self) -> dict[str, Any]:
-        """JSON-safe, exact (float64 arrays base64-packed)."""
-        return {
-            "dim": self.dim,
-            "k": self.k,
-            "normalize": self.normalize,
-            "mean": pack(self.mean),
-            "basis": pack(self.basis),
-            "variance": pack(self.variance),
-        }
+    def _to_state(self) -> PCAReferenceState:
+        return PCAReferenceState(
+            dim=self.dim,
+            k=self.k,
+            normalize=self.normalize,
+            mean=self.mean,
+            basis=self.basis,
+            variance=self.variance,
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> PCAReference:
-        """Inverse of ``state``."""
-        d, k = int(state["dim"]), int(state["k"])
-        return cls(
-            unpack(state["mean"], (d,)),
-            unpack(state["basis"], (k, d)),
-            unpack(state["variance"], (k,)),
-            normalize=bool(state["normalize"]),
-        )
+    def _from_state(cls, state: PCAReferenceState) -> Self:
+        return cls(state.mean, state.basis, state.variance, normalize=state.normalize)
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (or ``x`` itself, 1-d) scaled to unit L2 norm (zero rows stay zero).
+
+    >>> l2_normalise(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
+    """
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, _EPS)
 
 
 def _prepare(x: np.ndarray, normalize: bool) -> np.ndarray:
-    if not normalize:
-        return x
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norm, _EPS)
+    return l2_normalise(x) if normalize else x
 
 
 def cross_fitted_distance(vectors: np.ndarray) -> np.ndarray:
@@ -178,7 +199,18 @@ def log_scores(scores: np.ndarray) -> np.ndarray:
     return np.log(np.asarray(scores, dtype=float) + _EPS)
 
 
-class PCADetector(Detector):
+class PCADetectorState(DetectorState):
+    """Checkpoint of a ``PCADetector``: its reference and both CUSUMs."""
+
+    type: Literal["pca_cusum"] = "pca_cusum"
+    version: Literal[1] = 1
+    reference: PCAReferenceState
+    t2: CusumState
+    spe: CusumState
+    fired: Fired = ""
+
+
+class PCADetector(Detector[PCADetectorState]):
     """Two calibrated CUSUMs on ``log T^2`` and ``log SPE`` of each embedding.
 
     ``update(vector)`` takes one embedding (``d`` floats). ``statistic`` is
@@ -197,15 +229,14 @@ class PCADetector(Detector):
     (True, 'spe')
     """
 
-    name = "pca_cusum"
-    STATE_VERSION = 1
+    State = PCADetectorState
 
     def __init__(self, reference: PCAReference, t2: Cusum, spe: Cusum) -> None:
         super().__init__()
         self.reference = reference
         self.t2 = t2
         self.spe = spe
-        self.fired = ""
+        self.fired: Fired = ""
 
     @property
     def statistic(self) -> float:
@@ -239,24 +270,23 @@ class PCADetector(Detector):
         self.spe._reset()
         self.t2._drift_detected = self.spe._drift_detected = False
 
-    def _get_state(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference.state(),
-            "t2": self.t2.state(),
-            "spe": self.spe.state(),
-            "fired": self.fired,
-        }
-
-    @classmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        return cls(
-            PCAReference.from_state(state["reference"]),
-            Cusum.from_state(state["t2"]),
-            Cusum.from_state(state["spe"]),
+    def _to_state(self) -> PCADetectorState:
+        return PCADetectorState(
+            reference=self.reference.state_model(),
+            t2=self.t2.state_model(),
+            spe=self.spe.state_model(),
+            fired=self.fired,
         )
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self.fired = str(state["fired"])
+    @classmethod
+    def _from_state(cls, state: PCADetectorState) -> Self:
+        obj = cls(
+            PCAReference.from_model(state.reference),
+            Cusum.from_model(state.t2),
+            Cusum.from_model(state.spe),
+        )
+        obj.fired = state.fired
+        return obj
 
     @classmethod
     def calibrated(

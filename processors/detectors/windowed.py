@@ -45,20 +45,60 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeVar, cast
 
 import numpy as np
+from pydantic import model_validator
 from scipy import special
 
 from processors import calibration
-from processors.detectors.base import Detector
-from processors.detectors.jsonfloat import dump_float, load_float
+from processors.detectors.base import DetectorState, WindowDetector
+from processors.detectors.state import Audit, Float, FloatList
 
 Test = Literal["ks", "psi", "chi2"]
 OTHER = -1  # categorical values never seen in the reference
 
 
-class WindowedTest(Detector):
+class WindowedState(DetectorState):
+    """Checkpoint of a ``WindowedTest``: reference bins, threshold and the window's bins."""
+
+    probs: FloatList
+    window: int
+    threshold: Float
+    edges: FloatList | None = None
+    classes: list[int] | None = None
+    calibration: Audit = {}
+    bins: list[int]
+    stat: Float
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> Self:
+        if len(self.bins) > self.window:
+            raise ValueError(f"bins holds {len(self.bins)} values, window is {self.window}")
+        if not all(0 <= b < len(self.probs) for b in self.bins):
+            raise ValueError(f"bins holds an index outside 0..{len(self.probs) - 1}")
+        return self
+
+
+class WindowedKSState(WindowedState):
+    type: Literal["windowed_ks"] = "windowed_ks"
+    version: Literal[1] = 1
+
+
+class PSIState(WindowedState):
+    type: Literal["psi"] = "psi"
+    version: Literal[1] = 1
+
+
+class ChiSquaredMixState(WindowedState):
+    type: Literal["chi2_mix"] = "chi2_mix"
+    version: Literal[1] = 1
+
+
+W = TypeVar("W", bound=WindowedState)
+
+
+class WindowedTest(WindowDetector[W]):
     """Sliding-window test of a binned signal against reference bin probabilities.
 
     Parameters
@@ -81,7 +121,6 @@ class WindowedTest(Detector):
     """
 
     test: ClassVar[Test] = "ks"
-    STATE_VERSION = 1
 
     def __init__(
         self,
@@ -103,9 +142,7 @@ class WindowedTest(Detector):
             raise ValueError(f"window must be >= 2, got {window}")
         if not (math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be finite and > 0, got {threshold!r}")
-        self.probs = p / p.sum()
-        self._probs_list = self.probs.tolist()
-        self.cdf = np.cumsum(self.probs)
+        self._set_probs(p / p.sum())
         self.window = int(window)
         self._threshold = float(threshold)
         self.edges = None if edges is None else np.asarray(edges, dtype=float)
@@ -119,25 +156,14 @@ class WindowedTest(Detector):
         self._stat = 0.0
         self._reset()
 
+    def _set_probs(self, probs: np.ndarray) -> None:
+        self.probs = probs
+        self._probs_list = probs.tolist()
+
     @property
     def n_bins(self) -> int:
         """Number of bins (categorical: classes + "other")."""
         return int(self.probs.size)
-
-    @property
-    def statistic(self) -> float:
-        """The last computed test statistic (0 until the window is full)."""
-        return self._stat
-
-    @property
-    def threshold(self) -> float:
-        """Calibrated threshold."""
-        return self._threshold
-
-    @property
-    def change_offset(self) -> int:
-        """The window length minus one: the change lies somewhere inside the window."""
-        return self.window - 1 if self._drift_detected else 0
 
     def bin_of(self, x: float) -> int:
         """Bin index of one observation."""
@@ -175,35 +201,37 @@ class WindowedTest(Detector):
             self._stat = float(window_statistic(self.test, self._counts[None, :], self.probs)[0])
         return self._stat > self._threshold
 
-    def _get_state(self) -> dict[str, Any]:
-        return {
-            "probs": self.probs.tolist(),
+    def _to_state(self) -> W:
+        return cast(W, self.State.model_validate({
+            "probs": self._probs_list,
             "window": self.window,
             "threshold": self._threshold,
             "edges": None if self.edges is None else self.edges.tolist(),
             "classes": self.classes,
             "calibration": self.calibration,
             "bins": list(self._bins),
-            "stat": dump_float(self._stat),
-        }
+            "stat": self._stat,
+        }))
 
     @classmethod
-    def _blank(cls, state: dict[str, Any]) -> Self:
-        return cls(
-            state["probs"],
-            int(state["window"]),
-            float(state["threshold"]),
-            edges=state["edges"],
-            classes=state["classes"],
-            calibration=state.get("calibration"),
+    def _from_state(cls, state: W) -> Self:
+        obj = cls(
+            state.probs,
+            state.window,
+            state.threshold,
+            edges=state.edges,
+            classes=state.classes,
+            calibration=state.calibration,
         )
-
-    def _set_state(self, state: dict[str, Any]) -> None:
-        self._bins = deque(int(b) for b in state["bins"])
-        self._counts = np.bincount(
-            np.asarray(list(self._bins), dtype=np.int64), minlength=self.n_bins
+        # The constructor normalises its probabilities; those in the state
+        # already are, and dividing by their sum again could move the last bit.
+        obj._set_probs(np.asarray(state.probs, dtype=float))
+        obj._bins = deque(state.bins)
+        obj._counts = np.bincount(
+            np.asarray(state.bins, dtype=np.int64), minlength=obj.n_bins
         ).astype(np.int64)
-        self._stat = load_float(state["stat"])
+        obj._stat = state.stat
+        return obj
 
     @classmethod
     def calibrated(
@@ -287,21 +315,21 @@ class WindowedTest(Detector):
         )
 
 
-class WindowedKS(WindowedTest):
+class WindowedKS(WindowedTest[WindowedKSState]):
     """Binned Kolmogorov-Smirnov distance, window vs reference (see ``WindowedTest``)."""
 
-    name = "windowed_ks"
+    State = WindowedKSState
     test = "ks"
 
 
-class PSI(WindowedTest):
+class PSI(WindowedTest[PSIState]):
     """Population stability index, window vs reference (see ``WindowedTest``)."""
 
-    name = "psi"
+    State = PSIState
     test = "psi"
 
 
-class ChiSquaredMix(WindowedTest):
+class ChiSquaredMix(WindowedTest[ChiSquaredMixState]):
     """Pearson chi-squared on a class mix, window vs reference (see ``WindowedTest``).
 
     Examples
@@ -317,7 +345,7 @@ class ChiSquaredMix(WindowedTest):
     True
     """
 
-    name = "chi2_mix"
+    State = ChiSquaredMixState
     test = "chi2"
 
 

@@ -51,16 +51,50 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 from river import anomaly
 
-from processors.detectors.base import StateVersionError, check_state_header
-from processors.learners.river_state import dump_model, load_model
+from processors.detectors.state import (
+    Bits,
+    Float,
+    FloatList,
+    FloatOrNull,
+    NamedCheckpointable,
+    RiverModelState,
+)
+from processors.learners.river_state import dump_model, load_as
 
 
-class OutlierScorer:
+class OutlierScorerState(RiverModelState):
+    """Checkpoint of an ``OutlierScorer``: river's LODA pickled, standardisation, recent flags."""
+
+    type: Literal["outlier_scorer"] = "outlier_scorer"
+    version: Literal[1] = 1
+    center: FloatList
+    scale: FloatList
+    threshold: Float
+    signal_cap: Float
+    quantile: Float
+    window: int
+    flags: Bits
+    last_score: FloatOrNull
+    is_outlier: bool
+    n_updates: int
+    n_outliers: int
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        if len(self.center) != len(self.scale):
+            raise ValueError(f"center has {len(self.center)} values, scale {len(self.scale)}")
+        if len(self.flags) > self.window:
+            raise ValueError(f"flags holds {len(self.flags)} values, window is {self.window}")
+        return self
+
+
+class OutlierScorer(NamedCheckpointable[OutlierScorerState]):
     """Per-frame anomaly score of projections, flagged against a reference quantile.
 
     Build with ``OutlierScorer.fit(reference)``; the constructor is for
@@ -98,8 +132,7 @@ class OutlierScorer:
     True
     """
 
-    name = "outlier_scorer"
-    STATE_VERSION = 1
+    State = OutlierScorerState
 
     def __init__(
         self,
@@ -169,7 +202,8 @@ class OutlierScorer:
             raise ValueError(f"quantile must be in [0.5, 1), got {quantile!r}")
         n = ref.shape[0]
         # A quantile needs exceedances to be estimated: below ~5 the threshold is noise.
-        if n * (1.0 - quantile) < 5 or n < 2 * folds:
+        # (The tolerance admits 1 - 5/n itself: 1 - (1 - 5/400) is 5/400 - 4e-17.)
+        if n * (1.0 - quantile) < 5 - 1e-9 or n < 2 * folds:
             raise ValueError(
                 f"{n} reference frames are too few for quantile {quantile} "
                 f"(need n * (1 - quantile) >= 5)"
@@ -288,48 +322,41 @@ class OutlierScorer:
 
     # -- checkpoint ---------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        """Versioned, JSON-safe, exact checkpoint (``reference_signal`` is not kept)."""
-        return {
-            "type": self.name,
-            "version": self.STATE_VERSION,
-            **dump_model(self._model),
-            "center": self._center,
-            "scale": self._scale,
-            "threshold": self.threshold,
-            "signal_cap": self.signal_cap,
-            "quantile": self.quantile,
-            "window": self.window,
-            # Bits as a string: 500 flags in ~500 bytes rather than ~3 kB of JSON booleans.
-            "flags": "".join("1" if f else "0" for f in self._flags),
-            "last_score": None if math.isnan(self._last_score) else self._last_score,
-            "is_outlier": self._is_outlier,
-            "n_updates": self.n_updates,
-            "n_outliers": self.n_outliers,
-        }
+    def _to_state(self) -> OutlierScorerState:
+        """``reference_signal`` is not kept."""
+        blob = dump_model(self._model)
+        return OutlierScorerState(
+            river_version=blob["river_version"],
+            pickle=blob["pickle"],
+            center=self._center,
+            scale=self._scale,
+            threshold=self.threshold,
+            signal_cap=self.signal_cap,
+            quantile=self.quantile,
+            window=self.window,
+            flags=list(self._flags),
+            last_score=self._last_score,
+            is_outlier=self._is_outlier,
+            n_updates=self.n_updates,
+            n_outliers=self.n_outliers,
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> OutlierScorer:
-        """Rebuild from ``state()``; continues bit-for-bit like the original."""
-        check_state_header(state, cls.name, cls.STATE_VERSION)
-        model = load_model(state, cls.name)
-        if not isinstance(model, anomaly.LODA):
-            raise StateVersionError(f"{cls.name} state holds a {type(model).__name__}, not LODA")
+    def _from_state(cls, state: OutlierScorerState) -> Self:
         obj = cls(
-            model=model,
-            center=np.asarray(state["center"], dtype=np.float64),
-            scale=np.asarray(state["scale"], dtype=np.float64),
-            threshold=float(state["threshold"]),
-            signal_cap=float(state["signal_cap"]),
-            quantile=float(state["quantile"]),
-            window=int(state["window"]),
+            model=load_as(anomaly.LODA, state.river_version, state.pickle, f"{cls.name} model"),
+            center=np.asarray(state.center, dtype=np.float64),
+            scale=np.asarray(state.scale, dtype=np.float64),
+            threshold=state.threshold,
+            signal_cap=state.signal_cap,
+            quantile=state.quantile,
+            window=state.window,
         )
-        obj._flags.extend(c == "1" for c in state["flags"])
-        last = state["last_score"]
-        obj._last_score = math.nan if last is None else float(last)
-        obj._is_outlier = bool(state["is_outlier"])
-        obj.n_updates = int(state["n_updates"])
-        obj.n_outliers = int(state["n_outliers"])
+        obj._flags.extend(state.flags)
+        obj._last_score = state.last_score
+        obj._is_outlier = state.is_outlier
+        obj.n_updates = state.n_updates
+        obj.n_outliers = state.n_outliers
         return obj
 
 

@@ -35,17 +35,49 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import Literal, Self
 
 import numpy as np
+from pydantic import model_validator
 from river import compose, linear_model, preprocessing
 from scipy import stats
 
-from processors.detectors.base import StateVersionError, check_state_header
-from processors.learners.river_state import dump_model, load_model
+from processors.detectors.state import (
+    Bits,
+    Float,
+    NamedCheckpointable,
+    RiverModelState,
+)
+from processors.learners.river_state import dump_model, load_as
 
 
-class RetrainHead:
+class RetrainHeadState(RiverModelState):
+    """Checkpoint of a ``RetrainHead``: river's pipeline pickled, the window as columns.
+
+    Columns, flags as ``"0"``/``"1"`` strings: a fraction of the size of JSON triples.
+    """
+
+    type: Literal["retrain_head"] = "retrain_head"
+    version: Literal[1] = 1
+    k: int
+    window: int
+    min_labels: int
+    alpha: Float
+    min_gain: Float
+    n_labels: int
+    recent_classes: list[str]
+    recent_head_ok: Bits
+    recent_deployed_ok: Bits
+
+    @model_validator(mode="after")
+    def _columns(self) -> Self:
+        n = len(self.recent_classes)
+        if not n == len(self.recent_head_ok) == len(self.recent_deployed_ok) <= self.window:
+            raise ValueError("window columns are inconsistent")
+        return self
+
+
+class RetrainHead(NamedCheckpointable[RetrainHeadState]):
     """Prequential incremental classifier on projections, compared with the deployed model.
 
     Parameters
@@ -79,8 +111,7 @@ class RetrainHead:
     True
     """
 
-    name = "retrain_head"
-    STATE_VERSION = 1
+    State = RetrainHeadState
 
     def __init__(
         self,
@@ -208,48 +239,37 @@ class RetrainHead:
 
     # -- checkpoint ---------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
-        """Versioned, JSON-safe, exact checkpoint."""
-        return {
-            "type": self.name,
-            "version": self.STATE_VERSION,
-            **dump_model(self._model),
-            "k": self.k,
-            "window": self.window,
-            "min_labels": self.min_labels,
-            "alpha": self.alpha,
-            "min_gain": self.min_gain,
-            "n_labels": self.n_labels,
-            # Columns, flags as "0"/"1" strings: a fraction of the size of JSON triples.
-            "recent_classes": [t for t, _, _ in self._recent],
-            "recent_head_ok": "".join("1" if h else "0" for _, h, _ in self._recent),
-            "recent_deployed_ok": "".join("1" if d else "0" for _, _, d in self._recent),
-        }
+    def _to_state(self) -> RetrainHeadState:
+        blob = dump_model(self._model)
+        return RetrainHeadState(
+            river_version=blob["river_version"],
+            pickle=blob["pickle"],
+            k=self.k,
+            window=self.window,
+            min_labels=self.min_labels,
+            alpha=self.alpha,
+            min_gain=self.min_gain,
+            n_labels=self.n_labels,
+            recent_classes=[t for t, _, _ in self._recent],
+            recent_head_ok=[h for _, h, _ in self._recent],
+            recent_deployed_ok=[d for _, _, d in self._recent],
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RetrainHead:
-        """Rebuild from ``state()``; continues bit-for-bit like the original."""
-        check_state_header(state, cls.name, cls.STATE_VERSION)
-        model = load_model(state, cls.name)
-        if not isinstance(model, compose.Pipeline):
-            raise StateVersionError(f"{cls.name} state holds a {type(model).__name__}")
+    def _from_state(cls, state: RetrainHeadState) -> Self:
         obj = cls(
-            int(state["k"]),
-            window=int(state["window"]),
-            min_labels=int(state["min_labels"]),
-            alpha=float(state["alpha"]),
-            min_gain=float(state["min_gain"]),
+            state.k,
+            window=state.window,
+            min_labels=state.min_labels,
+            alpha=state.alpha,
+            min_gain=state.min_gain,
         )
-        obj._model = model
-        classes, heads, deps = (
-            state["recent_classes"],
-            state["recent_head_ok"],
-            state["recent_deployed_ok"],
-        )
-        if not len(classes) == len(heads) == len(deps) <= obj.window:
-            raise StateVersionError(f"{cls.name} state window columns are inconsistent")
-        for truth, h, d in zip(classes, heads, deps, strict=True):
-            obj._recent.append((str(truth), h == "1", d == "1"))
-            obj._count(str(truth), h == "1", d == "1", sign=+1)
-        obj.n_labels = int(state["n_labels"])
+        obj._model = load_as(compose.Pipeline, state.river_version, state.pickle,
+                             f"{cls.name} model")
+        for row in zip(
+            state.recent_classes, state.recent_head_ok, state.recent_deployed_ok, strict=True
+        ):
+            obj._recent.append(row)
+            obj._count(*row, sign=+1)
+        obj.n_labels = state.n_labels
         return obj

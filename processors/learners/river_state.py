@@ -1,7 +1,8 @@
 """River models inside JSON checkpoints: pickle bytes, base64, river version stamp.
 
-river's models are plain Python objects without a JSON form; ``pickle`` is
-the only exact round-trip. Two failure modes are guarded here:
+river's models are plain Python objects without a JSON form; ``pickle`` (the
+public protocol: river's Rust ADWIN window implements it too) is the only
+exact round-trip. Two failure modes are guarded here:
 
 - a checkpoint written by another river version would unpickle into classes
   whose attributes may have changed meaning: it is refused with
@@ -25,17 +26,19 @@ Examples
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import pickle
-from typing import Any
+from typing import Any, TypeVar
 
 import river
+from river import stats
 
-from processors.detectors.base import StateVersionError
+from processors.detectors.state import StateVersionError
 
-# Standard-library globals river models are made of (measured on LODA and the
-# RetrainHead pipeline in river 0.26).
+T = TypeVar("T")
+
+# Standard-library globals river models are made of (measured on LODA, the
+# RetrainHead pipeline and ADWIN in river 0.26).
 _STDLIB = {
     ("builtins", "set"),
     ("builtins", "frozenset"),
@@ -98,15 +101,34 @@ def load_model(blob: dict[str, Any], what: str) -> Any:
     try:
         raw = base64.b64decode(blob["pickle"], validate=True)
         return _RiverOnlyUnpickler(io.BytesIO(raw)).load()
-    except (
-        binascii.Error,
-        pickle.UnpicklingError,
-        EOFError,
-        AttributeError,
-        ImportError,
-        KeyError,
-        TypeError,
-        ValueError,
-        IndexError,
-    ) as exc:
-        raise StateVersionError(f"{what} model does not decode: {exc}") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        # Truncated or foreign bytes fail in many ways (UnpicklingError, EOFError,
+        # binascii.Error, TypeError ...); inside river's Rust ADWIN window, pyo3
+        # turns a panic on bad bytes into PanicException, a BaseException.
+        raise StateVersionError(f"{what} does not decode: {exc}") from None
+
+
+def load_as(expected: type[T], river_version: str, blob: str, what: str) -> T:
+    """``load_model`` of a river object that must be an ``expected`` (``StateVersionError``)."""
+    obj = load_model({"river_version": river_version, "pickle": blob}, what)
+    if not isinstance(obj, expected):
+        raise StateVersionError(f"{what} holds a {type(obj).__name__}, not {expected.__name__}")
+    return obj
+
+
+def running_mean(n: float, mean: float) -> stats.Mean:
+    """A river ``stats.Mean`` holding exactly ``(n, mean)``, through its public ``update``.
+
+    ``update(mean, w=n)`` on a fresh mean sets ``n = 0.0 + n`` and ``mean =
+    0.0 + (n / n) * mean``: both exact.
+
+    >>> m = running_mean(7.0, 0.1)
+    >>> (m.n, m.get())
+    (7.0, 0.1)
+    """
+    m = stats.Mean()
+    if n:
+        m.update(mean, w=n)
+    return m
