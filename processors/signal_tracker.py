@@ -13,7 +13,7 @@ Life cycle of a signal:
 4. on demand (``rereference``: an operator command, an acknowledged change)
    the signal goes back to ``warming_up`` at once, without an alert or a
    cooldown; ``reference_state``/``load_reference`` carry a calibrated
-   detector into a new monitor (reference bundles, ``processors.reference``).
+   detector into a new monitor (reference bundles, ``processors.bundles``).
 
 Memory is bounded per signal: the reference (≤ ``reference_size`` floats,
 only while warming up) and fixed-length deques of recent values and of the

@@ -201,7 +201,13 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     async def restore_snapshots() -> None:
         snaps = await asyncio.get_running_loop().run_in_executor(None, load_snapshots, settings)
         for state in snaps.values():
-            registry.restore(state)
+            try:
+                registry.restore(state)
+            except ValueError as exc:
+                # A checkpoint this build cannot read (an older state version):
+                # the stream warms up again rather than stopping the worker.
+                log.warning("snapshot of %s/%s not restored (%s); its monitor warms up again",
+                            state.stream_id, state.model_version, exc)
         if snaps:
             log.info("restored %d stream monitors from %s", len(snaps), topics.state)
         restored.set()

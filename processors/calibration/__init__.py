@@ -41,7 +41,13 @@ Examples
 
 from __future__ import annotations
 
-from processors.calibration.ar import ar1_stream, effective_sample_size, fit_ar, long_run_variance
+from processors.calibration.ar import (
+    ARModel,
+    ar1_stream,
+    effective_sample_size,
+    fit_ar,
+    long_run_variance,
+)
 from processors.calibration.reference_profile import (
     ReferenceProfile,
     between_block_inflation,
@@ -50,13 +56,20 @@ from processors.calibration.reference_profile import (
 from processors.calibration.robust import robust_location_scale
 from processors.calibration.run_length import ArlEstimator
 from processors.calibration.surrogates import N_GROUPS, SurrogateMethod, surrogate_streams
-from processors.calibration.threshold import calibrate_threshold, solve_threshold, split_budget
+from processors.calibration.threshold import (
+    ThresholdFit,
+    calibrate_threshold,
+    solve_threshold,
+    split_budget,
+)
 
 __all__ = [
     "N_GROUPS",
+    "ARModel",
     "ArlEstimator",
     "ReferenceProfile",
     "SurrogateMethod",
+    "ThresholdFit",
     "ar1_stream",
     "between_block_inflation",
     "calibrate_threshold",
