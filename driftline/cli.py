@@ -54,7 +54,8 @@ def up(
         ensure_topics(broker.bootstrap, settings.topics, settings.partitions)
         typer.echo(f"export DRIFTLINE_BOOTSTRAP_SERVERS={broker.bootstrap}")
         typer.echo(f"export DRIFTLINE_REDIS_URL={redis.url}")
-        typer.echo("broker and redis are up; Ctrl-C stops both", err=True)
+        typer.echo(f"broker (pid {broker.pid}) and redis (pid {redis.pid}) are up; logs: "
+                   f"{broker.log_path} {redis.log_path}; Ctrl-C stops both", err=True)
         _wait_for_interrupt().wait()
 
 

@@ -86,6 +86,53 @@ def free_port(host: str = HOST) -> int:
         return int(s.getsockname()[1])
 
 
+def port_holder(port: int, host: str = HOST) -> str | None:
+    """Who listens on ``host:port``: ``"pid N (command)"``, ``"another process"``, or None if free.
+
+    A launcher given a fixed port must not mistake someone else's server for
+    its own child: a second ``driftline up`` once reported success while its
+    broker had died with AddrInUse and the first one answered the readiness
+    probe. Linux: the listening socket's inode is looked up in /proc.
+
+    >>> port_holder(free_port()) is None
+    True
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+            return None
+        except OSError:
+            pass
+    inode = _listening_inode(port)
+    if inode is not None:
+        target = f"socket:[{inode}]"
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                fds = list((proc / "fd").iterdir())
+                if any(os.readlink(fd) == target for fd in fds):
+                    argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+                    cmd = " ".join([Path(argv[0]).name, *argv[1:]]).strip()
+                    return f"pid {proc.name} ({cmd[:160]})"
+            except OSError:
+                continue
+    return "another process"
+
+
+def _listening_inode(port: int) -> str | None:
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                return cols[9]
+    return None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     # Linux only: the child gets SIGTERM when the parent thread exits, so a
     # SIGKILLed test run does not leave brokers listening on loopback.
@@ -129,6 +176,11 @@ class _ChildProcess:
         """Start the child and block until it answers; idempotent."""
         if self.running:
             return self
+        if self._fixed_port and (holder := port_holder(self.port)) is not None:
+            raise ConfigError(
+                f"{self.name} port",
+                f"{HOST}:{self.port} is in use by {holder}; stop it or choose another port",
+            )
         attempts = 1 if self._fixed_port else 3
         for attempt in range(attempts):
             try:
@@ -170,6 +222,12 @@ class _ChildProcess:
                     f"log {self.log_path}: {self.log_tail()}"
                 )
             if self._ready():
+                # Ready means *our* child answers: it must still be alive (a
+                # child that lost the port race exits while another server
+                # answers the probe).
+                time.sleep(0.2)
+                if self._proc.poll() is not None:
+                    continue
                 log.info("%s ready on %s:%d (pid %d)", self.name, HOST, self.port, self._proc.pid)
                 return
             time.sleep(0.05)
