@@ -340,6 +340,18 @@ _KIND_TEXT = {
 }
 
 
+# Alerts that are not scalar signals (no detector of their own in SIGNALS).
+_ALERT_ONLY = (
+    (RETRAIN_SIGNAL, "an incremental head (river softmax regression on the PCA projections) "
+     "trained on the labels, predicting each frame before learning it",
+     "one-sided exact McNemar test on the last 500 labelled frames, α = 0.01",
+     "*would retraining help?* One alert when the head becomes significantly more accurate "
+     "than the deployed model on the same frames, with the deployed model's accuracy by class"),
+    (VERSION_SIGNAL, "the stream reports a model version it had not before", "info notice",
+     "a deployment: the new version's monitor warms up on its own events first"),
+)
+
+
 def readme_table() -> str:
     """The README's signal table (markdown), between its markers."""
     rows = [_README_BEGIN, "", "| signal | value | detector | tolerance floor | why |",
@@ -352,6 +364,8 @@ def readme_table() -> str:
                    else f"{rel:g}×\\|ref\\|" if rel else f"{absolute:g}")
         detector = _KIND_TEXT.get(s.kind, s.kind) + (", tracking baseline" if s.tracking else "")
         rows.append(f"| `{s.name}` | {s.what} | {detector} | {tol} | {s.why} |")
+    for name, what, detector, why in _ALERT_ONLY:
+        rows.append(f"| `{name}` | {what} | {detector} | — | {why} |")
     rows += ["", _README_END]
     return "\n".join(rows)
 
