@@ -34,15 +34,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import faust
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from driftline import metrics
 from driftline.errors import InvalidEvent
+from driftline.kafka_config import consumer_config
 from driftline.settings import Settings
 from processors.bundles import load_references
 from processors.frame_pipeline import FramePipeline
@@ -55,53 +56,213 @@ from schemas.wire import decode_as, encode
 log = logging.getLogger("driftline.worker")
 
 
-def load_snapshots(
-    settings: Settings, timeout_s: float = 20.0
-) -> dict[tuple[str, str], StreamState]:
-    """Latest snapshot per (stream, model version) from the compacted state topic."""
+def input_key(topic: str, partition: int) -> str:
+    """The monitor's name for an input partition: ``"<topic>:<partition>"``."""
+    return f"{topic}:{partition}"
+
+
+def _partitions_of(positions: dict[str, int], topics: frozenset[str]) -> set[int]:
+    """Partition numbers of the monitor's inputs among ``topics`` (topic names have no ':')."""
+    out = set()
+    for key in positions:
+        topic, _, part = key.rpartition(":")
+        if topic in topics and part.isdigit():
+            out.add(int(part))
+    return out
+
+
+def read_state_topic(
+    settings: Settings, *, quiet_s: float = 1.0, stop: Callable[[], bool] = lambda: False
+) -> tuple[dict[bytes, bytes], int]:
+    """The latest value per key of the state topic, read to the end of every partition.
+
+    Returns ``(latest, partitions)``. No deadline: a broker that does not
+    answer is retried (and logged) until it does, because a worker that
+    started its streams from a partial restore would re-apply their history.
+    "The end" is tracked here, not taken from the high watermark alone: a
+    partition is done when a poll has returned nothing for ``quiet_s`` *and*
+    the watermark (which Tansu can under-report after a batched produce, but
+    never over-report) is not beyond the last offset read.
+    """
     topic = settings.topics.state
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.consumer_group}.restore",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    latest: dict[tuple[str, str], StreamState] = {}
+    consumer = Consumer(consumer_config(settings.bootstrap_servers,
+                                        f"{settings.consumer_group}.restore",
+                                        client_id="driftline-restore"))
+    latest: dict[bytes, bytes] = {}
     try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if meta is None or not meta.partitions:
-            return latest
-        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        ends = {}
-        for tp in parts:
-            _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            if high > 0:
-                ends[tp.partition] = high
-        if not ends:
-            return latest
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        done: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(done) < len(ends) and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
+        while True:
+            try:
+                meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+                if meta is not None and meta.error is None and meta.partitions:
+                    parts = sorted(meta.partitions)
+                    lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                              timeout=10)[0] for p in parts}
+                    break
+                log.warning("state topic %s not available yet (%s); retrying", topic,
+                            None if meta is None else meta.error)
+            except KafkaException as exc:
+                log.warning("state topic %s not readable yet (%s); retrying", topic, exc)
+            if stop():
+                return latest, 0
+            time.sleep(1.0)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        next_offset = dict(lows)
+        last_record = last_log = time.monotonic()
+        while not stop():
+            msg = consumer.poll(0.2)
+            now = time.monotonic()
             if msg is None:
+                if now - last_record < quiet_s:
+                    continue
+                try:
+                    behind = {p: high for p in parts
+                              if (high := consumer.get_watermark_offsets(
+                                  TopicPartition(topic, p), timeout=10, cached=False)[1])
+                              > next_offset[p]}
+                except KafkaException as exc:
+                    log.warning("restore: watermarks of %s unavailable (%s); retrying",
+                                topic, exc)
+                    continue
+                if not behind:
+                    break
+                if now - last_log > 10.0:
+                    last_log = now
+                    log.info("restore: still reading %s (read up to %s, ends at least %s)",
+                             topic, next_offset, behind)
                 continue
             if msg.error():
+                log.warning("restore: error reading %s: %s", topic, msg.error())
                 continue
-            try:
-                state = decode_as(StreamState, msg.value() or b"", settings.max_event_bytes)
-                latest[(state.stream_id, state.model_version)] = state
-            except InvalidEvent as exc:
-                log.warning("skipping unreadable snapshot at %s/%s: %s",
-                            msg.partition(), msg.offset(), exc)
             partition, offset = msg.partition(), msg.offset()
-            if partition is not None and offset is not None and offset + 1 >= ends[partition]:
-                done.add(partition)
+            if partition is None or offset is None:
+                continue
+            next_offset[partition] = offset + 1
+            last_record = now
+            latest[msg.key() or b""] = msg.value() or b""
+        return latest, len(parts)
     finally:
         consumer.close()
-    return latest
+
+
+def decode_snapshots(
+    raw: dict[bytes, bytes], max_bytes: int
+) -> dict[tuple[str, str], StreamState]:
+    """Decode the state topic's latest values; an unreadable one is logged and left out."""
+    out: dict[tuple[str, str], StreamState] = {}
+    for key, value in raw.items():
+        try:
+            state = decode_as(StreamState, value, max_bytes)
+        except InvalidEvent as exc:
+            log.warning("skipping unreadable snapshot %r: %s", key[:200], exc)
+            continue
+        out[(state.stream_id, state.model_version)] = state
+    return out
+
+
+def load_snapshots(settings: Settings) -> dict[tuple[str, str], StreamState]:
+    """Latest snapshot per (stream, model version) from the state topic, read to its end."""
+    raw, _ = read_state_topic(settings)
+    return decode_snapshots(raw, settings.max_event_bytes)
+
+
+class StateRestorer:
+    """Installs the snapshots of the input partitions this worker is given.
+
+    Monitors live in the worker that owns their stream's partition; a stream
+    moves when its partition does (a worker joins, leaves or dies). So:
+
+    - on every assignment (``assign``), the monitors of partitions this worker
+      lost are dropped (their last snapshot is on the state topic: faust waits
+      for the batch in flight to be acked, which happens only after its
+      snapshots are delivered), and a restore of the gained partitions starts;
+    - before a batch is applied (``ensure``), every input partition it comes
+      from must have been restored since it was assigned. Checking the batch
+      itself, not only the rebalance callback, means no event can overtake
+      the restore of its stream, whatever the order of faust's callbacks.
+
+    A restore reads the whole state topic to its end (``read_state_topic``)
+    and installs each snapshot whose input positions lie in a restored
+    partition, unless the live monitor already applied everything the
+    snapshot has (it is then ours, and the same or newer).
+    """
+
+    def __init__(self, settings: Settings, registry: MonitorRegistry,
+                 input_topics: frozenset[str]) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.input_topics = input_topics
+        self.assigned: set[int] | None = None  # None: no assignment seen yet
+        self.restored: set[int] = set()
+        self.restores = 0
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def assign(self, partitions: set[int]) -> None:
+        """The input partitions faust assigned to this worker (all of them, after a rebalance)."""
+        lost = (self.assigned or set()) - partitions
+        self.assigned = set(partitions)
+        self.restored -= lost
+        if lost:
+            gone = [key for key, mon in self.registry.monitors.items()
+                    if (parts := _partitions_of(mon.positions, self.input_topics))
+                    and parts <= lost]
+            for key in gone:
+                del self.registry.monitors[key]
+            log.info("partitions %s moved away: dropped %d stream monitors",
+                     sorted(lost), len(gone))
+
+    async def ensure(self, partitions: set[int]) -> None:
+        """Return once every partition in ``partitions`` has been restored."""
+        if partitions <= self.restored:
+            return
+        async with self._lock:
+            missing = partitions - self.restored
+            if not missing:
+                return
+            # Everything assigned and not yet restored, in one read of the topic.
+            want = missing | ((self.assigned or set()) - self.restored)
+            started = time.monotonic()
+            loop = asyncio.get_running_loop()
+            raw, nparts = await loop.run_in_executor(
+                None, lambda: read_state_topic(self.settings, stop=lambda: self._stopping))
+            snaps = await loop.run_in_executor(
+                None, decode_snapshots, raw, self.settings.max_event_bytes)
+            installed = self._install(snaps, want)
+            self.restored |= want
+            self.restores += 1
+            log.info("restored %d stream monitors from %d partitions %s "
+                     "(%d snapshots on %d state partitions read to their end in %.1f s)",
+                     installed, len(want), sorted(want), len(snaps), nparts,
+                     time.monotonic() - started)
+
+    def _install(self, snaps: dict[tuple[str, str], StreamState], want: set[int]) -> int:
+        installed = 0
+        for key, state in snaps.items():
+            positions = state.monitor.get("positions") or {}
+            parts = _partitions_of(positions, self.input_topics)
+            live = self.registry.monitors.get(key)
+            if parts:
+                if not parts & want:
+                    continue
+                if live is not None and all(live.positions.get(k, -1) >= v
+                                            for k, v in positions.items()):
+                    continue  # ours, and at least as far
+            elif live is not None or self.restores:
+                # A snapshot without positions (an older build): its partition is
+                # unknown, so it is installed at start-up only, as before.
+                continue
+            try:
+                self.registry.restore(state)
+                installed += 1
+            except ValueError as exc:
+                # A checkpoint this build cannot read (an older state version):
+                # the stream warms up again rather than stopping the worker.
+                log.warning("snapshot of %s/%s not restored (%s); its monitor warms up again",
+                            state.stream_id, state.model_version, exc)
+        return installed
 
 
 def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faust.App:
@@ -166,7 +327,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         max_bytes=settings.max_event_bytes,
     )
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
-                "commands": 0, "monitor_errors": 0}
+                "commands": 0, "monitor_errors": 0, "skipped": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
@@ -195,22 +356,33 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     rejected.reason, rejected.detail[:200])
         return await dead_out.send(key=msg.key, value=encode(letter))
 
-    restored = asyncio.Event()
+    input_topics = frozenset(
+        [topics.embeddings, topics.predictions, topics.labels, topics.control])
+    restorer = StateRestorer(settings, registry, input_topics)
+    app.driftline_restorer = restorer  # type: ignore[attr-defined]
+    background: set[asyncio.Future[Any]] = set()
 
-    @app.task
-    async def restore_snapshots() -> None:
-        snaps = await asyncio.get_running_loop().run_in_executor(None, load_snapshots, settings)
-        for state in snaps.values():
-            try:
-                registry.restore(state)
-            except ValueError as exc:
-                # A checkpoint this build cannot read (an older state version):
-                # the stream warms up again rather than stopping the worker.
-                log.warning("snapshot of %s/%s not restored (%s); its monitor warms up again",
-                            state.stream_id, state.model_version, exc)
-        if snaps:
-            log.info("restored %d stream monitors from %s", len(snaps), topics.state)
-        restored.set()
+    def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0]  # faust: receiver(app, assigned, signal=...)
+        parts = {tp.partition for tp in assigned if tp.topic in input_topics}
+        restorer.assign(parts)
+        if parts:
+            # Start reading now; the monitor agent waits for it before applying
+            # an event of a partition that is not restored yet.
+            task = asyncio.ensure_future(restorer.ensure(parts))
+            background.add(task)
+            task.add_done_callback(background.discard)
+            task.add_done_callback(_log_failure)
+
+    def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0]
+        # faust has waited for the batch in flight to be acked, i.e. for its
+        # snapshots to be delivered: nothing to flush here.
+        log.info("partitions revoked: %d", len(revoked))
+
+    # (mode's signal types do not accept a plain receiver under mypy.)
+    app.on_partitions_assigned.connect(cast(Any, on_assigned))
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))
 
     @app.agent(frames_in)
     async def embed_frames(stream: Any) -> None:
@@ -252,10 +424,11 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
 
     @app.agent(monitor_in)
     async def monitor_events(stream: Any) -> None:
-        # Monitors must be restored before the first event, or a fresh monitor
-        # would process the gap and then be overwritten by the old snapshot.
-        await restored.wait()
         async for events in stream.take_events(max(settings.state_every, 1), within=0.5):
+            # A stream's monitor is restored before any of its events is
+            # applied, or a fresh monitor would apply them and then be
+            # replaced by (or replace) its snapshot.
+            await restorer.ensure({ev.message.partition for ev in events})
             pending = []
             touched: dict[tuple[str, str], StreamMonitor] = {}
             by_topic: dict[str, int] = {}
@@ -263,8 +436,16 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             fired = 0
             for ev in events:
                 by_topic[ev.message.topic] = by_topic.get(ev.message.topic, 0) + 1
-                source = Source.CONTROL if ev.message.topic == topics.control else Source.INPUTS
-                routed = router.route(ev.value, source)
+                msg = ev.message
+                source = Source.CONTROL if msg.topic == topics.control else Source.INPUTS
+                # Skipped (no change, no output) if the stream's monitor already
+                # applied this offset: a restart resumes from the committed
+                # offset, which may lie behind the restored snapshot.
+                routed = router.route(ev.value, source,
+                                      (input_key(msg.topic, msg.partition), msg.offset))
+                if routed.skipped:
+                    counters["skipped"] += 1
+                    continue
                 for rejected in routed.rejected:
                     pending.append(await dead_letter(ev, rejected))
                 if routed.rejected:
@@ -293,7 +474,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             metrics.observe_processing("monitor", time.perf_counter() - started)
             for topic, n in by_topic.items():
                 metrics.count_in(topic, n)
-            log.info("monitor batch: %s", by_topic)
+            log.info("monitor batch: %s applied %d skipped %d", by_topic, counters["events"],
+                     counters["skipped"])
             # Alerts and snapshots delivered before the batch is acked: committed
             # offsets never run ahead of the state a restart restores.
             await asyncio.gather(*pending)
@@ -301,6 +483,11 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             metrics.count_out(topics.alerts, fired)
 
     return app
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("state restore failed: %r (retried before the next batch)", task.exception())
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

@@ -52,6 +52,9 @@ from schemas.events import Alert, Embedding, Label, Prediction, SignalState, Str
 
 STATE_VERSION: Literal[1] = 1
 
+# Where an event was read: (input, offset); see ``StreamMonitor.applied``.
+Position = tuple[str, int]
+
 
 class MonitorState(BaseModel):
     """A monitor's checkpoint (``StreamMonitor.state()``), validated on restore.
@@ -78,6 +81,9 @@ class MonitorState(BaseModel):
     learners: dict[str, dict[str, Any]] = {}
     pred_frames: list[tuple[str, tuple[str, str]]] = []
     last_alert_ids: dict[str, str] = {}
+    # Highest position applied per input (see ``StreamMonitor.observe``):
+    # opaque to the monitor, e.g. "<topic>:<partition>" -> offset in the worker.
+    positions: dict[str, int] = {}
     signals: dict[str, dict[str, Any]]
 
 
@@ -108,6 +114,8 @@ class StreamMonitor:
                                     warmup=self.settings.class_mix_reference_size)
         self.join = LabelJoin(self.settings.label_join_window)
         self.last_alert_ids: dict[str, str] = {}
+        # Highest position applied per input: ``observe(event, position)``.
+        self.positions: dict[str, int] = {}
         # Set by a label that makes the retrain head's advice new; turned into
         # an alert (and cleared) by the same ``observe`` call.
         self._advice: RetrainAdvice | None = None
@@ -143,8 +151,35 @@ class StreamMonitor:
 
     # -- observing -------------------------------------------------------------------
 
-    def observe(self, event: MonitorEvent) -> list[Alert]:
+    def applied(self, position: Position | None) -> bool:
+        """True when the event at ``position`` was already applied to this monitor.
+
+        A position is ``(input, offset)``: opaque to the monitor (the worker
+        passes ``("<topic>:<partition>", offset)``), ordered by ``offset``
+        within one input. The checkpoint carries the highest offset applied
+        per input, so a restored monitor recognises the events its snapshot
+        already contains when they are read again.
+
+        >>> m = StreamMonitor("cam", "v1")
+        >>> m.mark(("in:0", 7)); m.applied(("in:0", 7)), m.applied(("in:0", 8)), m.applied(None)
+        (True, False, False)
+        """
+        if position is None:
+            return False
+        done = self.positions.get(position[0])
+        return done is not None and position[1] <= done
+
+    def mark(self, position: Position | None) -> None:
+        """Record ``position`` as applied (``observe`` does; commands use it too)."""
+        if position is not None and not self.applied(position):
+            self.positions[position[0]] = int(position[1])
+
+    def observe(self, event: MonitorEvent, position: Position | None = None) -> list[Alert]:
         """Update every signal the event carries; return the alerts it fired.
+
+        ``position`` (optional): where the event was read (see ``applied``);
+        recorded once the event is applied. Skipping an event already applied
+        is the caller's business (``MonitorRegistry.observe``).
 
         Raises
         ------
@@ -172,6 +207,7 @@ class StreamMonitor:
         if advice is not None:
             self._advice = None
             alerts.append(self._alert(retrain_detection(advice, index), event))
+        self.mark(position)
         return alerts
 
     def _signal_values(self, event: MonitorEvent) -> dict[str, float]:
@@ -396,6 +432,7 @@ class StreamMonitor:
             "learners": emb["learners"],
             "pred_frames": [[k, list(v)] for k, v in self.join.frames.items()],
             "last_alert_ids": dict(self.last_alert_ids),
+            "positions": dict(self.positions),
             "signals": {name: sig.state() for name, sig in self.signals.items()},
         }
 
@@ -422,6 +459,7 @@ class StreamMonitor:
         if s.novelty is not None:
             m.novelty = ClassNovelty.from_state(s.novelty)
         m.last_alert_ids = dict(s.last_alert_ids)
+        m.positions = dict(s.positions)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
         return m
 
