@@ -72,8 +72,14 @@ class MonitorState(BaseModel):
     events_seen: int
     labels_unmatched: int
     references: dict[str, dict[str, Any]]
-    # Warm-up buffer lengths only (see EmbeddingFeatures.state).
+    # Warm-up buffer lengths (see EmbeddingFeatures.state) ...
     warming: dict[str, int]
+    # ... and the buffered vectors themselves: a monitor restored during a
+    # PCA warm-up must fit the same basis as one that never stopped, or an
+    # event would change the stream twice (once before the snapshot, and
+    # again, differently, after). Up to reference_size x dim floats, for the
+    # first reference_size vectors of a source only.
+    warmup_vectors: dict[str, list[list[float]]] = {}
     recent_events: list[tuple[str, int | None, str]]
     predictions: list[tuple[str, str]]
     class_ids: dict[str, int] = {}
@@ -425,6 +431,8 @@ class StreamMonitor:
             "labels_unmatched": self.join.unmatched,
             "references": emb["references"],
             "warming": emb["warming"],
+            "warmup_vectors": {src: [list(v) for v in vs]
+                               for src, vs in self.embeddings.warmup.items() if vs},
             "recent_events": [list(e) for e in self.history.items],
             "predictions": list(self.join.predictions.items()),
             "class_ids": dict(self.class_ids.ids),
@@ -452,6 +460,9 @@ class StreamMonitor:
         m.events_seen = s.events_seen
         m.join.unmatched = s.labels_unmatched
         m.embeddings.load_state({"references": s.references, "learners": s.learners})
+        for src, vectors in s.warmup_vectors.items():
+            if src in m.embeddings.warmup and src not in m.embeddings.references:
+                m.embeddings.warmup[src] = [list(v) for v in vectors]
         m.history.items.extend(s.recent_events)
         m.join.predictions.update(s.predictions)
         m.join.frames.update(s.pred_frames)
