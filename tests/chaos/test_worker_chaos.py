@@ -83,8 +83,11 @@ def edge_stream(sid: str, seed: int, *, flat_at: int | None = None,
 def recording() -> tuple[list[tuple[str, bytes, bytes]], dict[str, int]]:
     """(topic kind, key, value) lines, streams interleaved; and events per stream."""
     streams: dict[str, list[tuple[str, bytes]]] = {}
-    for j, (flat, shift) in enumerate([(250, None), (None, 220), (180, 300), (None, None)]):
-        sid = f"edge-{j}"
+    # Names chosen to spread over two partitions (librdkafka: CRC32 of the key):
+    # edge-0, edge-1 and emb-0 on one, edge-4, edge-5 and frame-0 on the other.
+    drifts = {"edge-0": (250, None), "edge-1": (None, 220), "edge-4": (180, 300),
+              "edge-5": (None, None)}
+    for j, (sid, (flat, shift)) in enumerate(drifts.items()):
         streams[sid] = [("predictions", encode(p))
                         for p in edge_stream(sid, 10 + j, flat_at=flat, shift_at=shift)]
     streams["emb-0"] = [
@@ -182,7 +185,7 @@ def read_all(broker: str, topic: str, quiet_s: float = 2.0) -> list[bytes]:
 class Run:
     """One chaos run: the recording, its replay, paced publishing, workers, and the checks."""
 
-    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+    def __init__(self, settings: Settings, tmp_path: Path, publish_s: float) -> None:
         self.settings = settings
         self.tmp_path = tmp_path
         self.seed = int(os.environ.get("DRIFTLINE_CHAOS_SEED") or random.randrange(1 << 30))
@@ -205,7 +208,7 @@ class Run:
         )
         self.workers: list[Worker] = []
         self.published = 0
-        self._publisher = threading.Thread(target=self._publish, args=(20.0,), daemon=True)
+        self._publisher = threading.Thread(target=self._publish, args=(publish_s,), daemon=True)
 
     def context(self) -> str:
         tails = "\n".join(f"--- worker {i} ---\n" + w.log.read_text()[-2500:]
@@ -267,12 +270,13 @@ class Run:
 
 
 @pytest.fixture
-def run(settings: Settings, tmp_path: Path) -> Iterator[Run]:
-    r = Run(settings, tmp_path)
+def run(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Run]:
+    r = Run(settings, tmp_path, publish_s=request.param)
     yield r
     r.stop()
 
 
+@pytest.mark.parametrize("run", [20.0], indirect=True)
 def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
     kill_at = sorted([run.rng.uniform(0.2, 0.45), run.rng.uniform(0.55, 0.8)])
     run.start_publishing()
@@ -288,8 +292,9 @@ def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
     assert int(re.findall(r"skipped (\d+)", log)[-1]) >= 0
 
 
+@pytest.mark.parametrize("run", [40.0], indirect=True)
 def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
-    join_at, kill_at = sorted([run.rng.uniform(0.15, 0.35), run.rng.uniform(0.5, 0.7)])
+    join_at, kill_at = sorted([run.rng.uniform(0.15, 0.3), run.rng.uniform(0.45, 0.6)])
     run.start_publishing()
     first = run.spawn()
     wait_for(lambda: run.applied() >= join_at * run.total, 150, f"{join_at:.0%} applied",
@@ -300,6 +305,9 @@ def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
     wait_for(lambda: run.applied() >= kill_at * run.total, 150, f"{kill_at:.0%} applied",
              run.context)
     first.kill()
+    # Input still arrives for the first worker's streams: the second must take
+    # them over from their snapshots, not just drain its own.
+    assert run.published < run.total, run.context()
     run.finish()
     restores = re.findall(r"restored (\d+) stream monitors from (\d+) partitions",
                           second.log.read_text())
