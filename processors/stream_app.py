@@ -11,12 +11,26 @@ Ordering and delivery (the guarantees in docs/architecture.md):
   output of a batch (embeddings, alerts, snapshots, dead letters) is awaited
   until the broker confirmed delivery *inside* the body, so an input offset is
   never committed before its outputs exist: a crash re-processes, never loses.
-- The monitor agent snapshots every stream it touched at the end of each
-  batch, before the batch is acked. Committed offsets therefore always match
-  the last snapshot: a restarted worker restores the snapshots and resumes
-  from the committed offsets, re-creating exactly the state it would have had.
-  Alerts re-fired during that replay carry the same deterministic ids, and the
-  sinks deduplicate on them.
+- Exactly once per stream. The monitor agent passes every event's position
+  (``"<topic>:<partition>"``, offset) to the router; the stream's monitor
+  records the highest offset it applied per input in its checkpoint, and an
+  event at or below it is skipped (no change, no output). The agent
+  snapshots every stream it touched at the end of each batch, before the
+  batch is acked. Invariant: **an input offset is committed only after the
+  snapshot of every monitor it changed is on the state topic.** faust
+  commits acked offsets on its own schedule, so after a crash the restored
+  snapshots may be *ahead* of the committed offsets, never behind: what is
+  read again and already in a snapshot is skipped; what is not is applied
+  exactly as before the crash (the checkpoint is exact), re-firing the same
+  alerts with the same deterministic ids, which the sinks deduplicate.
+- Restore on assignment (``StateRestorer``). A stream's monitor lives in the
+  worker that owns its partition. On every assignment the monitors of lost
+  partitions are dropped, and before any event of a gained partition is
+  applied, the state topic is read to the end of every partition (offsets
+  tracked here: Tansu can under-report a high watermark) and the snapshots
+  of that partition's streams are installed. faust waits for the batch in
+  flight to be acked before it revokes a partition, so the leaving owner's
+  last snapshot is on the topic before the new owner reads it.
 - Bad input goes to the dead-letter topic with its original bytes, source
   topic/partition/offset and a reason; the stream goes on.
 - Operator commands (``<prefix>.control``, keyed by stream id) are consumed by
@@ -26,7 +40,8 @@ Ordering and delivery (the guarantees in docs/architecture.md):
   agent) to the same worker -- the one that owns the stream's monitor. A
   command is applied between that stream's events, in the batch it arrives
   in, and the batch's snapshot (sent before the batch is acked) already
-  shows it; a crash before the ack re-applies it after the restore.
+  shows it; read again after a crash, it is skipped by every monitor whose
+  snapshot holds it (commands carry positions like events).
 """
 
 from __future__ import annotations

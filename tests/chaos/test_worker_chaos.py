@@ -289,7 +289,6 @@ def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
     run.finish()
     log = final.log.read_text()
     assert re.search(r"restored \d+ stream monitors from \d+ partitions", log), run.context()
-    assert int(re.findall(r"skipped (\d+)", log)[-1]) >= 0
 
 
 @pytest.mark.parametrize("run", [40.0], indirect=True)
