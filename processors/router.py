@@ -48,7 +48,7 @@ from driftline.settings import EmbedderSettings
 from processors.commands import apply_command
 from processors.frame_pipeline import FramePipeline, frame_error
 from processors.monitor import MonitorRegistry, StreamMonitor
-from processors.monitor.stream_monitor import Position
+from processors.monitor.stream_monitor import Positions
 from schemas.events import Alert, Command, Embedding, Frame, FrameError, Label, Prediction
 from schemas.wire import DEFAULT_MAX_BYTES, decode_as, decode_event
 
@@ -162,7 +162,7 @@ class Router:
 
     # -- everything else ---------------------------------------------------------------
 
-    def route(self, raw: bytes, source: Source, position: Position | None = None) -> Routed:
+    def route(self, raw: bytes, source: Source, position: Positions = None) -> Routed:
         """Decode one event and apply it; never raises for bad input or a monitor bug.
 
         ``position``: where the event was read, ``(input, offset)`` (the
@@ -177,7 +177,7 @@ class Router:
         return self.route_event(event, source, position)
 
     def route_event(self, event: object, source: Source,
-                    position: Position | None = None) -> Routed:
+                    position: Positions = None) -> Routed:
         """Apply one decoded event (see ``route``)."""
         try:
             if isinstance(event, Frame) and source in (Source.FRAMES, Source.RECORDING):
@@ -211,7 +211,7 @@ class Router:
                                              _stage(source))])
 
 
-    def _command(self, command: Command, position: Position | None) -> Routed:
+    def _command(self, command: Command, position: Positions) -> Routed:
         # A command may target several monitors (every version of a stream);
         # each records the command's position, and one that already applied
         # it (its snapshot was delivered before a crash) is left out.

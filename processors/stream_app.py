@@ -48,7 +48,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -69,6 +71,42 @@ from schemas.events import DeadLetter, Frame, StreamState
 from schemas.wire import decode_as, encode
 
 log = logging.getLogger("driftline.worker")
+
+
+ORIGIN_HEADER = "driftline-origin"
+
+
+def key_partition(key: bytes | None, all_partitions: list[int],
+                  available: list[int]) -> int:
+    """The partition librdkafka's default partitioner picks for ``key`` (CRC-32, mod n).
+
+    The worker's own outputs (embeddings made from frames) must land in the
+    partition *number* of the stream's other events, which the publisher
+    (confluent-kafka / librdkafka, ``consistent_random``) writes; aiokafka's
+    default (murmur2, the Java client's) would put a stream's embeddings and
+    predictions on different partition numbers, and so possibly in two
+    workers.
+
+    >>> key_partition(b"frame-0", [0, 1], [0, 1]), key_partition(b"edge-0", [0, 1], [0, 1])
+    (0, 1)
+    """
+    if key is None:
+        return random.choice(available or all_partitions)
+    ordered = sorted(all_partitions)  # aiokafka passes them from a set
+    return ordered[zlib.crc32(key) % len(ordered)]
+
+
+def origin_of(headers: Any) -> tuple[str, int] | None:
+    """The frame position an embedding was made from (its ``driftline-origin`` header)."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for name, value in items:
+        if name == ORIGIN_HEADER and value:
+            key, _, offset = bytes(value).decode().rpartition("@")
+            if key and offset.isdigit():
+                return key, int(offset)
+    return None
 
 
 def input_key(topic: str, partition: int) -> str:
@@ -297,6 +335,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # failure-detection time on Apache Kafka too.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
+        # Our outputs keyed by stream go where the publisher's events of that
+        # stream go (see key_partition).
+        producer_partitioner=key_partition,
         broker_commit_every=100,
         broker_commit_interval=1.0,
         producer_acks=-1,
@@ -427,9 +468,14 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     pending.append(await dead_letter(ev, rejected))
                 # Embeddings and frame errors on one topic, keyed by stream: a
                 # stream's monitor sees them in the order of its frames.
+                # The frame's position travels with its embedding: a frame embedded
+                # again after a crash of this agent gives a second embedding event
+                # (another offset), which the monitor skips by this origin.
+                origin = f"{input_key(ev.message.topic, ev.message.partition)}@{ev.message.offset}"
                 for out in routed.embedded:
                     pending.append(
-                        await embeddings_out.send(key=frame.stream_id.encode(), value=encode(out))
+                        await embeddings_out.send(key=frame.stream_id.encode(), value=encode(out),
+                                                  headers={ORIGIN_HEADER: origin.encode()})
                     )
                 counters["embeddings"] += not routed.rejected
             log.info("embedded %d frames", len(frames))
@@ -456,8 +502,10 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                 # Skipped (no change, no output) if the stream's monitor already
                 # applied this offset: a restart resumes from the committed
                 # offset, which may lie behind the restored snapshot.
+                here = (input_key(msg.topic, msg.partition), msg.offset)
+                origin = origin_of(msg.headers) if msg.topic == topics.embeddings else None
                 routed = router.route(ev.value, source,
-                                      (input_key(msg.topic, msg.partition), msg.offset))
+                                      here if origin is None else (here, origin))
                 if routed.skipped:
                     counters["skipped"] += 1
                     continue

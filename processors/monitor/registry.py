@@ -14,7 +14,7 @@ from typing import Any
 
 from driftline.settings import MonitorSettings
 from processors.monitor.catalogue import MonitorEvent
-from processors.monitor.stream_monitor import Position, StreamMonitor
+from processors.monitor.stream_monitor import Positions, StreamMonitor
 from schemas.events import Alert, StreamState
 
 StreamKey = tuple[str, str]
@@ -60,7 +60,7 @@ class MonitorRegistry:
         )
         return mon
 
-    def applied(self, stream_id: str, model_version: str, position: Position | None) -> bool:
+    def applied(self, stream_id: str, model_version: str, position: Positions) -> bool:
         """True when the monitor of this stream already applied the event at ``position``.
 
         Never creates a monitor.
@@ -69,7 +69,7 @@ class MonitorRegistry:
         return mon is not None and mon.applied(position)
 
     def observe(
-        self, event: MonitorEvent, position: Position | None = None
+        self, event: MonitorEvent, position: Positions = None
     ) -> tuple[StreamMonitor, list[Alert]]:
         """Apply ``event`` to its stream's monitor (created on first sight).
 

@@ -53,7 +53,23 @@ from schemas.events import Alert, Embedding, Label, Prediction, SignalState, Str
 STATE_VERSION: Literal[1] = 1
 
 # Where an event was read: (input, offset); see ``StreamMonitor.applied``.
+# An event may carry several (an embedding: where it was read, and the frame
+# it was made from): it was applied if any of them was.
 Position = tuple[str, int]
+Positions = Position | tuple[Position, ...] | None
+
+
+def each_position(position: Positions) -> tuple[Position, ...]:
+    """``position`` as a tuple of positions.
+
+    >>> each_position(("a:0", 3)), each_position((("a:0", 3), ("b:1", 4))), each_position(None)
+    ((('a:0', 3),), (('a:0', 3), ('b:1', 4)), ())
+    """
+    if position is None:
+        return ()
+    if len(position) == 2 and isinstance(position[0], str):
+        return (position,)
+    return position
 
 
 class MonitorState(BaseModel):
@@ -157,30 +173,35 @@ class StreamMonitor:
 
     # -- observing -------------------------------------------------------------------
 
-    def applied(self, position: Position | None) -> bool:
+    def applied(self, position: Positions) -> bool:
         """True when the event at ``position`` was already applied to this monitor.
 
         A position is ``(input, offset)``: opaque to the monitor (the worker
         passes ``("<topic>:<partition>", offset)``), ordered by ``offset``
         within one input. The checkpoint carries the highest offset applied
         per input, so a restored monitor recognises the events its snapshot
-        already contains when they are read again.
+        already contains when they are read again. With several positions,
+        the event was applied if any of them was.
 
         >>> m = StreamMonitor("cam", "v1")
         >>> m.mark(("in:0", 7)); m.applied(("in:0", 7)), m.applied(("in:0", 8)), m.applied(None)
         (True, False, False)
+        >>> m.applied((("in:0", 9), ("frames:0", 2))), m.applied((("in:0", 9), ("in:0", 7)))
+        (False, True)
         """
-        if position is None:
-            return False
-        done = self.positions.get(position[0])
-        return done is not None and position[1] <= done
+        for key, offset in each_position(position):
+            done = self.positions.get(key)
+            if done is not None and offset <= done:
+                return True
+        return False
 
-    def mark(self, position: Position | None) -> None:
+    def mark(self, position: Positions) -> None:
         """Record ``position`` as applied (``observe`` does; commands use it too)."""
-        if position is not None and not self.applied(position):
-            self.positions[position[0]] = int(position[1])
+        for key, offset in each_position(position):
+            if offset > self.positions.get(key, -1):
+                self.positions[key] = int(offset)
 
-    def observe(self, event: MonitorEvent, position: Position | None = None) -> list[Alert]:
+    def observe(self, event: MonitorEvent, position: Positions = None) -> list[Alert]:
         """Update every signal the event carries; return the alerts it fired.
 
         ``position`` (optional): where the event was read (see ``applied``);

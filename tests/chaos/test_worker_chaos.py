@@ -41,7 +41,7 @@ from driftline.kafka_config import consumer_config
 from driftline.settings import MonitorSettings, Settings
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, replay_lines
-from processors.stream_app import decode_snapshots, read_state_topic
+from processors.stream_app import decode_snapshots, key_partition, read_state_topic
 from producers.publisher import Publisher
 from schemas.events import Alert, Prediction
 from schemas.wire import decode_as, encode
@@ -312,3 +312,18 @@ def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
                           second.log.read_text())
     # Once when it joined, once when the first worker's partitions came over.
     assert len(restores) >= 2, run.context()
+
+
+def test_the_worker_partitions_keys_as_the_publisher_does(
+    broker: str, make_topics: Callable[..., object], topic_prefix: str,
+    read_topic: Callable[..., list],
+) -> None:
+    """A stream's embeddings (made by the worker) share the partition number of its predictions."""
+    make_topics(topic_prefix, 4)
+    topic = f"{topic_prefix}.predictions"
+    keys = [f"cam-{i}".encode() for i in range(40)]
+    with Publisher(broker) as pub:
+        for k in keys:
+            pub.publish_raw(topic, k, b"{}")
+    got = {r.key: r.partition for r in read_topic(topic, len(keys))}
+    assert got == {k: key_partition(k, [0, 1, 2, 3], [0, 1, 2, 3]) for k in keys}
