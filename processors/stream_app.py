@@ -6,23 +6,27 @@ replay`` runs -- so this module only moves bytes: topic -> router -> topics.
 
 Ordering and delivery (the guarantees in docs/architecture.md):
 
-- Input events are taken in micro-batches with ``take_events``, which acks an
-  event only after the loop body that consumed its batch has returned. Every
-  output of a batch (embeddings, alerts, snapshots, dead letters) is awaited
-  until the broker confirmed delivery *inside* the body, so an input offset is
-  never committed before its outputs exist: a crash re-processes, never loses.
+- Frames are taken in micro-batches with ``take_events``, which acks a frame
+  only after the loop body that consumed its batch has returned; its
+  embedding (or dead letter) is awaited until the broker confirmed delivery
+  inside the body, so a frame's offset is never committed before its output
+  exists: a crash re-embeds, never loses (and the monitor skips a frame's
+  second embedding by its ``driftline-origin`` header).
 - Exactly once per stream. The monitor agent passes every event's position
   (``"<topic>:<partition>"``, offset) to the router; the stream's monitor
   records the highest offset it applied per input in its checkpoint, and an
-  event at or below it is skipped (no change, no output). The agent
-  snapshots every stream it touched at the end of each batch, before the
-  batch is acked. Invariant: **an input offset is committed only after the
-  snapshot of every monitor it changed is on the state topic.** faust
-  commits acked offsets on its own schedule, so after a crash the restored
-  snapshots may be *ahead* of the committed offsets, never behind: what is
-  read again and already in a snapshot is skipped; what is not is applied
-  exactly as before the crash (the checkpoint is exact), re-firing the same
-  alerts with the same deterministic ids, which the sinks deduplicate.
+  event at or below it is skipped (no change, no output). A stream is
+  snapshotted every ``STATE_EVERY`` of its own events, or
+  ``STATE_INTERVAL_S`` after its first unsnapshotted one, and the agent acks
+  each event itself (``noack_take``). Invariant: **an input event is acked
+  only after its outputs are delivered and then a delivered snapshot of
+  every monitor it changed covers it**; faust commits offsets only below the
+  first unacked event, so the committed offset never passes an event that
+  no snapshot holds. After a crash the restored snapshots may be *ahead* of
+  the committed offsets, never behind: what is read again and already in a
+  snapshot is skipped; what is not is applied exactly as before the crash
+  (the checkpoint is exact), re-firing the same alerts with the same
+  deterministic ids, which the sinks deduplicate.
 - Restore on assignment (``StateRestorer``). A stream's monitor lives in the
   worker that owns its partition. On every assignment the monitors of lost
   partitions are dropped, and before any event of a gained partition is
@@ -39,9 +43,9 @@ Ordering and delivery (the guarantees in docs/architecture.md):
   partition number of its events, which faust assigns (one topic group per
   agent) to the same worker -- the one that owns the stream's monitor. A
   command is applied between that stream's events, in the batch it arrives
-  in, and the batch's snapshot (sent before the batch is acked) already
-  shows it; read again after a crash, it is skipped by every monitor whose
-  snapshot holds it (commands carry positions like events).
+  in, and acked with them (after a snapshot that holds it); read again
+  after a crash, it is skipped by every monitor whose snapshot holds it
+  (commands carry positions like events).
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ log = logging.getLogger("driftline.worker")
 
 
 ORIGIN_HEADER = "driftline-origin"
+# Events the monitor agent takes at a time.
+MONITOR_BATCH = 100
 
 
 def key_partition(key: bytes | None, all_partitions: list[int],
@@ -483,67 +489,118 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             await asyncio.gather(*pending)
             metrics.count_out(topics.embeddings, len(owners))
 
+    # -- snapshots: per stream, every STATE_EVERY of its events or STATE_INTERVAL_S --
+    #
+    # Invariant (what makes a stream's state exactly once): an input event is
+    # acked -- and faust commits only offsets below the first unacked one --
+    # only once (1) every output it caused (alerts, dead letters) is delivered
+    # and then (2) a delivered snapshot of every monitor it changed covers it.
+    # So the committed offset never passes an event that no snapshot holds;
+    # what a restart reads again is either in its stream's snapshot (skipped
+    # by position) or not (applied again, exactly as the first time). (1)
+    # before (2): a snapshot delivered before an alert it covers, then a
+    # crash, would skip the firing event on restart and lose the alert.
+    dirty: dict[tuple[str, str], tuple[StreamMonitor, list[Any], float]] = {}
+    waiting: dict[int, int] = {}  # id(event) -> snapshots it still waits for
+    state_lock = asyncio.Lock()
+
+    def remember(mon: StreamMonitor, ev: Any) -> None:
+        key = (mon.stream_id, mon.model_version)
+        entry = dirty.get(key)
+        if entry is None:
+            entry = dirty[key] = (mon, [], time.monotonic())
+        entry[1].append(ev)
+        waiting[id(ev)] = waiting.get(id(ev), 0) + 1
+
+    async def flush(keys: list[tuple[str, str]]) -> None:
+        """Snapshot these streams; ack the events whose last snapshot this was."""
+        if not keys:
+            return
+        entries = [dirty.pop(k) for k in keys]
+        await asyncio.gather(*[
+            await state_out.send(key=f"{mon.stream_id}|{mon.model_version}".encode(),
+                                 value=encode(mon.snapshot()))
+            for mon, _, _ in entries])
+        metrics.count_out(topics.state, len(entries))
+        for _, evs, _ in entries:
+            for ev in evs:
+                left = waiting[id(ev)] = waiting[id(ev)] - 1
+                if left == 0:
+                    del waiting[id(ev)]
+                    ev.ack()
+
+    def due(now: float) -> list[tuple[str, str]]:
+        return [k for k, (_, evs, since) in dirty.items()
+                if len(evs) >= settings.state_every or now - since >= settings.state_interval_s]
+
+    @app.timer(interval=1.0)
+    async def flush_idle_streams() -> None:
+        # Streams that stopped sending are snapshotted (and their events acked)
+        # STATE_INTERVAL_S after their first unsnapshotted event; a rebalance,
+        # which waits for every event in flight to be acked, waits that long.
+        async with state_lock:
+            await flush(due(time.monotonic()))
+
     @app.agent(monitor_in)
     async def monitor_events(stream: Any) -> None:
-        async for events in stream.take_events(max(settings.state_every, 1), within=0.5):
+        # noack_take: this agent acks each event itself (see the invariant above).
+        async for events in stream.noack_take(MONITOR_BATCH, within=0.5):
             # A stream's monitor is restored before any of its events is
             # applied, or a fresh monitor would apply them and then be
             # replaced by (or replace) its snapshot.
             await restorer.ensure({ev.message.partition for ev in events})
-            pending = []
-            touched: dict[tuple[str, str], StreamMonitor] = {}
-            by_topic: dict[str, int] = {}
-            started = time.perf_counter()
-            fired = 0
-            for ev in events:
-                by_topic[ev.message.topic] = by_topic.get(ev.message.topic, 0) + 1
-                msg = ev.message
-                source = Source.CONTROL if msg.topic == topics.control else Source.INPUTS
-                # Skipped (no change, no output) if the stream's monitor already
-                # applied this offset: a restart resumes from the committed
-                # offset, which may lie behind the restored snapshot.
-                here = (input_key(msg.topic, msg.partition), msg.offset)
-                origin = origin_of(msg.headers) if msg.topic == topics.embeddings else None
-                routed = router.route(ev.value, source,
-                                      here if origin is None else (here, origin))
-                if routed.skipped:
-                    counters["skipped"] += 1
-                    continue
-                for rejected in routed.rejected:
-                    pending.append(await dead_letter(ev, rejected))
-                if routed.rejected:
-                    continue
-                if routed.command is not None:
-                    counters["commands"] += 1
-                    for mon, names in routed.applied:
-                        log.info("command %s: %s/%s re-referenced %s", routed.command.command_id,
-                                 mon.stream_id, mon.model_version, names)
-                else:
-                    counters["events"] += 1
-                for mon in routed.touched:
-                    touched[(mon.stream_id, mon.model_version)] = mon
-                for alert in routed.alerts:
-                    counters["alerts"] += 1
-                    fired += 1
-                    metrics.count_alert(alert.signal)
-                    log.info("ALERT %s", alert.message)
-                    pending.append(
-                        await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert))
-                    )
-            for (sid, mv), mon in touched.items():
-                pending.append(
-                    await state_out.send(key=f"{sid}|{mv}".encode(), value=encode(mon.snapshot()))
-                )
-            metrics.observe_processing("monitor", time.perf_counter() - started)
-            for topic, n in by_topic.items():
-                metrics.count_in(topic, n)
-            log.info("monitor batch: %s applied %d skipped %d", by_topic, counters["events"],
-                     counters["skipped"])
-            # Alerts and snapshots delivered before the batch is acked: committed
-            # offsets never run ahead of the state a restart restores.
-            await asyncio.gather(*pending)
-            metrics.count_out(topics.state, len(touched))
-            metrics.count_out(topics.alerts, fired)
+            async with state_lock:
+                await apply_batch(events)
+
+    async def apply_batch(events: list[Any]) -> None:
+        outputs = []
+        free = []  # events that changed no monitor: acked once their outputs are out
+        by_topic: dict[str, int] = {}
+        started = time.perf_counter()
+        fired = 0
+        for ev in events:
+            msg = ev.message
+            by_topic[msg.topic] = by_topic.get(msg.topic, 0) + 1
+            source = Source.CONTROL if msg.topic == topics.control else Source.INPUTS
+            # Skipped (no change, no output) if the stream's monitor already
+            # applied this offset: a restart resumes from the committed
+            # offset, which may lie behind the restored snapshot.
+            here = (input_key(msg.topic, msg.partition), msg.offset)
+            origin = origin_of(msg.headers) if msg.topic == topics.embeddings else None
+            routed = router.route(ev.value, source, here if origin is None else (here, origin))
+            if routed.skipped:
+                counters["skipped"] += 1
+            for rejected in routed.rejected:
+                outputs.append(await dead_letter(ev, rejected))
+            if routed.command is not None and not routed.skipped:
+                counters["commands"] += 1
+                for mon, names in routed.applied:
+                    log.info("command %s: %s/%s re-referenced %s", routed.command.command_id,
+                             mon.stream_id, mon.model_version, names)
+            elif routed.touched:
+                counters["events"] += 1
+            for alert in routed.alerts:
+                counters["alerts"] += 1
+                fired += 1
+                metrics.count_alert(alert.signal)
+                log.info("ALERT %s", alert.message)
+                outputs.append(
+                    await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert)))
+            for mon in {id(m): m for m in routed.touched}.values():
+                remember(mon, ev)
+            if not routed.touched:
+                free.append(ev)
+        # (1) outputs delivered, (2) then the snapshots that cover their events.
+        await asyncio.gather(*outputs)
+        for ev in free:
+            ev.ack()
+        await flush(due(time.monotonic()))
+        metrics.observe_processing("monitor", time.perf_counter() - started)
+        for topic, n in by_topic.items():
+            metrics.count_in(topic, n)
+        metrics.count_out(topics.alerts, fired)
+        log.info("monitor batch: %s applied %d skipped %d", by_topic, counters["events"],
+                 counters["skipped"])
 
     return app
 
