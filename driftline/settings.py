@@ -170,7 +170,13 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=6, ge=1, le=50)
     max_event_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    state_every: int = Field(default=100, ge=1, description="Snapshot a stream every N events.")
+    # -- worker state (processors.stream_app: snapshots, restore) --
+    state_every: int = Field(default=100, ge=1, description="Snapshot a stream every N of its "
+                             "events (or STATE_INTERVAL_S after its first unsnapshotted one). "
+                             "Its input offsets are committed only up to its last snapshot.")
+    state_interval_s: float = Field(default=5.0, gt=0, le=3600, description="Longest time a "
+                                    "stream's applied events wait for a snapshot (and their "
+                                    "offsets for a commit); a rebalance waits up to this long.")
     redis_history: int = Field(default=1_000, ge=1, description="Alerts kept per stream.")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     data_dir: Path = Path(".driftline")

@@ -48,6 +48,7 @@ from driftline.settings import EmbedderSettings
 from processors.commands import apply_command
 from processors.frame_pipeline import FramePipeline, frame_error
 from processors.monitor import MonitorRegistry, StreamMonitor
+from processors.monitor.stream_monitor import Positions
 from schemas.events import Alert, Command, Embedding, Frame, FrameError, Label, Prediction
 from schemas.wire import DEFAULT_MAX_BYTES, decode_as, decode_event
 
@@ -87,6 +88,9 @@ class Routed:
     # Monitors a command re-referenced, with the signals it re-referenced.
     applied: list[tuple[StreamMonitor, list[str]]] = field(default_factory=list)
     command: Command | None = None
+    # The event was already applied at this position (read again after a
+    # restart or a rebalance): nothing changed, nothing to emit.
+    skipped: bool = False
 
     def extend(self, other: Routed) -> None:
         self.alerts += other.alerts
@@ -95,6 +99,7 @@ class Routed:
         self.touched += other.touched
         self.applied += other.applied
         self.command = other.command or self.command
+        self.skipped = self.skipped or other.skipped
 
 
 class Router:
@@ -157,15 +162,22 @@ class Router:
 
     # -- everything else ---------------------------------------------------------------
 
-    def route(self, raw: bytes, source: Source) -> Routed:
-        """Decode one event and apply it; never raises for bad input or a monitor bug."""
+    def route(self, raw: bytes, source: Source, position: Positions = None) -> Routed:
+        """Decode one event and apply it; never raises for bad input or a monitor bug.
+
+        ``position``: where the event was read, ``(input, offset)`` (the
+        worker's ``("<topic>:<partition>", offset)``). An event its monitor
+        has already applied at that position is skipped (``Routed.skipped``),
+        so reading an input again after a restart changes nothing twice.
+        """
         try:
             event = decode_event(raw, self.max_bytes)
         except PermanentError as exc:
             return Routed(rejected=[Rejected(exc.reason, str(exc), _stage(source))])
-        return self.route_event(event, source)
+        return self.route_event(event, source, position)
 
-    def route_event(self, event: object, source: Source) -> Routed:
+    def route_event(self, event: object, source: Source,
+                    position: Positions = None) -> Routed:
         """Apply one decoded event (see ``route``)."""
         try:
             if isinstance(event, Frame) and source in (Source.FRAMES, Source.RECORDING):
@@ -176,10 +188,11 @@ class Router:
                     out.embedded.clear()  # routed in place: no embeddings topic offline
                 return out
             if isinstance(event, Command) and source in (Source.CONTROL, Source.RECORDING):
-                applied = apply_command(self.registry, event)
-                return Routed(applied=applied, touched=[m for m, _ in applied], command=event)
+                return self._command(event, position)
             if isinstance(event, MONITOR_INPUTS) and source in (Source.INPUTS, Source.RECORDING):
-                mon, alerts = self.registry.observe(event)
+                if self.registry.applied(event.stream_id, event.model_version, position):
+                    return Routed(skipped=True)
+                mon, alerts = self.registry.observe(event, position)
                 return Routed(alerts=alerts, touched=[mon])
             raise InvalidEvent(
                 f"{type(event).__name__} events do not belong on the {source.value} topic",
@@ -196,6 +209,34 @@ class Router:
             log.exception("monitor failed on a %s event", type(event).__name__)
             return Routed(rejected=[Rejected("monitor_error", f"{type(exc).__name__}: {exc}",
                                              _stage(source))])
+
+
+    def _command(self, command: Command, position: Positions) -> Routed:
+        # A command may target several monitors (every version of a stream);
+        # each records the command's position, and one that already applied
+        # it (its snapshot was delivered before a crash) is left out.
+        monitors = self.registry.monitors
+        done = {k: m for k, m in monitors.items()
+                if k[0] == command.stream_id and m.applied(position)}
+        if command.model_version is not None and (command.stream_id,
+                                                  command.model_version) in done:
+            return Routed(skipped=True, command=command)
+        before = dict(monitors)
+        for k in done:
+            del monitors[k]
+        try:
+            applied = apply_command(self.registry, command)
+        finally:
+            if done:  # put them back, in their order
+                created = {k: m for k, m in monitors.items() if k not in before}
+                monitors.clear()
+                monitors.update(before)
+                monitors.update(created)
+        for mon, _ in applied:
+            mon.mark(position)
+        if done and not applied:
+            return Routed(skipped=True, command=command)
+        return Routed(applied=applied, touched=[m for m, _ in applied], command=command)
 
 
 def _stage(source: Source) -> str:

@@ -6,17 +6,35 @@ replay`` runs -- so this module only moves bytes: topic -> router -> topics.
 
 Ordering and delivery (the guarantees in docs/architecture.md):
 
-- Input events are taken in micro-batches with ``take_events``, which acks an
-  event only after the loop body that consumed its batch has returned. Every
-  output of a batch (embeddings, alerts, snapshots, dead letters) is awaited
-  until the broker confirmed delivery *inside* the body, so an input offset is
-  never committed before its outputs exist: a crash re-processes, never loses.
-- The monitor agent snapshots every stream it touched at the end of each
-  batch, before the batch is acked. Committed offsets therefore always match
-  the last snapshot: a restarted worker restores the snapshots and resumes
-  from the committed offsets, re-creating exactly the state it would have had.
-  Alerts re-fired during that replay carry the same deterministic ids, and the
-  sinks deduplicate on them.
+- Frames are taken in micro-batches with ``take_events``, which acks a frame
+  only after the loop body that consumed its batch has returned; its
+  embedding (or dead letter) is awaited until the broker confirmed delivery
+  inside the body, so a frame's offset is never committed before its output
+  exists: a crash re-embeds, never loses (and the monitor skips a frame's
+  second embedding by its ``driftline-origin`` header).
+- Exactly once per stream. The monitor agent passes every event's position
+  (``"<topic>:<partition>"``, offset) to the router; the stream's monitor
+  records the highest offset it applied per input in its checkpoint, and an
+  event at or below it is skipped (no change, no output). A stream is
+  snapshotted every ``STATE_EVERY`` of its own events, or
+  ``STATE_INTERVAL_S`` after its first unsnapshotted one, and the agent acks
+  each event itself (``noack_take``). Invariant: **an input event is acked
+  only after its outputs are delivered and then a delivered snapshot of
+  every monitor it changed covers it**; faust commits offsets only below the
+  first unacked event, so the committed offset never passes an event that
+  no snapshot holds. After a crash the restored snapshots may be *ahead* of
+  the committed offsets, never behind: what is read again and already in a
+  snapshot is skipped; what is not is applied exactly as before the crash
+  (the checkpoint is exact), re-firing the same alerts with the same
+  deterministic ids, which the sinks deduplicate.
+- Restore on assignment (``StateRestorer``). A stream's monitor lives in the
+  worker that owns its partition. On every assignment the monitors of lost
+  partitions are dropped, and before any event of a gained partition is
+  applied, the state topic is read to the end of every partition (offsets
+  tracked here: Tansu can under-report a high watermark) and the snapshots
+  of that partition's streams are installed. faust waits for the batch in
+  flight to be acked before it revokes a partition, so the leaving owner's
+  last snapshot is on the topic before the new owner reads it.
 - Bad input goes to the dead-letter topic with its original bytes, source
   topic/partition/offset and a reason; the stream goes on.
 - Operator commands (``<prefix>.control``, keyed by stream id) are consumed by
@@ -25,24 +43,28 @@ Ordering and delivery (the guarantees in docs/architecture.md):
   partition number of its events, which faust assigns (one topic group per
   agent) to the same worker -- the one that owns the stream's monitor. A
   command is applied between that stream's events, in the batch it arrives
-  in, and the batch's snapshot (sent before the batch is acked) already
-  shows it; a crash before the ack re-applies it after the restore.
+  in, and acked with them (after a snapshot that holds it); read again
+  after a crash, it is skipped by every monitor whose snapshot holds it
+  (commands carry positions like events).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Awaitable
+import zlib
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import faust
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from driftline import metrics
 from driftline.errors import InvalidEvent
+from driftline.kafka_config import consumer_config
 from driftline.settings import Settings
 from processors.bundles import load_references
 from processors.frame_pipeline import FramePipeline
@@ -55,53 +77,251 @@ from schemas.wire import decode_as, encode
 log = logging.getLogger("driftline.worker")
 
 
-def load_snapshots(
-    settings: Settings, timeout_s: float = 20.0
-) -> dict[tuple[str, str], StreamState]:
-    """Latest snapshot per (stream, model version) from the compacted state topic."""
+ORIGIN_HEADER = "driftline-origin"
+# Events the monitor agent takes at a time.
+MONITOR_BATCH = 100
+
+
+def key_partition(key: bytes | None, all_partitions: list[int],
+                  available: list[int]) -> int:
+    """The partition librdkafka's default partitioner picks for ``key`` (CRC-32, mod n).
+
+    The worker's own outputs (embeddings made from frames) must land in the
+    partition *number* of the stream's other events, which the publisher
+    (confluent-kafka / librdkafka, ``consistent_random``) writes; aiokafka's
+    default (murmur2, the Java client's) would put a stream's embeddings and
+    predictions on different partition numbers, and so possibly in two
+    workers.
+
+    >>> key_partition(b"frame-0", [0, 1], [0, 1]), key_partition(b"edge-0", [0, 1], [0, 1])
+    (0, 1)
+    """
+    if key is None:
+        return random.choice(available or all_partitions)
+    ordered = sorted(all_partitions)  # aiokafka passes them from a set
+    return ordered[zlib.crc32(key) % len(ordered)]
+
+
+def origin_of(headers: Any) -> tuple[str, int] | None:
+    """The frame position an embedding was made from (its ``driftline-origin`` header)."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for name, value in items:
+        if name == ORIGIN_HEADER and value:
+            key, _, offset = bytes(value).decode().rpartition("@")
+            if key and offset.isdigit():
+                return key, int(offset)
+    return None
+
+
+def input_key(topic: str, partition: int) -> str:
+    """The monitor's name for an input partition: ``"<topic>:<partition>"``."""
+    return f"{topic}:{partition}"
+
+
+def _partitions_of(positions: dict[str, int], topics: frozenset[str]) -> set[int]:
+    """Partition numbers of the monitor's inputs among ``topics`` (topic names have no ':')."""
+    out = set()
+    for key in positions:
+        topic, _, part = key.rpartition(":")
+        if topic in topics and part.isdigit():
+            out.add(int(part))
+    return out
+
+
+def read_state_topic(
+    settings: Settings, *, quiet_s: float = 1.0, stop: Callable[[], bool] = lambda: False
+) -> tuple[dict[bytes, bytes], int]:
+    """The latest value per key of the state topic, read to the end of every partition.
+
+    Returns ``(latest, partitions)``. No deadline: a broker that does not
+    answer is retried (and logged) until it does, because a worker that
+    started its streams from a partial restore would re-apply their history.
+    "The end" is tracked here, not taken from the high watermark alone: a
+    partition is done when a poll has returned nothing for ``quiet_s`` *and*
+    the watermark (which Tansu can under-report after a batched produce, but
+    never over-report) is not beyond the last offset read.
+    """
     topic = settings.topics.state
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.consumer_group}.restore",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    latest: dict[tuple[str, str], StreamState] = {}
+    consumer = Consumer(consumer_config(settings.bootstrap_servers,
+                                        f"{settings.consumer_group}.restore",
+                                        client_id="driftline-restore"))
+    latest: dict[bytes, bytes] = {}
     try:
-        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        if meta is None or not meta.partitions:
-            return latest
-        parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
-        ends = {}
-        for tp in parts:
-            _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-            if high > 0:
-                ends[tp.partition] = high
-        if not ends:
-            return latest
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        done: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(done) < len(ends) and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
+        while True:
+            try:
+                meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+                if meta is not None and meta.error is None and meta.partitions:
+                    parts = sorted(meta.partitions)
+                    lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                              timeout=10)[0] for p in parts}
+                    break
+                log.warning("state topic %s not available yet (%s); retrying", topic,
+                            None if meta is None else meta.error)
+            except KafkaException as exc:
+                log.warning("state topic %s not readable yet (%s); retrying", topic, exc)
+            if stop():
+                return latest, 0
+            time.sleep(1.0)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        next_offset = dict(lows)
+        last_record = last_log = time.monotonic()
+        while not stop():
+            msg = consumer.poll(0.2)
+            now = time.monotonic()
             if msg is None:
+                if now - last_record < quiet_s:
+                    continue
+                try:
+                    behind = {p: high for p in parts
+                              if (high := consumer.get_watermark_offsets(
+                                  TopicPartition(topic, p), timeout=10, cached=False)[1])
+                              > next_offset[p]}
+                except KafkaException as exc:
+                    log.warning("restore: watermarks of %s unavailable (%s); retrying",
+                                topic, exc)
+                    continue
+                if not behind:
+                    break
+                if now - last_log > 10.0:
+                    last_log = now
+                    log.info("restore: still reading %s (read up to %s, ends at least %s)",
+                             topic, next_offset, behind)
                 continue
             if msg.error():
+                log.warning("restore: error reading %s: %s", topic, msg.error())
                 continue
-            try:
-                state = decode_as(StreamState, msg.value() or b"", settings.max_event_bytes)
-                latest[(state.stream_id, state.model_version)] = state
-            except InvalidEvent as exc:
-                log.warning("skipping unreadable snapshot at %s/%s: %s",
-                            msg.partition(), msg.offset(), exc)
             partition, offset = msg.partition(), msg.offset()
-            if partition is not None and offset is not None and offset + 1 >= ends[partition]:
-                done.add(partition)
+            if partition is None or offset is None:
+                continue
+            next_offset[partition] = offset + 1
+            last_record = now
+            latest[msg.key() or b""] = msg.value() or b""
+        return latest, len(parts)
     finally:
         consumer.close()
-    return latest
+
+
+def decode_snapshots(
+    raw: dict[bytes, bytes], max_bytes: int
+) -> dict[tuple[str, str], StreamState]:
+    """Decode the state topic's latest values; an unreadable one is logged and left out."""
+    out: dict[tuple[str, str], StreamState] = {}
+    for key, value in raw.items():
+        try:
+            state = decode_as(StreamState, value, max_bytes)
+        except InvalidEvent as exc:
+            log.warning("skipping unreadable snapshot %r: %s", key[:200], exc)
+            continue
+        out[(state.stream_id, state.model_version)] = state
+    return out
+
+
+def load_snapshots(settings: Settings) -> dict[tuple[str, str], StreamState]:
+    """Latest snapshot per (stream, model version) from the state topic, read to its end."""
+    raw, _ = read_state_topic(settings)
+    return decode_snapshots(raw, settings.max_event_bytes)
+
+
+class StateRestorer:
+    """Installs the snapshots of the input partitions this worker is given.
+
+    Monitors live in the worker that owns their stream's partition; a stream
+    moves when its partition does (a worker joins, leaves or dies). So:
+
+    - on every assignment (``assign``), the monitors of partitions this worker
+      lost are dropped (their last snapshot is on the state topic: faust waits
+      for the batch in flight to be acked, which happens only after its
+      snapshots are delivered), and a restore of the gained partitions starts;
+    - before a batch is applied (``ensure``), every input partition it comes
+      from must have been restored since it was assigned. Checking the batch
+      itself, not only the rebalance callback, means no event can overtake
+      the restore of its stream, whatever the order of faust's callbacks.
+
+    A restore reads the whole state topic to its end (``read_state_topic``)
+    and installs each snapshot whose input positions lie in a restored
+    partition, unless the live monitor already applied everything the
+    snapshot has (it is then ours, and the same or newer).
+    """
+
+    def __init__(self, settings: Settings, registry: MonitorRegistry,
+                 input_topics: frozenset[str]) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.input_topics = input_topics
+        self.assigned: set[int] | None = None  # None: no assignment seen yet
+        self.restored: set[int] = set()
+        self.restores = 0
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def assign(self, partitions: set[int]) -> None:
+        """The input partitions faust assigned to this worker (all of them, after a rebalance)."""
+        lost = (self.assigned or set()) - partitions
+        self.assigned = set(partitions)
+        self.restored -= lost
+        if lost:
+            gone = [key for key, mon in self.registry.monitors.items()
+                    if (parts := _partitions_of(mon.positions, self.input_topics))
+                    and parts <= lost]
+            for key in gone:
+                del self.registry.monitors[key]
+            log.info("partitions %s moved away: dropped %d stream monitors",
+                     sorted(lost), len(gone))
+
+    async def ensure(self, partitions: set[int]) -> None:
+        """Return once every partition in ``partitions`` has been restored."""
+        if partitions <= self.restored:
+            return
+        async with self._lock:
+            missing = partitions - self.restored
+            if not missing:
+                return
+            # Everything assigned and not yet restored, in one read of the topic.
+            want = missing | ((self.assigned or set()) - self.restored)
+            started = time.monotonic()
+            loop = asyncio.get_running_loop()
+            raw, nparts = await loop.run_in_executor(
+                None, lambda: read_state_topic(self.settings, stop=lambda: self._stopping))
+            snaps = await loop.run_in_executor(
+                None, decode_snapshots, raw, self.settings.max_event_bytes)
+            installed = self._install(snaps, want)
+            self.restored |= want
+            self.restores += 1
+            log.info("restored %d stream monitors from %d partitions %s "
+                     "(%d snapshots on %d state partitions read to their end in %.1f s)",
+                     installed, len(want), sorted(want), len(snaps), nparts,
+                     time.monotonic() - started)
+
+    def _install(self, snaps: dict[tuple[str, str], StreamState], want: set[int]) -> int:
+        installed = 0
+        for key, state in snaps.items():
+            positions = state.monitor.get("positions") or {}
+            parts = _partitions_of(positions, self.input_topics)
+            live = self.registry.monitors.get(key)
+            if parts:
+                if not parts & want:
+                    continue
+                if live is not None and all(live.positions.get(k, -1) >= v
+                                            for k, v in positions.items()):
+                    continue  # ours, and at least as far
+            elif live is not None or self.restores:
+                # A snapshot without positions (an older build): its partition is
+                # unknown, so it is installed at start-up only, as before.
+                continue
+            try:
+                self.registry.restore(state)
+                installed += 1
+            except ValueError as exc:
+                # A checkpoint this build cannot read (an older state version):
+                # the stream warms up again rather than stopping the worker.
+                log.warning("snapshot of %s/%s not restored (%s); its monitor warms up again",
+                            state.stream_id, state.model_version, exc)
+        return installed
 
 
 def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faust.App:
@@ -121,6 +341,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # failure-detection time on Apache Kafka too.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
+        # Our outputs keyed by stream go where the publisher's events of that
+        # stream go (see key_partition).
+        producer_partitioner=key_partition,
         broker_commit_every=100,
         broker_commit_interval=1.0,
         producer_acks=-1,
@@ -166,7 +389,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         max_bytes=settings.max_event_bytes,
     )
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
-                "commands": 0, "monitor_errors": 0}
+                "commands": 0, "monitor_errors": 0, "skipped": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
@@ -195,22 +418,33 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     rejected.reason, rejected.detail[:200])
         return await dead_out.send(key=msg.key, value=encode(letter))
 
-    restored = asyncio.Event()
+    input_topics = frozenset(
+        [topics.embeddings, topics.predictions, topics.labels, topics.control])
+    restorer = StateRestorer(settings, registry, input_topics)
+    app.driftline_restorer = restorer  # type: ignore[attr-defined]
+    background: set[asyncio.Future[Any]] = set()
 
-    @app.task
-    async def restore_snapshots() -> None:
-        snaps = await asyncio.get_running_loop().run_in_executor(None, load_snapshots, settings)
-        for state in snaps.values():
-            try:
-                registry.restore(state)
-            except ValueError as exc:
-                # A checkpoint this build cannot read (an older state version):
-                # the stream warms up again rather than stopping the worker.
-                log.warning("snapshot of %s/%s not restored (%s); its monitor warms up again",
-                            state.stream_id, state.model_version, exc)
-        if snaps:
-            log.info("restored %d stream monitors from %s", len(snaps), topics.state)
-        restored.set()
+    def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0]  # faust: receiver(app, assigned, signal=...)
+        parts = {tp.partition for tp in assigned if tp.topic in input_topics}
+        restorer.assign(parts)
+        if parts:
+            # Start reading now; the monitor agent waits for it before applying
+            # an event of a partition that is not restored yet.
+            task = asyncio.ensure_future(restorer.ensure(parts))
+            background.add(task)
+            task.add_done_callback(background.discard)
+            task.add_done_callback(_log_failure)
+
+    def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0]
+        # faust has waited for the batch in flight to be acked, i.e. for its
+        # snapshots to be delivered: nothing to flush here.
+        log.info("partitions revoked: %d", len(revoked))
+
+    # (mode's signal types do not accept a plain receiver under mypy.)
+    app.on_partitions_assigned.connect(cast(Any, on_assigned))
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))
 
     @app.agent(frames_in)
     async def embed_frames(stream: Any) -> None:
@@ -240,9 +474,14 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     pending.append(await dead_letter(ev, rejected))
                 # Embeddings and frame errors on one topic, keyed by stream: a
                 # stream's monitor sees them in the order of its frames.
+                # The frame's position travels with its embedding: a frame embedded
+                # again after a crash of this agent gives a second embedding event
+                # (another offset), which the monitor skips by this origin.
+                origin = f"{input_key(ev.message.topic, ev.message.partition)}@{ev.message.offset}"
                 for out in routed.embedded:
                     pending.append(
-                        await embeddings_out.send(key=frame.stream_id.encode(), value=encode(out))
+                        await embeddings_out.send(key=frame.stream_id.encode(), value=encode(out),
+                                                  headers={ORIGIN_HEADER: origin.encode()})
                     )
                 counters["embeddings"] += not routed.rejected
             log.info("embedded %d frames", len(frames))
@@ -250,57 +489,125 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             await asyncio.gather(*pending)
             metrics.count_out(topics.embeddings, len(owners))
 
+    # -- snapshots: per stream, every STATE_EVERY of its events or STATE_INTERVAL_S --
+    #
+    # Invariant (what makes a stream's state exactly once): an input event is
+    # acked -- and faust commits only offsets below the first unacked one --
+    # only once (1) every output it caused (alerts, dead letters) is delivered
+    # and then (2) a delivered snapshot of every monitor it changed covers it.
+    # So the committed offset never passes an event that no snapshot holds;
+    # what a restart reads again is either in its stream's snapshot (skipped
+    # by position) or not (applied again, exactly as the first time). (1)
+    # before (2): a snapshot delivered before an alert it covers, then a
+    # crash, would skip the firing event on restart and lose the alert.
+    dirty: dict[tuple[str, str], tuple[StreamMonitor, list[Any], float]] = {}
+    waiting: dict[int, int] = {}  # id(event) -> snapshots it still waits for
+    state_lock = asyncio.Lock()
+
+    def remember(mon: StreamMonitor, ev: Any) -> None:
+        key = (mon.stream_id, mon.model_version)
+        entry = dirty.get(key)
+        if entry is None:
+            entry = dirty[key] = (mon, [], time.monotonic())
+        entry[1].append(ev)
+        waiting[id(ev)] = waiting.get(id(ev), 0) + 1
+
+    async def flush(keys: list[tuple[str, str]]) -> None:
+        """Snapshot these streams; ack the events whose last snapshot this was."""
+        if not keys:
+            return
+        entries = [dirty.pop(k) for k in keys]
+        await asyncio.gather(*[
+            await state_out.send(key=f"{mon.stream_id}|{mon.model_version}".encode(),
+                                 value=encode(mon.snapshot()))
+            for mon, _, _ in entries])
+        metrics.count_out(topics.state, len(entries))
+        for _, evs, _ in entries:
+            for ev in evs:
+                left = waiting[id(ev)] = waiting[id(ev)] - 1
+                if left == 0:
+                    del waiting[id(ev)]
+                    ev.ack()
+
+    def due(now: float) -> list[tuple[str, str]]:
+        return [k for k, (_, evs, since) in dirty.items()
+                if len(evs) >= settings.state_every or now - since >= settings.state_interval_s]
+
+    @app.timer(interval=1.0)
+    async def flush_idle_streams() -> None:
+        # Streams that stopped sending are snapshotted (and their events acked)
+        # STATE_INTERVAL_S after their first unsnapshotted event; a rebalance,
+        # which waits for every event in flight to be acked, waits that long.
+        async with state_lock:
+            await flush(due(time.monotonic()))
+
     @app.agent(monitor_in)
     async def monitor_events(stream: Any) -> None:
-        # Monitors must be restored before the first event, or a fresh monitor
-        # would process the gap and then be overwritten by the old snapshot.
-        await restored.wait()
-        async for events in stream.take_events(max(settings.state_every, 1), within=0.5):
-            pending = []
-            touched: dict[tuple[str, str], StreamMonitor] = {}
-            by_topic: dict[str, int] = {}
-            started = time.perf_counter()
-            fired = 0
-            for ev in events:
-                by_topic[ev.message.topic] = by_topic.get(ev.message.topic, 0) + 1
-                source = Source.CONTROL if ev.message.topic == topics.control else Source.INPUTS
-                routed = router.route(ev.value, source)
-                for rejected in routed.rejected:
-                    pending.append(await dead_letter(ev, rejected))
-                if routed.rejected:
-                    continue
-                if routed.command is not None:
-                    counters["commands"] += 1
-                    for mon, names in routed.applied:
-                        log.info("command %s: %s/%s re-referenced %s", routed.command.command_id,
-                                 mon.stream_id, mon.model_version, names)
-                else:
-                    counters["events"] += 1
-                for mon in routed.touched:
-                    touched[(mon.stream_id, mon.model_version)] = mon
-                for alert in routed.alerts:
-                    counters["alerts"] += 1
-                    fired += 1
-                    metrics.count_alert(alert.signal)
-                    log.info("ALERT %s", alert.message)
-                    pending.append(
-                        await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert))
-                    )
-            for (sid, mv), mon in touched.items():
-                pending.append(
-                    await state_out.send(key=f"{sid}|{mv}".encode(), value=encode(mon.snapshot()))
-                )
-            metrics.observe_processing("monitor", time.perf_counter() - started)
-            for topic, n in by_topic.items():
-                metrics.count_in(topic, n)
-            log.info("monitor batch: %s", by_topic)
-            # Alerts and snapshots delivered before the batch is acked: committed
-            # offsets never run ahead of the state a restart restores.
-            await asyncio.gather(*pending)
-            metrics.count_out(topics.state, len(touched))
-            metrics.count_out(topics.alerts, fired)
+        # noack_take: this agent acks each event itself (see the invariant above).
+        async for events in stream.noack_take(MONITOR_BATCH, within=0.5):
+            # A stream's monitor is restored before any of its events is
+            # applied, or a fresh monitor would apply them and then be
+            # replaced by (or replace) its snapshot.
+            await restorer.ensure({ev.message.partition for ev in events})
+            async with state_lock:
+                await apply_batch(events)
+
+    async def apply_batch(events: list[Any]) -> None:
+        outputs = []
+        free = []  # events that changed no monitor: acked once their outputs are out
+        by_topic: dict[str, int] = {}
+        started = time.perf_counter()
+        fired = 0
+        for ev in events:
+            msg = ev.message
+            by_topic[msg.topic] = by_topic.get(msg.topic, 0) + 1
+            source = Source.CONTROL if msg.topic == topics.control else Source.INPUTS
+            # Skipped (no change, no output) if the stream's monitor already
+            # applied this offset: a restart resumes from the committed
+            # offset, which may lie behind the restored snapshot.
+            here = (input_key(msg.topic, msg.partition), msg.offset)
+            origin = origin_of(msg.headers) if msg.topic == topics.embeddings else None
+            routed = router.route(ev.value, source, here if origin is None else (here, origin))
+            if routed.skipped:
+                counters["skipped"] += 1
+            for rejected in routed.rejected:
+                outputs.append(await dead_letter(ev, rejected))
+            if routed.command is not None and not routed.skipped:
+                counters["commands"] += 1
+                for mon, names in routed.applied:
+                    log.info("command %s: %s/%s re-referenced %s", routed.command.command_id,
+                             mon.stream_id, mon.model_version, names)
+            elif routed.touched:
+                counters["events"] += 1
+            for alert in routed.alerts:
+                counters["alerts"] += 1
+                fired += 1
+                metrics.count_alert(alert.signal)
+                log.info("ALERT %s", alert.message)
+                outputs.append(
+                    await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert)))
+            for mon in {id(m): m for m in routed.touched}.values():
+                remember(mon, ev)
+            if not routed.touched:
+                free.append(ev)
+        # (1) outputs delivered, (2) then the snapshots that cover their events.
+        await asyncio.gather(*outputs)
+        for ev in free:
+            ev.ack()
+        await flush(due(time.monotonic()))
+        metrics.observe_processing("monitor", time.perf_counter() - started)
+        for topic, n in by_topic.items():
+            metrics.count_in(topic, n)
+        metrics.count_out(topics.alerts, fired)
+        log.info("monitor batch: %s applied %d skipped %d", by_topic, counters["events"],
+                 counters["skipped"])
 
     return app
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("state restore failed: %r (retried before the next batch)", task.exception())
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

@@ -2,9 +2,12 @@
 
 An alert says what changed, what was expected, what is observed, since when
 and how sure, in a structured ``Alert`` and a one-line ``message``. Its id is
-a hash of (stream, model version, signal, detector, the stream index of the
+a hash of (stream, model version, signal, detector, the ``event_id`` of the
 event that fired it): a replay after a crash re-creates the same id and every
-sink deduplicates on it.
+sink deduplicates on it. Not the stream index of that event (kept in the
+alert as ``detected_index``): a stream's embeddings and predictions travel on
+two topics, and how a worker interleaves them differs from a recording's
+order, which would change every index but not which event fired.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ EVENT_ID_HISTORY = 1024
 Severity = Literal["info", "warning", "critical"]
 
 
-def alert_id(stream_id: str, model_version: str, signal: str, detector: str, index: int) -> str:
-    """Deterministic alert id: a replay after a crash re-creates the same id.
+def alert_id(stream_id: str, model_version: str, signal: str, detector: str,
+             event_id: str) -> str:
+    """Deterministic alert id from the firing event's own id: a replay re-creates it.
 
-    >>> alert_id("cam-1", "v1", "quality.brightness", "cusum", 3012)[:12]
-    '2dddd42592be'
+    >>> alert_id("cam-1", "v1", "quality.brightness", "cusum", "frame-3012")[:12]
+    '066aa6177093'
     """
-    key = f"{stream_id}\x1f{model_version}\x1f{signal}\x1f{detector}\x1f{index}"
+    key = f"{stream_id}\x1f{model_version}\x1f{signal}\x1f{detector}\x1f{event_id}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -103,7 +107,7 @@ def compose_alert(
     largest beyond 2 are listed); ``examples``: extra example event ids (the
     latest single odd frames of an outlier signal).
     """
-    aid = alert_id(stream_id, model_version, d.signal, d.detector, d.detected_index)
+    aid = alert_id(stream_id, model_version, d.signal, d.detector, event.event_id)
     top = dict(sorted(((n, round(z, 2)) for n, z in movers.items() if abs(z) >= 2.0),
                       key=lambda kv: -abs(kv[1]))[:5])
     scale = d.reference_scale if d.reference_scale > 0 else float("nan")
@@ -166,7 +170,7 @@ def version_notice(
     """
     frame = getattr(event, "frame_index", None)
     return Alert(
-        alert_id=alert_id(stream_id, model_version, VERSION_SIGNAL, "registry", 0),
+        alert_id=alert_id(stream_id, model_version, VERSION_SIGNAL, "registry", event.event_id),
         stream_id=stream_id,
         model_version=model_version,
         signal=VERSION_SIGNAL,

@@ -14,7 +14,7 @@ from typing import Any
 
 from driftline.settings import MonitorSettings
 from processors.monitor.catalogue import MonitorEvent
-from processors.monitor.stream_monitor import StreamMonitor
+from processors.monitor.stream_monitor import Positions, StreamMonitor
 from schemas.events import Alert, StreamState
 
 StreamKey = tuple[str, str]
@@ -53,17 +53,34 @@ class MonitorRegistry:
             mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
         return mon
 
-    def restore(self, state: StreamState) -> None:
+    def restore(self, state: StreamState) -> StreamMonitor:
         """Install a monitor from a snapshot (worker start-up / rebalance)."""
-        self.monitors[(state.stream_id, state.model_version)] = StreamMonitor.from_state(
+        mon = self.monitors[(state.stream_id, state.model_version)] = StreamMonitor.from_state(
             state.monitor
         )
+        return mon
 
-    def observe(self, event: MonitorEvent) -> tuple[StreamMonitor, list[Alert]]:
+    def applied(self, stream_id: str, model_version: str, position: Positions) -> bool:
+        """True when the monitor of this stream already applied the event at ``position``.
+
+        Never creates a monitor.
+        """
+        mon = self.monitors.get((stream_id, model_version))
+        return mon is not None and mon.applied(position)
+
+    def observe(
+        self, event: MonitorEvent, position: Positions = None
+    ) -> tuple[StreamMonitor, list[Alert]]:
+        """Apply ``event`` to its stream's monitor (created on first sight).
+
+        ``position`` is recorded in the monitor's checkpoint (see
+        ``StreamMonitor.applied``); callers that may read an event twice ask
+        ``applied`` first.
+        """
         key = (event.stream_id, event.model_version)
         new = key not in self.monitors
         mon = self.get(*key)
-        alerts = mon.observe(event)
+        alerts = mon.observe(event, position)
         if new:
             # A stream's events all share one partition, so every version of
             # it this stream has shown is here: say when a new one appears.

@@ -52,6 +52,25 @@ from schemas.events import Alert, Embedding, Label, Prediction, SignalState, Str
 
 STATE_VERSION: Literal[1] = 1
 
+# Where an event was read: (input, offset); see ``StreamMonitor.applied``.
+# An event may carry several (an embedding: where it was read, and the frame
+# it was made from): it was applied if any of them was.
+Position = tuple[str, int]
+Positions = Position | tuple[Position, ...] | None
+
+
+def each_position(position: Positions) -> tuple[Position, ...]:
+    """``position`` as a tuple of positions.
+
+    >>> each_position(("a:0", 3)), each_position((("a:0", 3), ("b:1", 4))), each_position(None)
+    ((('a:0', 3),), (('a:0', 3), ('b:1', 4)), ())
+    """
+    if position is None:
+        return ()
+    if len(position) == 2 and isinstance(position[0], str):
+        return (position,)
+    return position
+
 
 class MonitorState(BaseModel):
     """A monitor's checkpoint (``StreamMonitor.state()``), validated on restore.
@@ -69,8 +88,14 @@ class MonitorState(BaseModel):
     events_seen: int
     labels_unmatched: int
     references: dict[str, dict[str, Any]]
-    # Warm-up buffer lengths only (see EmbeddingFeatures.state).
+    # Warm-up buffer lengths (see EmbeddingFeatures.state) ...
     warming: dict[str, int]
+    # ... and the buffered vectors themselves: a monitor restored during a
+    # PCA warm-up must fit the same basis as one that never stopped, or an
+    # event would change the stream twice (once before the snapshot, and
+    # again, differently, after). Up to reference_size x dim floats, for the
+    # first reference_size vectors of a source only.
+    warmup_vectors: dict[str, list[list[float]]] = {}
     recent_events: list[tuple[str, int | None, str]]
     predictions: list[tuple[str, str]]
     class_ids: dict[str, int] = {}
@@ -78,6 +103,9 @@ class MonitorState(BaseModel):
     learners: dict[str, dict[str, Any]] = {}
     pred_frames: list[tuple[str, tuple[str, str]]] = []
     last_alert_ids: dict[str, str] = {}
+    # Highest position applied per input (see ``StreamMonitor.observe``):
+    # opaque to the monitor, e.g. "<topic>:<partition>" -> offset in the worker.
+    positions: dict[str, int] = {}
     signals: dict[str, dict[str, Any]]
 
 
@@ -108,6 +136,8 @@ class StreamMonitor:
                                     warmup=self.settings.class_mix_reference_size)
         self.join = LabelJoin(self.settings.label_join_window)
         self.last_alert_ids: dict[str, str] = {}
+        # Highest position applied per input: ``observe(event, position)``.
+        self.positions: dict[str, int] = {}
         # Set by a label that makes the retrain head's advice new; turned into
         # an alert (and cleared) by the same ``observe`` call.
         self._advice: RetrainAdvice | None = None
@@ -143,8 +173,40 @@ class StreamMonitor:
 
     # -- observing -------------------------------------------------------------------
 
-    def observe(self, event: MonitorEvent) -> list[Alert]:
+    def applied(self, position: Positions) -> bool:
+        """True when the event at ``position`` was already applied to this monitor.
+
+        A position is ``(input, offset)``: opaque to the monitor (the worker
+        passes ``("<topic>:<partition>", offset)``), ordered by ``offset``
+        within one input. The checkpoint carries the highest offset applied
+        per input, so a restored monitor recognises the events its snapshot
+        already contains when they are read again. With several positions,
+        the event was applied if any of them was.
+
+        >>> m = StreamMonitor("cam", "v1")
+        >>> m.mark(("in:0", 7)); m.applied(("in:0", 7)), m.applied(("in:0", 8)), m.applied(None)
+        (True, False, False)
+        >>> m.applied((("in:0", 9), ("frames:0", 2))), m.applied((("in:0", 9), ("in:0", 7)))
+        (False, True)
+        """
+        for key, offset in each_position(position):
+            done = self.positions.get(key)
+            if done is not None and offset <= done:
+                return True
+        return False
+
+    def mark(self, position: Positions) -> None:
+        """Record ``position`` as applied (``observe`` does; commands use it too)."""
+        for key, offset in each_position(position):
+            if offset > self.positions.get(key, -1):
+                self.positions[key] = int(offset)
+
+    def observe(self, event: MonitorEvent, position: Positions = None) -> list[Alert]:
         """Update every signal the event carries; return the alerts it fired.
+
+        ``position`` (optional): where the event was read (see ``applied``);
+        recorded once the event is applied. Skipping an event already applied
+        is the caller's business (``MonitorRegistry.observe``).
 
         Raises
         ------
@@ -172,6 +234,7 @@ class StreamMonitor:
         if advice is not None:
             self._advice = None
             alerts.append(self._alert(retrain_detection(advice, index), event))
+        self.mark(position)
         return alerts
 
     def _signal_values(self, event: MonitorEvent) -> dict[str, float]:
@@ -389,6 +452,8 @@ class StreamMonitor:
             "labels_unmatched": self.join.unmatched,
             "references": emb["references"],
             "warming": emb["warming"],
+            "warmup_vectors": {src: [list(v) for v in vs]
+                               for src, vs in self.embeddings.warmup.items() if vs},
             "recent_events": [list(e) for e in self.history.items],
             "predictions": list(self.join.predictions.items()),
             "class_ids": dict(self.class_ids.ids),
@@ -396,6 +461,7 @@ class StreamMonitor:
             "learners": emb["learners"],
             "pred_frames": [[k, list(v)] for k, v in self.join.frames.items()],
             "last_alert_ids": dict(self.last_alert_ids),
+            "positions": dict(self.positions),
             "signals": {name: sig.state() for name, sig in self.signals.items()},
         }
 
@@ -415,6 +481,9 @@ class StreamMonitor:
         m.events_seen = s.events_seen
         m.join.unmatched = s.labels_unmatched
         m.embeddings.load_state({"references": s.references, "learners": s.learners})
+        for src, vectors in s.warmup_vectors.items():
+            if src in m.embeddings.warmup and src not in m.embeddings.references:
+                m.embeddings.warmup[src] = [list(v) for v in vectors]
         m.history.items.extend(s.recent_events)
         m.join.predictions.update(s.predictions)
         m.join.frames.update(s.pred_frames)
@@ -422,6 +491,7 @@ class StreamMonitor:
         if s.novelty is not None:
             m.novelty = ClassNovelty.from_state(s.novelty)
         m.last_alert_ids = dict(s.last_alert_ids)
+        m.positions = dict(s.positions)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
         return m
 

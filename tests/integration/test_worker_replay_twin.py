@@ -4,13 +4,16 @@ A recording of three streams (seeded camera-like embeddings, one stream's
 brightness drops) with malformed lines in between is published, line by
 line, to a real broker, and a real ``driftline worker`` process consumes it;
 the same bytes go through ``replay_lines``. Both route through
-``processors.router``: the alert ids (which hash the stream index of the
-firing event), signals and indices must be equal, and every rejected line is
-dead-lettered with the reason replay reports.
+``processors.router``: the alert ids (which hash the firing event's own id),
+signals and indices must be equal, and every rejected line is dead-lettered
+with the reason replay reports.
 
 One topic per recording keeps each stream's order on the wire equal to the
-recording's (a stream's events share a partition); how the worker
-interleaves several input topics is the worker-state issue's business.
+recording's (a stream's events share a partition), so even the stream
+indices and texts of the alerts are equal here. A stream on two topics
+(embeddings and predictions of the same frames) reaches the worker in
+another interleaving: its alert ids are still replay's
+(``tests/chaos/test_worker_chaos.py``), its indices are not.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def test_sudden_darkening_is_detected_after_onset_and_explained():
     assert first.observed < first.expected
     assert first.change_frame_index is not None and 950 <= first.change_frame_index <= 1010
     assert first.alert_id == alert_id("cam", "v1", first.signal, first.detector,
-                                      first.detected_index)
+                                      first.detected_event_id)
     assert "fell" in first.message and "since frame" in first.message
     assert len(dark) == 1, "one change must yield one alert, not a storm"
 

@@ -1,0 +1,329 @@
+"""Workers killed with SIGKILL and streams moved between workers: every event counts once.
+
+A recording of several streams is published (paced, so that workers are
+killed and join while input still arrives) to a real broker and consumed by
+real ``driftline worker`` processes:
+
+- edge streams: ``Prediction`` events with ``embedding`` vectors, on the
+  predictions topic; two drift (flatter confidence, shifted embeddings);
+- an embedding stream on the embeddings topic, whose brightness drops;
+- a frame stream: each frame's embedding on the embeddings topic *and* its
+  prediction on the predictions topic, under one stream id, so the worker
+  sees them in another interleaving than the recording's order.
+
+Whatever the kills and rebalances, each stream's last snapshot on the state
+topic has ``events_seen`` equal to the stream's number of input events, and
+the set of alert ids on the alerts topic equals the one ``replay_lines``
+gives for the same recording: nothing missing, nothing extra. The kill points
+are drawn from a seeded RNG (``DRIFTLINE_CHAOS_SEED`` to reproduce one; the
+seed is in the failure message).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from driftline.kafka_config import consumer_config
+from driftline.settings import MonitorSettings, Settings
+from processors.monitor import MonitorRegistry
+from processors.replay import Fired, replay_lines
+from processors.stream_app import decode_snapshots, key_partition, read_state_topic
+from producers.publisher import Publisher
+from schemas.events import Alert, Prediction
+from schemas.wire import decode_as, encode
+from tests.unit.test_monitor import camera_like
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
+
+DIM = 32  # the embedder's vectors (embedding topic); edge vectors have their own length
+EDGE_DIM = 12
+N = 400  # events (frames) per stream
+MONITOR = MonitorSettings(reference_size=50, cooldown=50, class_mix_reference_size=100,
+                          embedding_dim=DIM)
+
+
+def edge_stream(sid: str, seed: int, *, flat_at: int | None = None,
+                shift_at: int | None = None) -> Iterator[Prediction]:
+    """An edge device: AR(1) confidence, a sticky class mix, AR(1) embedding vectors."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=EDGE_DIM) + 2.0
+    z, emb, cls = 0.0, np.zeros(EDGE_DIM), "car"
+    for i in range(N):
+        z = 0.85 * z + rng.normal() * np.sqrt(1 - 0.85**2)
+        emb = 0.85 * emb + rng.normal(size=EDGE_DIM) * 0.2
+        conf = float(np.clip(0.7 + 0.05 * z, 0.05, 0.99))
+        if flat_at is not None and i >= flat_at:
+            conf = 0.35
+        if rng.random() < 0.2:
+            cls = str(rng.choice(["car", "bus", "person"], p=[0.6, 0.1, 0.3]))
+        vec = base + emb
+        if shift_at is not None and i >= shift_at:
+            vec[: EDGE_DIM // 2] += 3.0  # the scene changed
+        rest = (1 - conf) / 3
+        yield Prediction(event_id=f"{sid}-p{i}", stream_id=sid, model_version="v1",
+                         frame_index=i, frame_id=f"{sid}-f{i}", top_class=cls, confidence=conf,
+                         scores={cls: conf, "a": rest, "b": rest, "c": rest},
+                         embedding=[float(x) for x in vec])
+
+
+def recording() -> tuple[list[tuple[str, bytes, bytes]], dict[str, int]]:
+    """(topic kind, key, value) lines, streams interleaved; and events per stream."""
+    streams: dict[str, list[tuple[str, bytes]]] = {}
+    # Names chosen to spread over two partitions (librdkafka: CRC32 of the key):
+    # edge-0, edge-1 and emb-0 on one, edge-4, edge-5 and frame-0 on the other.
+    drifts = {"edge-0": (250, None), "edge-1": (None, 220), "edge-4": (180, 300),
+              "edge-5": (None, None)}
+    for j, (sid, (flat, shift)) in enumerate(drifts.items()):
+        streams[sid] = [("predictions", encode(p))
+                        for p in edge_stream(sid, 10 + j, flat_at=flat, shift_at=shift)]
+    streams["emb-0"] = [
+        ("embeddings", encode(e.model_copy(update={"stream_id": "emb-0",
+                                                    "event_id": f"emb-0-{e.event_id}"})))
+        for e in camera_like(N, seed=3, shift_at=250, dark=25.0)]
+    frames: list[tuple[str, bytes]] = []
+    preds = edge_stream("frame-0", 20, flat_at=300)
+    for e, p in zip(camera_like(N, seed=4, shift_at=280, dark=25.0), preds, strict=True):
+        frames.append(("embeddings", encode(e.model_copy(update={
+            "stream_id": "frame-0", "event_id": f"frame-0-e{e.frame_index}",
+            "frame_id": f"frame-0-f{e.frame_index}"}))))
+        frames.append(("predictions", encode(p.model_copy(update={"embedding": None}))))
+    streams["frame-0"] = frames
+    counts = {sid: len(lines) for sid, lines in streams.items()}
+    out: list[tuple[str, bytes, bytes]] = []
+    iters = {sid: iter(lines) for sid, lines in streams.items()}
+    while iters:
+        for sid in list(iters):
+            for _ in range(2 if sid == "frame-0" else 1):
+                item = next(iters[sid], None)
+                if item is None:
+                    del iters[sid]
+                    break
+                out.append((item[0], sid.encode(), item[1]))
+    return out, counts
+
+
+def describe(a: Alert) -> str:
+    return f"{a.stream_id} {a.signal} #{a.detected_index} {a.detected_event_id}"
+
+
+def replay_alerts(lines: list[tuple[str, bytes, bytes]]) -> dict[str, str]:
+    """Alert id -> what fired it, from ``replay_lines`` over the recording."""
+    return {item.alert.alert_id: describe(item.alert)
+            for item in replay_lines([v for _, _, v in lines], registry=MonitorRegistry(MONITOR))
+            if isinstance(item, Fired)}
+
+
+class Worker:
+    """A ``driftline worker`` child process with its log."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        cmd = [sys.executable, "-m", "driftline", "worker", "--loglevel", "info"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+    def applied(self) -> int:
+        """Events this process applied so far (its last "monitor batch" log line)."""
+        found = re.findall(r"monitor batch: .* applied (\d+) skipped", self.log.read_text())
+        return int(found[-1]) if found else 0
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def wait_for(cond: Callable[[], object], timeout_s: float, what: str,
+             context: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}\n{context()}")
+
+
+def read_all(broker: str, topic: str, quiet_s: float = 2.0) -> list[bytes]:
+    """Every record of ``topic`` (until no record came for ``quiet_s``)."""
+    c = Consumer(consumer_config(broker, f"reader-{uuid.uuid4().hex[:8]}"))
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+        out: list[bytes] = []
+        last = time.monotonic()
+        while time.monotonic() - last < quiet_s:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            out.append(m.value() or b"")
+            last = time.monotonic()
+        return out
+    finally:
+        c.close()
+
+
+class Run:
+    """One chaos run: the recording, its replay, paced publishing, workers, and the checks."""
+
+    def __init__(self, settings: Settings, tmp_path: Path, publish_s: float) -> None:
+        self.settings = settings
+        self.tmp_path = tmp_path
+        self.seed = int(os.environ.get("DRIFTLINE_CHAOS_SEED") or random.randrange(1 << 30))
+        self.rng = random.Random(self.seed)
+        self.lines, self.counts = recording()
+        self.total = len(self.lines)
+        self.expected = replay_alerts(self.lines)
+        assert len(self.expected) >= 5, "the recording must alert"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+        self.env.update(
+            DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
+            DRIFTLINE_REDIS_URL=settings.redis_url,
+            DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
+            DRIFTLINE_CONSUMER_GROUP=settings.consumer_group,
+            DRIFTLINE_PARTITIONS=str(settings.partitions),
+            DRIFTLINE_MONITOR__REFERENCE_SIZE=str(MONITOR.reference_size),
+            DRIFTLINE_MONITOR__COOLDOWN=str(MONITOR.cooldown),
+            DRIFTLINE_MONITOR__CLASS_MIX_REFERENCE_SIZE=str(MONITOR.class_mix_reference_size),
+            DRIFTLINE_MONITOR__EMBEDDING_DIM=str(DIM),
+        )
+        self.workers: list[Worker] = []
+        self.published = 0
+        self._publisher = threading.Thread(target=self._publish, args=(publish_s,), daemon=True)
+
+    def context(self) -> str:
+        tails = "\n".join(f"--- worker {i} ---\n" + w.log.read_text()[-2500:]
+                          for i, w in enumerate(self.workers))
+        return f"seed {self.seed}\n{tails}"
+
+    def _publish(self, seconds: float) -> None:
+        topics = {"predictions": self.settings.topics.predictions,
+                  "embeddings": self.settings.topics.embeddings}
+        chunk = 100
+        with Publisher(self.settings.bootstrap_servers) as pub:
+            for i in range(0, self.total, chunk):
+                for kind, key, value in self.lines[i:i + chunk]:
+                    pub.publish_raw(topics[kind], key, value)
+                pub.flush()
+                self.published = min(i + chunk, self.total)
+                time.sleep(seconds * chunk / self.total)
+
+    def start_publishing(self) -> None:
+        self._publisher.start()
+
+    def spawn(self) -> Worker:
+        w = Worker(self.env, self.tmp_path / f"worker-{len(self.workers)}.log")
+        self.workers.append(w)
+        return w
+
+    def applied(self) -> int:
+        return sum(w.applied() for w in self.workers)
+
+    def finish(self) -> None:
+        """Wait until every stream's snapshot counts all its events, then check the alerts."""
+        self._publisher.join(60)
+        assert self.published == self.total
+        last: dict[str, int] = {}
+
+        def complete() -> bool:
+            raw, _ = read_state_topic(self.settings, quiet_s=0.5)
+            snaps = decode_snapshots(raw, self.settings.max_event_bytes)
+            last.clear()
+            last.update({sid: s.events_seen for (sid, _), s in snaps.items()})
+            return all(last.get(sid, 0) >= n for sid, n in self.counts.items())
+
+        deadline = time.monotonic() + 150
+        while not complete() and time.monotonic() < deadline:
+            time.sleep(2.0)
+        # Exactly once: no stream short of its input (lost) and none beyond it (twice).
+        assert last == self.counts, self.context()
+        got = {a.alert_id: describe(a) for a in (
+            decode_as(Alert, v)
+            for v in read_all(self.settings.bootstrap_servers, self.settings.topics.alerts))}
+        missing = sorted(v for k, v in self.expected.items() if k not in got)
+        extra = sorted(v for k, v in got.items() if k not in self.expected)
+        assert set(got) == set(self.expected), (
+            f"missing {missing}\nextra {extra}\n" + self.context())
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+
+
+@pytest.fixture
+def run(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Run]:
+    r = Run(settings, tmp_path, publish_s=request.param)
+    yield r
+    r.stop()
+
+
+@pytest.mark.parametrize("run", [20.0], indirect=True)
+def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
+    kill_at = sorted([run.rng.uniform(0.2, 0.45), run.rng.uniform(0.55, 0.8)])
+    run.start_publishing()
+    for frac in kill_at:
+        w = run.spawn()
+        wait_for(lambda f=frac: run.applied() >= f * run.total, 150,  # type: ignore[misc]
+                 f"{frac:.0%} applied", run.context)
+        w.kill()  # SIGKILL: offsets committed on faust's schedule, snapshots per batch
+    final = run.spawn()
+    run.finish()
+    log = final.log.read_text()
+    assert re.search(r"restored \d+ stream monitors from \d+ partitions", log), run.context()
+
+
+@pytest.mark.parametrize("run", [40.0], indirect=True)
+def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
+    join_at, kill_at = sorted([run.rng.uniform(0.15, 0.3), run.rng.uniform(0.45, 0.6)])
+    run.start_publishing()
+    first = run.spawn()
+    wait_for(lambda: run.applied() >= join_at * run.total, 150, f"{join_at:.0%} applied",
+             run.context)
+    second = run.spawn()
+    # The second worker got partitions of its own, restored their streams and went on.
+    wait_for(lambda: second.applied() > 0, 90, "the second worker applies", run.context)
+    wait_for(lambda: run.applied() >= kill_at * run.total, 150, f"{kill_at:.0%} applied",
+             run.context)
+    first.kill()
+    # Input still arrives for the first worker's streams: the second must take
+    # them over from their snapshots, not just drain its own.
+    assert run.published < run.total, run.context()
+    run.finish()
+    restores = re.findall(r"restored (\d+) stream monitors from (\d+) partitions",
+                          second.log.read_text())
+    # Once when it joined, once when the first worker's partitions came over.
+    assert len(restores) >= 2, run.context()
+
+
+def test_the_worker_partitions_keys_as_the_publisher_does(
+    broker: str, make_topics: Callable[..., object], topic_prefix: str,
+    read_topic: Callable[..., list],
+) -> None:
+    """A stream's embeddings (made by the worker) share the partition number of its predictions."""
+    make_topics(topic_prefix, 4)
+    topic = f"{topic_prefix}.predictions"
+    keys = [f"cam-{i}".encode() for i in range(40)]
+    with Publisher(broker) as pub:
+        for k in keys:
+            pub.publish_raw(topic, k, b"{}")
+    got = {r.key: r.partition for r in read_topic(topic, len(keys))}
+    assert got == {k: key_partition(k, [0, 1, 2, 3], [0, 1, 2, 3]) for k in keys}
