@@ -283,8 +283,12 @@ def _publish_rereference(
     from producers.publisher import Publisher
     from schemas.events import Command
 
-    command = Command(stream_id=stream, model_version=model_version, signals=signals or None,
-                      requested_by=by)
+    command = Command(stream_id=stream, model_version=model_version, action="rereference",
+                      signals=signals or None, requested_by=by)
+    if settings.control_secret is not None:  # the worker refuses unsigned commands then
+        from processors.commands import sign_command
+
+        command = sign_command(command, settings.control_secret.get_secret_value())
     with Publisher.from_settings(settings) as pub:  # flushed on exit: delivered, or it raises
         pub.publish(settings.topics.control, command)
     return command.command_id

@@ -18,6 +18,7 @@ driftline.errors.ConfigError: DRIFTLINE_BOOTSTRAP_SERVERS: ...
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,18 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, redact
 
 ENV_PREFIX = "DRIFTLINE_"
+
+# --- security (issue #12) ---
+KAFKA_OPTION = re.compile(r"^[a-z][a-z0-9._]{0,99}$")
+KAFKA_OPTIONS_OWNED = {
+    "bootstrap.servers": "DRIFTLINE_BOOTSTRAP_SERVERS",
+    "group.id": "DRIFTLINE_CONSUMER_GROUP",
+    "enable.auto.commit": "offsets are committed after each effect",
+    "enable.idempotence": "the publisher is always idempotent",
+}
 
 
 class Topics(BaseModel):
@@ -177,6 +187,24 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     embedder: EmbedderSettings = EmbedderSettings()
 
+    # --- security (issue #12): control-topic authentication, Kafka client security -----
+    control_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for operator commands: the CLI signs them, the "
+        "worker refuses unsigned, badly signed or stale ones (dead-lettered). Unset: control "
+        "is unauthenticated (a warning at start-up). At least 16 characters; `whsec_<base64>` "
+        "is accepted as for webhooks.")
+    control_max_age_s: float = Field(
+        default=900.0, gt=0, description="A signed command older (or further in the future) "
+        "than this is refused as stale. Keep it above how long a worker may be down.")
+    kafka_options: dict[str, str] = Field(
+        default_factory=dict, description="librdkafka properties for every Kafka client, as "
+        'JSON: {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", '
+        '"sasl.username": "driftline", "ssl.ca.location": "/etc/ssl/ca.pem"}. Passwords are '
+        "refused here: give them as kafka_sasl_password / kafka_ssl_key_password.")
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    # --- end of security block ----------------------------------------------------------
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, v: str) -> str:
@@ -190,6 +218,41 @@ class Settings(BaseSettings):
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return v
+
+    @field_validator("kafka_options")
+    @classmethod
+    def _kafka_options(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not KAFKA_OPTION.match(name):
+                raise ValueError(f"{name[:60]!r} is not a librdkafka property name")
+            if name in KAFKA_OPTIONS_OWNED:
+                raise ValueError(f"{name!r} is set by driftline ({KAFKA_OPTIONS_OWNED[name]})")
+            if any(word in name for word in ("password", "secret")):
+                raise ValueError(
+                    f"{name!r} carries a secret: use DRIFTLINE_KAFKA_SASL_PASSWORD or "
+                    "DRIFTLINE_KAFKA_SSL_KEY_PASSWORD (kept out of logs)")
+        return v
+
+    @field_validator("control_secret")
+    @classmethod
+    def _control_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("at least 16 characters")
+        return v
+
+    def kafka_client_options(self) -> dict[str, str]:
+        """``kafka_options`` plus the secrets, for a confluent-kafka client's config.
+
+        >>> Settings(kafka_options={"security.protocol": "SASL_SSL"},
+        ...          kafka_sasl_password="pw").kafka_client_options()
+        {'security.protocol': 'SASL_SSL', 'sasl.password': 'pw'}
+        """
+        out = dict(self.kafka_options)
+        if self.kafka_sasl_password is not None:
+            out["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_key_password is not None:
+            out["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+        return out
 
     @field_validator("webhook_url")
     @classmethod
@@ -220,7 +283,14 @@ def _config_error(exc: ValidationError) -> ConfigError:
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown setting (misspelt?)"
-    return ConfigError(setting, f"{msg} (got {first.get('input')!r})")
+    # The value is echoed only redacted: a Redis URL or a webhook URL can carry a
+    # password or token, and a secret must never reach a terminal or a log.
+    secret = any(w in setting.lower() for w in ("secret", "password", "token"))
+    value = first.get("input")
+    if isinstance(value, dict):  # e.g. kafka_options: the names, never the values
+        value = {k: "..." for k in value}
+    got = "<redacted>" if secret else redact(repr(value))[:200]
+    return ConfigError(setting, f"{msg} (got {got})")
 
 
 def load_settings(**overrides: Any) -> Settings:

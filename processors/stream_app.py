@@ -45,6 +45,7 @@ from driftline import metrics
 from driftline.errors import InvalidEvent
 from driftline.settings import Settings
 from processors.bundles import load_references
+from processors.commands import ControlAuth
 from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
@@ -164,6 +165,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         pipeline=pipeline or (lambda: FramePipeline.from_settings(settings.embedder,
                                                                   settings.max_event_bytes)),
         max_bytes=settings.max_event_bytes,
+        # Signed commands only when DRIFTLINE_CONTROL_SECRET is set (else a warning, once).
+        control=ControlAuth.from_settings(settings),
     )
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
                 "commands": 0, "monitor_errors": 0}
