@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
@@ -131,7 +132,19 @@ class MonitorSettings(BaseModel):
         "edge predictions they would cut the monitor from ~25,000 to ~3,000 events/s per core.")
     embedding_dim: int | None = Field(
         default=None, ge=1, description="Length of `embedding` vectors; the worker sets it from "
-        "the embedder's manifest. Unset: the stream's first vector fixes it.")
+        "the embedder's manifest. Unset: the most common length among the stream's first "
+        "`edge_quorum` vectors fixes it.")
+    # --- input safety (issue #12): the edge dimension from configuration ----------------
+    edge_dims: dict[str, PositiveInt] = Field(
+        default_factory=dict, description="Length of edge vectors (`Prediction.embedding`) by "
+        'model version, as JSON: {"v1": 512, "*": 256} ("*": any other version). Unset for a '
+        "version: the most common length among its stream's first `edge_quorum` vectors fixes "
+        "it (the minority is left out of the reference, later misfits are dead-lettered).")
+    edge_quorum: int = Field(default=5, ge=1, le=100, description="The first vectors of a "
+                             "stream's embedding source (edge, or embedding without "
+                             "`embedding_dim`) that vote on its dimension when it is not "
+                             "configured.")
+    # --- end of input-safety block -------------------------------------------------------
     # exclude=True: the path is where this process finds bundles, not part of a
     # monitor's checkpoint -- a snapshot restored on another machine (where the
     # path does not exist) must not fail validation.
