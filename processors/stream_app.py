@@ -43,6 +43,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from driftline import metrics
 from driftline.errors import InvalidEvent
+from driftline.kafka_config import client_options, faust_credentials
 from driftline.settings import Settings
 from processors.bundles import load_references
 from processors.commands import ControlAuth
@@ -67,6 +68,7 @@ def load_snapshots(
             "group.id": f"{settings.consumer_group}.restore",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            **client_options(settings),
         }
     )
     latest: dict[tuple[str, str], StreamState] = {}
@@ -131,6 +133,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # producer writes (many frames, up to the producer's batch.size), not
         # just the largest event: a truncated batch stalls the partition.
         consumer_max_fetch_size=max(settings.max_event_bytes, 16 << 20) + 65536,
+        # DRIFTLINE_KAFKA_OPTIONS (+ the typed passwords) mapped to aiokafka's
+        # SASL/TLS credentials; None on a plaintext cluster.
+        broker_credentials=faust_credentials(client_options(settings)),
     )
 
     def raw_topic(*names: str) -> Any:

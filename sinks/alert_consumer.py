@@ -104,7 +104,8 @@ def run_sink(
     """
     stage = stage or f"sink:{group_id}"
     stats = stats if stats is not None else SinkStats()
-    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage)
+    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage,
+                           options=settings.kafka_client_options())
     conf.update(consumer_conf or {})
     try:
         consumer = Consumer(conf)
