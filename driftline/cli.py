@@ -352,7 +352,8 @@ def ack(
     # ack is overwritten; the second re-reference restarts the warm-up).
     cid = (_publish_rereference(settings, stream, model_version, [signal], who)
            if rereference else None)
-    acknowledge(settings.redis_url, stream, signal, alert_id=alert_id, by=who, command_id=cid)
+    acknowledge(settings.redis_url, stream, signal, alert_id=alert_id, by=who, command_id=cid,
+                namespace=settings.topic_prefix)
     typer.echo(json.dumps({"acknowledged": signal, "stream_id": stream, "command_id": cid}))
 
 
@@ -362,7 +363,8 @@ def state(stream: str) -> None:
     from sinks.redis_state import read_stream
 
     settings = _settings()
-    typer.echo(json.dumps(read_stream(settings.redis_url, stream), indent=2, default=str))
+    typer.echo(json.dumps(read_stream(settings.redis_url, stream, namespace=settings.topic_prefix),
+                          indent=2, default=str))
 
 
 @app.command()

@@ -13,6 +13,7 @@ never need to import a library to decide whether to retry.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from urllib.parse import urlsplit, urlunsplit
@@ -128,3 +129,34 @@ def redact_url(url: str) -> str:
         netloc += f":{port}"
     path = "/" if parts.path in ("", "/") and not parts.query else "/" + MASK
     return urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+_factory_installed = False
+
+
+def install_log_redaction() -> None:
+    """Redact every log record this process emits (idempotent).
+
+    The record's message is formatted once, redacted, and stored without
+    arguments, so no handler or formatter (faust's, the CLI's) can print a
+    secret a library put into a message.
+    """
+    global _factory_installed
+    with _lock:
+        if _factory_installed:
+            return
+        _factory_installed = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call: leave it to logging to report
+            return record
+        redacted = redact(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, ()
+        return record
+
+    logging.setLogRecordFactory(factory)

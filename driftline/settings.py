@@ -17,6 +17,7 @@ driftline.errors.ConfigError: DRIFTLINE_BOOTSTRAP_SERVERS: ...
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -33,7 +34,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from driftline.errors import ConfigError, redact
+from driftline.errors import ConfigError, redact, redact_url
 
 ENV_PREFIX = "DRIFTLINE_"
 
@@ -302,7 +303,12 @@ def _config_error(exc: ValidationError) -> ConfigError:
     value = first.get("input")
     if isinstance(value, dict):  # e.g. kafka_options: the names, never the values
         value = {k: "..." for k in value}
-    got = "<redacted>" if secret else redact(repr(value))[:200]
+    if secret:
+        got = "<redacted>"
+    elif isinstance(value, str) and setting.endswith("_URL"):
+        got = repr(redact_url(value))  # a webhook URL's path or query may be its token
+    else:
+        got = redact(repr(value))[:200]
     return ConfigError(setting, f"{msg} (got {got})")
 
 
@@ -320,4 +326,27 @@ def load_settings(**overrides: Any) -> Settings:
         head = name.split("__", 1)[0]
         if head not in known:
             raise ConfigError(name, "unknown setting (misspelt?)")
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    protect_secrets(settings)
+    return settings
+
+
+def protect_secrets(settings: Settings) -> None:
+    """Register every secret of ``settings`` with ``redact`` and redact this process's logs.
+
+    The webhook URL is registered whole (its path or query may be the token),
+    the Redis URL's password, and every ``SecretStr``.
+    """
+    from urllib.parse import urlsplit
+
+    from driftline.errors import install_log_redaction, register_secret
+
+    for value in (settings.webhook_secret, settings.control_secret,
+                  settings.kafka_sasl_password, settings.kafka_ssl_key_password):
+        if value is not None:
+            register_secret(value.get_secret_value())
+    if settings.webhook_url:
+        register_secret(settings.webhook_url)
+    with contextlib.suppress(ValueError):
+        register_secret(urlsplit(settings.redis_url).password)
+    install_log_redaction()

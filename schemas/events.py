@@ -36,6 +36,8 @@ from pydantic import (
     model_validator,
 )
 
+from driftline.errors import redact
+
 SCHEMA_VERSION: Final = 1
 
 StreamId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@/-]+$")]
@@ -309,7 +311,8 @@ class DeadLetter(_Wire):
         digest = hashlib.sha256(original).hexdigest()
         if key is not None and len(key) > MAX_DEAD_LETTER_KEY:
             key = bytes(key[:MAX_DEAD_LETTER_KEY])
-        detail = detail[:2000]
+        # Redacted: a detail can quote a URL with credentials or a webhook token.
+        detail = redact(detail[:2000])
         # Everything but the original, encoded once to measure it (the detail
         # may grow when JSON escapes it), plus room for the truncation note.
         frame = cls(original=b"", detail=detail, key=key, original_size=size,

@@ -43,7 +43,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from driftline.errors import ConfigError, PermanentError, TransientError
+from driftline.errors import (
+    ConfigError,
+    PermanentError,
+    TransientError,
+    redact,
+    redact_url,
+    register_secret,
+)
 from driftline.metrics import WEBHOOK_DELIVERIES
 from schemas.events import Alert
 from schemas.wire import encode
@@ -199,6 +206,10 @@ class WebhookNotifier:
     ) -> None:
         secret_key(secret)  # fail at start-up on a malformed secret
         self.url = url
+        # What logs, errors and dead letters show: scheme, host and port. A
+        # webhook URL often carries a token (path or query) or credentials.
+        self.safe_url = redact_url(url)
+        register_secret(url)
         self.secret = secret
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
@@ -244,7 +255,7 @@ class WebhookNotifier:
             try:
                 resp = self.client.post(self.url, content=body, headers=headers)
             except httpx.TransportError as exc:  # connect errors, timeouts, resets
-                last = f"{type(exc).__name__}: {exc}"
+                last = redact(f"{type(exc).__name__}: {exc}")
             else:
                 if resp.is_success:
                     self.sent += 1
@@ -254,7 +265,8 @@ class WebhookNotifier:
                 if resp.status_code < 500 and resp.status_code not in RETRY_STATUS:
                     WEBHOOK_DELIVERIES.labels("undeliverable").inc()
                     raise WebhookUndeliverable(
-                        f"{self.url} refused alert {msg_id}: {last} {resp.text[:200]!r}"
+                        f"{self.safe_url} refused alert {msg_id}: {last} "
+                        f"{redact(resp.text[:200])!r}"
                     )
                 retry_after = _retry_after(resp)
             if attempt == self.max_attempts:
@@ -267,7 +279,8 @@ class WebhookNotifier:
                 raise TransientError(f"stopping while retrying webhook {msg_id} ({last})")
         WEBHOOK_DELIVERIES.labels("undeliverable").inc()
         raise WebhookUndeliverable(
-            f"{self.url} did not accept alert {msg_id} after {self.max_attempts} attempts: {last}"
+            f"{self.safe_url} did not accept alert {msg_id} after {self.max_attempts} attempts: "
+            f"{last}"
         )
 
     def close(self) -> None:

@@ -165,7 +165,7 @@ def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
         assert res.exit_code == 0, res.output
         ack_command = json.loads(res.stdout)["command_id"]
         r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        ack = json.loads(r.get(ack_key(STREAM, SIGNAL)))
+        ack = json.loads(r.get(ack_key(STREAM, SIGNAL, settings.topic_prefix)))
         r.close()
         assert (ack["alert_id"], ack["by"], ack["command_id"]) == ("a-1", "ops", ack_command)
         st = states.wait_for(worker, log, lambda s: s.signals[SIGNAL].status == "warming_up")
