@@ -358,6 +358,41 @@ def ack(
 
 
 @app.command()
+def redrive(
+    from_beginning: Annotated[bool, typer.Option(
+        help="Re-send every dead-lettered delivery on the topic, not only those not yet "
+             "re-driven (receivers deduplicate on webhook-id).")] = False,
+    max_attempts: Annotated[int, typer.Option(
+        min=1, help="Attempts per alert before the run stops (receiver still down).")] = 2,
+    idle: Annotated[float, typer.Option(
+        min=0.1, help="Stop after this many seconds without a dead letter.")] = 3.0,
+) -> None:
+    """Re-send alerts dead-lettered as webhook_undeliverable to DRIFTLINE_WEBHOOK_URL.
+
+    Same signature scheme and webhook-id (the alert id) as the first attempt; an
+    alert is sent once per run, and progress is committed (group
+    <consumer_group>.redrive), so running it again sends nothing twice. Prints one
+    JSON line of counts; exit code 1 if the receiver is still unreachable.
+    """
+    from sinks.redrive import redrive as run_redrive
+    from sinks.webhook import WebhookNotifier
+
+    settings = _settings()
+    notifier = WebhookNotifier.from_settings(settings, max_delay_s=5.0)
+    notifier.max_attempts = max_attempts
+    try:
+        report = run_redrive(settings, notifier, from_beginning=from_beginning, idle_s=idle)
+    finally:
+        notifier.close()
+    typer.echo(json.dumps({"sent": report.sent, "duplicates": report.duplicates,
+                           "refused": report.refused, "unreadable": report.unreadable,
+                           "other_reasons": report.other_reasons,
+                           "stopped_at": report.stopped_at}))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def state(stream: str) -> None:
     """Print what Redis holds for STREAM: per-signal state and recent alerts."""
     from sinks.redis_state import read_stream

@@ -217,6 +217,10 @@ class Settings(BaseSettings):
         "refused here: give them as kafka_sasl_password / kafka_ssl_key_password.")
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_key_password: SecretStr | None = None
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Alerts the webhook sink delivers at once: one "
+        "that the receiver holds or refuses (retried with backoff) does not delay the others. "
+        "Offsets are committed in order, after each alert's delivery or dead letter.")
     # --- end of security block ----------------------------------------------------------
 
     @field_validator("bootstrap_servers")

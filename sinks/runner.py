@@ -27,7 +27,7 @@ from driftline.metrics import WEBHOOK_DELIVERIES, serve_metrics
 from driftline.settings import Settings
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
-from sinks.alert_consumer import SinkStats, run_sink
+from sinks.alert_consumer import SinkStats, run_sink, run_sink_concurrent
 from sinks.redis_state import RedisStateWriter, muted
 from sinks.webhook import WebhookNotifier
 
@@ -149,12 +149,15 @@ def start_sinks(
         handle = _webhook_handler(notifier, settings.redis_url, settings.topic_prefix)
         launch(
             "webhook",
-            lambda stats, assigned: run_sink(
+            # Several alerts in flight: a receiver that holds or refuses one
+            # alert (retries with backoff) does not delay the others.
+            lambda stats, assigned: run_sink_concurrent(
                 settings,
                 f"{settings.consumer_group}.webhook",
                 {topics.alerts: (Alert, handle)},
                 stop,
                 dead_letter,
+                concurrency=settings.webhook_concurrency,
                 stage="webhook",
                 stats=stats,
                 assigned=assigned,

@@ -73,9 +73,17 @@ class InvalidSignature(PermanentError):
 
 
 class WebhookUndeliverable(PermanentError):
-    """The receiver refused the alert or never accepted it within the retry budget."""
+    """The receiver refused the alert or never accepted it within the retry budget.
+
+    ``status``: the HTTP status of a refusal (4xx), ``None`` when the receiver
+    never accepted it (down, timing out, 5xx until the budget ran out).
+    """
 
     reason = "webhook_undeliverable"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def secret_key(secret: str | bytes) -> bytes:
@@ -215,7 +223,13 @@ class WebhookNotifier:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.stop = stop or threading.Event()
-        self.client = httpx.Client(timeout=timeout_s, headers={"user-agent": user_agent})
+        self._client_args: dict[str, object] = {"timeout": timeout_s,
+                                                "headers": {"user-agent": user_agent}}
+        # One HTTP client per sending thread (the webhook sink sends several
+        # alerts at once); all closed by `close`.
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
         self.sent = 0
         self.attempts = 0
 
@@ -234,6 +248,16 @@ class WebhookNotifier:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    @property
+    def client(self) -> httpx.Client:
+        """This thread's HTTP client."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = httpx.Client(**self._client_args)  # type: ignore[arg-type]
+            with self._lock:
+                self._clients.append(client)
+        return client
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_delay_s)
@@ -248,7 +272,8 @@ class WebhookNotifier:
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
-            self.attempts += 1
+            with self._lock:
+                self.attempts += 1
             # A fresh timestamp per attempt: a receiver enforcing a tolerance
             # window must not refuse a retry sent minutes after the first try.
             headers = signed_headers(self.secret, msg_id, body)
@@ -258,7 +283,8 @@ class WebhookNotifier:
                 last = redact(f"{type(exc).__name__}: {exc}")
             else:
                 if resp.is_success:
-                    self.sent += 1
+                    with self._lock:
+                        self.sent += 1
                     WEBHOOK_DELIVERIES.labels("delivered").inc()
                     return attempt
                 last = f"HTTP {resp.status_code}"
@@ -266,7 +292,8 @@ class WebhookNotifier:
                     WEBHOOK_DELIVERIES.labels("undeliverable").inc()
                     raise WebhookUndeliverable(
                         f"{self.safe_url} refused alert {msg_id}: {last} "
-                        f"{redact(resp.text[:200])!r}"
+                        f"{redact(resp.text[:200])!r}",
+                        status=resp.status_code,
                     )
                 retry_after = _retry_after(resp)
             if attempt == self.max_attempts:
@@ -284,4 +311,7 @@ class WebhookNotifier:
         )
 
     def close(self) -> None:
-        self.client.close()
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
