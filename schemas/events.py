@@ -312,12 +312,17 @@ class DeadLetter(_Wire):
         if key is not None and len(key) > MAX_DEAD_LETTER_KEY:
             key = bytes(key[:MAX_DEAD_LETTER_KEY])
         # Redacted: a detail can quote a URL with credentials or a webhook token.
-        detail = redact(detail[:2000])
+        # (and never a lone surrogate, which could not be encoded)
+        detail = redact(detail[:2000]).encode("utf-8", "backslashreplace").decode()
         # Everything but the original, encoded once to measure it (the detail
         # may grow when JSON escapes it), plus room for the truncation note.
         frame = cls(original=b"", detail=detail, key=key, original_size=size,
                     original_sha256=digest, **fields)
         overhead = len(frame.model_dump_json()) + 200
+        if overhead > max_event_bytes // 2:  # a tiny limit: the detail gives way first
+            detail = detail[:200]
+            frame = frame.model_copy(update={"detail": detail})
+            overhead = len(frame.model_dump_json()) + 200
         budget = max(0, (max_event_bytes - overhead) * 3 // 4)
         if size > budget:
             detail += f" (original truncated from {size} to {budget} bytes)"

@@ -197,6 +197,19 @@ def test_a_dead_letter_with_a_detail_full_of_escapes_still_fits():
     assert len(encode(letter)) <= limit
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=5000),
+       st.text(st.characters(codec=None, exclude_categories=[]), max_size=3000),
+       st.integers(1024, 16384),
+       st.binary(max_size=3000) | st.none())
+def test_a_dead_letter_always_fits_its_limit(original, detail, limit, key):
+    letter = DeadLetter.bounded(original=original, detail=detail, max_event_bytes=limit,
+                                key=key, reason="invalid_json", source_topic="t", stage="s")
+    assert len(encode(letter)) <= limit
+    assert letter.original_size == len(original)
+    assert original.startswith(letter.original)
+
+
 def test_a_small_dead_letter_keeps_its_original_whole():
     letter = DeadLetter.bounded(original=b"{bad", detail="invalid JSON", max_event_bytes=1 << 20,
                                 reason="invalid_json", source_topic="t", stage="monitor")
