@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import ctypes
 import importlib.resources
+import json
 import logging
 import os
 import shutil
@@ -69,6 +70,9 @@ def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict
         elif value is not None:
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            if isinstance(value, dict | list):  # kafka_options, edge_dims: JSON, as read
+                env[name] = json.dumps(value)
+                return
             env[name] = str(value).lower() if isinstance(value, bool) else str(value)
 
     for field in settings.model_fields:

@@ -137,7 +137,7 @@ class MonitorSettings(BaseModel):
         "`edge_quorum` vectors fixes it.")
     # --- input safety (issue #12): the edge dimension from configuration ----------------
     edge_dims: dict[str, PositiveInt] = Field(
-        default_factory=dict, description="Length of edge vectors (`Prediction.embedding`) by "
+        default={}, description="Length of edge vectors (`Prediction.embedding`) by "
         'model version, as JSON: {"v1": 512, "*": 256} ("*": any other version). Unset for a '
         "version: the most common length among its stream's first `edge_quorum` vectors fixes "
         "it (the minority is left out of the reference, later misfits are dead-lettered).")
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="A signed command older (or further in the future) "
         "than this is refused as stale. Keep it above how long a worker may be down.")
     kafka_options: dict[str, str] = Field(
-        default_factory=dict, description="librdkafka properties for every Kafka client, as "
+        default={}, description="librdkafka properties for every Kafka client, as "
         'JSON: {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", '
         '"sasl.username": "driftline", "ssl.ca.location": "/etc/ssl/ca.pem"}. Passwords are '
         "refused here: give them as kafka_sasl_password / kafka_ssl_key_password.")

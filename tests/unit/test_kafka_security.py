@@ -94,3 +94,17 @@ def test_the_worker_app_gets_the_credentials():
                  kafka_sasl_password="pw")
     creds = build_app(s).conf.broker_credentials
     assert (creds.username, creds.password, creds.mechanism.value) == ("u", "pw", "PLAIN")
+
+
+def test_a_child_process_environment_carries_the_options_as_json(monkeypatch):
+    from driftline.local_infra import settings_env
+
+    s = Settings(kafka_options={"security.protocol": "SSL"}, kafka_sasl_password="pw",
+                 monitor={"edge_dims": {"v1": 512}})
+    env = settings_env(s, base={})
+    assert "DRIFTLINE_KAFKA_OPTIONS" not in settings_env(Settings(), base={})
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    back = load_settings()
+    assert back.kafka_client_options() == {"security.protocol": "SSL", "sasl.password": "pw"}
+    assert back.monitor.edge_dims == {"v1": 512}
