@@ -65,7 +65,8 @@ def create_topics() -> None:
 
     settings = _settings()
     for name, outcome in ensure_topics(
-        settings.bootstrap_servers, settings.topics, settings.partitions
+        settings.bootstrap_servers, settings.topics, settings.partitions,
+        options=settings.kafka_client_options(),
     ).items():
         typer.echo(f"{name}: {outcome}")
 

@@ -375,6 +375,7 @@ def ensure_topics(
     *,
     replication_factor: int = 1,
     timeout_s: float = 30.0,
+    options: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Create driftline's topics if missing; returns ``{topic: outcome}``.
 
@@ -383,12 +384,13 @@ def ensure_topics(
     topic is compacted: it keeps the latest snapshot per key.
 
     Idempotent: topics that already exist are left as they are (their
-    partition count is not changed).
+    partition count is not changed). ``options``: librdkafka security
+    properties (``Settings.kafka_client_options()``).
     """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(options or {})})
 
     def create(specs: list[NewTopic]) -> dict[str, KafkaError | None]:
         try:

@@ -24,3 +24,13 @@ def test_security_options_are_applied_by_the_publisher(settings: Settings):
     with pytest.raises(DriftlineError), Publisher.from_settings(
             tls, delivery_timeout_ms=3000) as pub:
         pub.publish(settings.topics.labels, _label())
+
+
+def test_security_options_are_applied_by_the_admin_client(settings: Settings):
+    from driftline.local_infra import ensure_topics
+
+    assert set(ensure_topics(settings.bootstrap_servers, settings.topics, 2).values()) == {
+        "exists"}
+    with pytest.raises(DriftlineError):
+        ensure_topics(settings.bootstrap_servers, settings.topics, 2, timeout_s=3,
+                      options={"security.protocol": "SSL"})
