@@ -88,7 +88,7 @@ def _check_decode(raw: bytes) -> None:
     assert decode_event(encode(event)) == event
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payloads)
 def test_decode_event_raises_only_permanent_errors(raw: bytes) -> None:
     _check_decode(raw)
@@ -106,7 +106,7 @@ def test_decode_as_frame_raises_only_permanent_errors(raw: bytes) -> None:
 ROUTER = Router(MonitorRegistry())
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payloads, st.sampled_from(list(Source)))
 def test_router_never_raises_for_any_bytes_and_source(raw: bytes, source: Source) -> None:
     routed = ROUTER.route(raw, source)
