@@ -39,7 +39,7 @@ from driftline.errors import ConfigError, redact, redact_url
 ENV_PREFIX = "DRIFTLINE_"
 
 # --- security (issue #12) ---
-KAFKA_OPTION = re.compile(r"^[a-z][a-z0-9._]{0,99}$")
+KAFKA_OPTION = re.compile(r"^[a-z][a-z0-9.]{0,99}$")  # librdkafka names: no "_"
 KAFKA_OPTIONS_OWNED = {
     "bootstrap.servers": "DRIFTLINE_BOOTSTRAP_SERVERS",
     "group.id": "DRIFTLINE_CONSUMER_GROUP",
