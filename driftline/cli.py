@@ -66,7 +66,8 @@ def create_topics() -> None:
 
     settings = _settings()
     for name, outcome in ensure_topics(
-        settings.bootstrap_servers, settings.topics, settings.partitions
+        settings.bootstrap_servers, settings.topics, settings.partitions,
+        options=settings.kafka_client_options(),
     ).items():
         typer.echo(f"{name}: {outcome}")
 
@@ -284,8 +285,12 @@ def _publish_rereference(
     from producers.publisher import Publisher
     from schemas.events import Command
 
-    command = Command(stream_id=stream, model_version=model_version, signals=signals or None,
-                      requested_by=by)
+    command = Command(stream_id=stream, model_version=model_version, action="rereference",
+                      signals=signals or None, requested_by=by)
+    if settings.control_secret is not None:  # the worker refuses unsigned commands then
+        from processors.commands import sign_command
+
+        command = sign_command(command, settings.control_secret.get_secret_value())
     with Publisher.from_settings(settings) as pub:  # flushed on exit: delivered, or it raises
         pub.publish(settings.topics.control, command)
     return command.command_id
@@ -349,8 +354,44 @@ def ack(
     # ack is overwritten; the second re-reference restarts the warm-up).
     cid = (_publish_rereference(settings, stream, model_version, [signal], who)
            if rereference else None)
-    acknowledge(settings.redis_url, stream, signal, alert_id=alert_id, by=who, command_id=cid)
+    acknowledge(settings.redis_url, stream, signal, alert_id=alert_id, by=who, command_id=cid,
+                namespace=settings.topic_prefix)
     typer.echo(json.dumps({"acknowledged": signal, "stream_id": stream, "command_id": cid}))
+
+
+@app.command()
+def redrive(
+    from_beginning: Annotated[bool, typer.Option(
+        help="Re-send every dead-lettered delivery on the topic, not only those not yet "
+             "re-driven (receivers deduplicate on webhook-id).")] = False,
+    max_attempts: Annotated[int, typer.Option(
+        min=1, help="Attempts per alert before the run stops (receiver still down).")] = 2,
+    idle: Annotated[float, typer.Option(
+        min=0.1, help="Stop after this many seconds without a dead letter.")] = 3.0,
+) -> None:
+    """Re-send alerts dead-lettered as webhook_undeliverable to DRIFTLINE_WEBHOOK_URL.
+
+    Same signature scheme and webhook-id (the alert id) as the first attempt; an
+    alert is sent once per run, and progress is committed (group
+    <consumer_group>.redrive), so running it again sends nothing twice. Prints one
+    JSON line of counts; exit code 1 if the receiver is still unreachable.
+    """
+    from sinks.redrive import redrive as run_redrive
+    from sinks.webhook import WebhookNotifier
+
+    settings = _settings()
+    notifier = WebhookNotifier.from_settings(settings, max_delay_s=5.0)
+    notifier.max_attempts = max_attempts
+    try:
+        report = run_redrive(settings, notifier, from_beginning=from_beginning, idle_s=idle)
+    finally:
+        notifier.close()
+    typer.echo(json.dumps({"sent": report.sent, "duplicates": report.duplicates,
+                           "refused": report.refused, "unreadable": report.unreadable,
+                           "other_reasons": report.other_reasons,
+                           "stopped_at": report.stopped_at}))
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -359,7 +400,8 @@ def state(stream: str) -> None:
     from sinks.redis_state import read_stream
 
     settings = _settings()
-    typer.echo(json.dumps(read_stream(settings.redis_url, stream), indent=2, default=str))
+    typer.echo(json.dumps(read_stream(settings.redis_url, stream, namespace=settings.topic_prefix),
+                          indent=2, default=str))
 
 
 @app.command()

@@ -154,7 +154,7 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
             while len(hooks.accepted()) < len(alerts) and time.monotonic() < wait_until:
                 time.sleep(0.3)
             elapsed = time.monotonic() - started
-            stored = read_stream(redis.url, STREAM)
+            stored = read_stream(redis.url, STREAM, namespace=settings.topic_prefix)
         finally:
             stop.set()
             watcher.join(timeout=5)

@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import ctypes
 import importlib.resources
+import json
 import logging
 import os
 import shutil
@@ -69,6 +70,9 @@ def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict
         elif value is not None:
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            if isinstance(value, dict | list):  # kafka_options, edge_dims: JSON, as read
+                env[name] = json.dumps(value)
+                return
             env[name] = str(value).lower() if isinstance(value, bool) else str(value)
 
     for field in settings.model_fields:
@@ -429,6 +433,7 @@ def ensure_topics(
     *,
     replication_factor: int = 1,
     timeout_s: float = 30.0,
+    options: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Create driftline's topics if missing; returns ``{topic: outcome}``.
 
@@ -437,12 +442,13 @@ def ensure_topics(
     topic is compacted: it keeps the latest snapshot per key.
 
     Idempotent: topics that already exist are left as they are (their
-    partition count is not changed).
+    partition count is not changed). ``options``: librdkafka security
+    properties (``Settings.kafka_client_options()``).
     """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(options or {})})
 
     def create(specs: list[NewTopic]) -> dict[str, KafkaError | None]:
         try:

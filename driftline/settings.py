@@ -17,7 +17,9 @@ driftline.errors.ConfigError: DRIFTLINE_BOOTSTRAP_SERVERS: ...
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,25 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PositiveInt,
     SecretStr,
     ValidationError,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from driftline.errors import ConfigError
+from driftline.errors import ConfigError, redact, redact_url
 
 ENV_PREFIX = "DRIFTLINE_"
+
+# --- security (issue #12) ---
+KAFKA_OPTION = re.compile(r"^[a-z][a-z0-9.]{0,99}$")  # librdkafka names: no "_"
+KAFKA_OPTIONS_OWNED = {
+    "bootstrap.servers": "DRIFTLINE_BOOTSTRAP_SERVERS",
+    "group.id": "DRIFTLINE_CONSUMER_GROUP",
+    "enable.auto.commit": "offsets are committed after each effect",
+    "enable.idempotence": "the publisher is always idempotent",
+}
 
 
 class Topics(BaseModel):
@@ -121,7 +133,19 @@ class MonitorSettings(BaseModel):
         "edge predictions they would cut the monitor from ~25,000 to ~3,000 events/s per core.")
     embedding_dim: int | None = Field(
         default=None, ge=1, description="Length of `embedding` vectors; the worker sets it from "
-        "the embedder's manifest. Unset: the stream's first vector fixes it.")
+        "the embedder's manifest. Unset: the most common length among the stream's first "
+        "`edge_quorum` vectors fixes it.")
+    # --- input safety (issue #12): the edge dimension from configuration ----------------
+    edge_dims: dict[str, PositiveInt] = Field(
+        default={}, description="Length of edge vectors (`Prediction.embedding`) by "
+        'model version, as JSON: {"v1": 512, "*": 256} ("*": any other version). Unset for a '
+        "version: the most common length among its stream's first `edge_quorum` vectors fixes "
+        "it (the minority is left out of the reference, later misfits are dead-lettered).")
+    edge_quorum: int = Field(default=5, ge=1, le=100, description="The first vectors of a "
+                             "stream's embedding source (edge, or embedding without "
+                             "`embedding_dim`) that vote on its dimension when it is not "
+                             "configured.")
+    # --- end of input-safety block -------------------------------------------------------
     # exclude=True: the path is where this process finds bundles, not part of a
     # monitor's checkpoint -- a snapshot restored on another machine (where the
     # path does not exist) must not fail validation.
@@ -148,6 +172,11 @@ class EmbedderSettings(BaseModel):
     batch_size: int = Field(default=16, ge=1, le=512)
     batch_wait_ms: int = Field(default=20, ge=0, le=10_000)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    uri_root: Path | None = Field(
+        default=None, description="Frames that carry a file URI instead of image bytes are "
+        "read only from regular files under this directory; unset: such frames are refused "
+        "(unreadable_uri). Whoever writes to the frames topic must not make the worker read "
+        "/dev/zero, a FIFO or /proc/self/environ.")
 
 
 class Settings(BaseSettings):
@@ -183,6 +212,28 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     embedder: EmbedderSettings = EmbedderSettings()
 
+    # --- security (issue #12): control-topic authentication, Kafka client security -----
+    control_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for operator commands: the CLI signs them, the "
+        "worker refuses unsigned, badly signed or stale ones (dead-lettered). Unset: control "
+        "is unauthenticated (a warning at start-up). At least 16 characters; `whsec_<base64>` "
+        "is accepted as for webhooks.")
+    control_max_age_s: float = Field(
+        default=900.0, gt=0, description="A signed command older (or further in the future) "
+        "than this is refused as stale. Keep it above how long a worker may be down.")
+    kafka_options: dict[str, str] = Field(
+        default={}, description="librdkafka properties for every Kafka client, as "
+        'JSON: {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", '
+        '"sasl.username": "driftline", "ssl.ca.location": "/etc/ssl/ca.pem"}. Passwords are '
+        "refused here: give them as kafka_sasl_password / kafka_ssl_key_password.")
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Alerts the webhook sink delivers at once: one "
+        "that the receiver holds or refuses (retried with backoff) does not delay the others. "
+        "Offsets are committed in order, after each alert's delivery or dead letter.")
+    # --- end of security block ----------------------------------------------------------
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, v: str) -> str:
@@ -196,6 +247,41 @@ class Settings(BaseSettings):
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return v
+
+    @field_validator("kafka_options")
+    @classmethod
+    def _kafka_options(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not KAFKA_OPTION.match(name):
+                raise ValueError(f"{name[:60]!r} is not a librdkafka property name")
+            if name in KAFKA_OPTIONS_OWNED:
+                raise ValueError(f"{name!r} is set by driftline ({KAFKA_OPTIONS_OWNED[name]})")
+            if any(word in name for word in ("password", "secret")):
+                raise ValueError(
+                    f"{name!r} carries a secret: use DRIFTLINE_KAFKA_SASL_PASSWORD or "
+                    "DRIFTLINE_KAFKA_SSL_KEY_PASSWORD (kept out of logs)")
+        return v
+
+    @field_validator("control_secret")
+    @classmethod
+    def _control_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("at least 16 characters")
+        return v
+
+    def kafka_client_options(self) -> dict[str, str]:
+        """``kafka_options`` plus the secrets, for a confluent-kafka client's config.
+
+        >>> Settings(kafka_options={"security.protocol": "SASL_SSL"},
+        ...          kafka_sasl_password="pw").kafka_client_options()
+        {'security.protocol': 'SASL_SSL', 'sasl.password': 'pw'}
+        """
+        out = dict(self.kafka_options)
+        if self.kafka_sasl_password is not None:
+            out["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_key_password is not None:
+            out["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
+        return out
 
     @field_validator("webhook_url")
     @classmethod
@@ -226,7 +312,19 @@ def _config_error(exc: ValidationError) -> ConfigError:
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown setting (misspelt?)"
-    return ConfigError(setting, f"{msg} (got {first.get('input')!r})")
+    # The value is echoed only redacted: a Redis URL or a webhook URL can carry a
+    # password or token, and a secret must never reach a terminal or a log.
+    secret = any(w in setting.lower() for w in ("secret", "password", "token"))
+    value = first.get("input")
+    if isinstance(value, dict):  # e.g. kafka_options: the names, never the values
+        value = {k: "..." for k in value}
+    if secret:
+        got = "<redacted>"
+    elif isinstance(value, str) and setting.endswith("_URL"):
+        got = repr(redact_url(value))  # a webhook URL's path or query may be its token
+    else:
+        got = redact(repr(value))[:200]
+    return ConfigError(setting, f"{msg} (got {got})")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -243,4 +341,27 @@ def load_settings(**overrides: Any) -> Settings:
         head = name.split("__", 1)[0]
         if head not in known:
             raise ConfigError(name, "unknown setting (misspelt?)")
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    protect_secrets(settings)
+    return settings
+
+
+def protect_secrets(settings: Settings) -> None:
+    """Register every secret of ``settings`` with ``redact`` and redact this process's logs.
+
+    The webhook URL is registered whole (its path or query may be the token),
+    the Redis URL's password, and every ``SecretStr``.
+    """
+    from urllib.parse import urlsplit
+
+    from driftline.errors import install_log_redaction, register_secret
+
+    for value in (settings.webhook_secret, settings.control_secret,
+                  settings.kafka_sasl_password, settings.kafka_ssl_key_password):
+        if value is not None:
+            register_secret(value.get_secret_value())
+    if settings.webhook_url:
+        register_secret(settings.webhook_url)
+    with contextlib.suppress(ValueError):
+        register_secret(urlsplit(settings.redis_url).password)
+    install_log_redaction()

@@ -1,15 +1,156 @@
-"""Operator commands (the control topic's ``Command`` events), applied to a registry.
+"""Operator commands (the control topic's ``Command`` events): signed, verified, applied.
 
 Commands are applied by whoever owns the stream's monitor -- the worker
 between that stream's events, replay at that line of the recording -- both
 through ``processors.router``. No Kafka here.
+
+Authentication. Whoever can write to ``<prefix>.control`` could otherwise keep
+a stream re-referencing and hide every drift. With
+``DRIFTLINE_CONTROL_SECRET`` set, the CLI signs each command (``sign_command``:
+HMAC-SHA256 over the command's canonical JSON without its signature, which
+includes its ``ts``) and the worker's router verifies it (``ControlAuth``):
+
+- ``unsigned_command``: no signature;
+- ``bad_signature``: the signature does not match (another secret, a changed field);
+- ``stale_command``: ``ts`` further than ``max_age_s`` from the worker's clock;
+- ``replayed_command``: a ``command_id`` this worker has already applied.
+
+Each is a ``PermanentError``: the command is dead-lettered, nothing changes.
+Without a secret every command is applied, and ``ControlAuth.from_settings``
+logs a warning once at start-up.
+
+Examples
+--------
+>>> from datetime import datetime, timezone
+>>> cmd = Command(stream_id="cam-1", action="rereference", command_id="c1",
+...               ts=datetime(2026, 1, 1, tzinfo=timezone.utc))
+>>> signed = sign_command(cmd, "0123456789abcdef")
+>>> signed.signature
+'v1,...'
+>>> auth = ControlAuth("0123456789abcdef", max_age_s=60)
+>>> auth.verify(signed, now=datetime(2026, 1, 1, 0, 0, 30, tzinfo=timezone.utc))
+>>> auth.verify(cmd, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+Traceback (most recent call last):
+...
+processors.commands.CommandRejected: command c1 is not signed (DRIFTLINE_CONTROL_SECRET is set)
 """
 
 from __future__ import annotations
 
-from driftline.errors import InvalidEvent
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from driftline.errors import ConfigError, InvalidEvent, PermanentError
 from processors.monitor import MonitorRegistry, StreamMonitor
-from schemas.events import Command
+from schemas.events import Command, utcnow
+
+if TYPE_CHECKING:
+    from driftline.settings import Settings
+
+log = logging.getLogger("driftline.commands")
+
+SIGNATURE_VERSION = "v1"
+DEFAULT_MAX_AGE_S = 900.0
+REMEMBERED_COMMANDS = 10_000
+
+
+class CommandRejected(PermanentError):
+    """A command that failed authentication; ``reason`` says how."""
+
+    reason = "bad_signature"
+
+
+def control_key(secret: str | bytes) -> bytes:
+    """HMAC key: base64-decoded after ``whsec_`` (as for webhooks), else UTF-8 bytes.
+
+    >>> control_key("whsec_aGVsbG8="), control_key("plain")
+    (b'hello', b'plain')
+    """
+    if isinstance(secret, bytes):
+        return secret
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[6:], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ConfigError("DRIFTLINE_CONTROL_SECRET", "whsec_ secret is not base64") from exc
+    return secret.encode()
+
+
+def canonical_bytes(command: Command) -> bytes:
+    """What is signed: the command's JSON without ``signature``, keys sorted, compact.
+
+    Derived from the decoded model, not the received bytes, so whitespace or
+    key order on the wire does not matter, while every field does (defaults
+    included: a field left out is filled in and no longer matches).
+    """
+    doc = command.model_dump(mode="json", exclude={"signature"})
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _mac(secret: str | bytes, command: Command) -> str:
+    digest = hmac.new(control_key(secret), canonical_bytes(command), hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION}," + base64.b64encode(digest).decode()
+
+
+def sign_command(command: Command, secret: str | bytes) -> Command:
+    """``command`` with its ``signature`` set (a fresh ``ts`` is the caller's choice)."""
+    return command.model_copy(update={"signature": _mac(secret, command)})
+
+
+class ControlAuth:
+    """Verifies commands against one secret (see the module docstring).
+
+    ``max_age_s`` bounds both a command's age and a clock running ahead. It
+    must exceed how long a worker may be down: commands re-read after a
+    crash (offsets not yet committed) are checked again.
+    """
+
+    def __init__(self, secret: str | bytes, *, max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
+        self.secret = control_key(secret)
+        self.max_age_s = max_age_s
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ControlAuth | None:
+        """The worker's verifier, or ``None`` (and a warning, once) without a secret."""
+        if settings.control_secret is None:
+            log.warning(
+                "control is unauthenticated: anyone who can write to %s can re-reference "
+                "(silence) a stream; set DRIFTLINE_CONTROL_SECRET", settings.topics.control)
+            return None
+        return cls(settings.control_secret.get_secret_value(),
+                   max_age_s=settings.control_max_age_s)
+
+    def verify(self, command: Command, *, now: datetime | None = None) -> None:
+        """Return if ``command`` may be applied; raise ``CommandRejected`` otherwise."""
+        cid = command.command_id
+        if not command.signature:
+            raise CommandRejected(
+                f"command {cid} is not signed (DRIFTLINE_CONTROL_SECRET is set)",
+                reason="unsigned_command")
+        expected = _mac(self.secret, command)
+        if not any(hmac.compare_digest(sig.encode(), expected.encode())
+                   for sig in command.signature.split()):
+            raise CommandRejected(f"command {cid}: signature does not match",
+                                  reason="bad_signature")
+        age = ((now or utcnow()) - command.ts).total_seconds()
+        if abs(age) > self.max_age_s:
+            raise CommandRejected(
+                f"command {cid} is {age:.0f}s old (at most {self.max_age_s:.0f}s either way)",
+                reason="stale_command")
+        if cid in self._seen:
+            raise CommandRejected(f"command {cid} was already applied",
+                                  reason="replayed_command")
+        self._seen[cid] = None
+        if len(self._seen) > REMEMBERED_COMMANDS:
+            self._seen.popitem(last=False)
 
 
 def apply_command(

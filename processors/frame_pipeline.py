@@ -9,6 +9,8 @@ and the rest of the batch goes on.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -37,7 +39,7 @@ def frame_error(frame: Frame, exc: PermanentError) -> FrameError:
     )
 
 
-def _frame_bytes(frame: Frame, max_bytes: int) -> bytes:
+def _frame_bytes(frame: Frame, max_bytes: int, uri_root: Path | None) -> bytes:
     if frame.image is not None:
         return frame.image
     assert frame.uri is not None
@@ -49,14 +51,56 @@ def _frame_bytes(frame: Frame, max_bytes: int) -> bytes:
             f"frame URI scheme {parsed.scheme!r} is not readable here (use file:// or bytes)",
             reason="unreadable_uri",
         )
+    if uri_root is None:
+        raise UndecodableImage(
+            "frames by file URI are not read unless DRIFTLINE_EMBEDDER__URI_ROOT names the "
+            "directory they live in", reason="unreadable_uri")
     path = Path(parsed.path if parsed.scheme == "file" else frame.uri)
+    return read_under(path, uri_root, max_bytes)
+
+
+def read_under(path: Path, root: Path, max_bytes: int) -> bytes:
+    """A regular file under ``root``, at most ``max_bytes``; ``UndecodableImage`` otherwise.
+
+    A frame's URI comes from whoever can write to the frames topic: it must
+    not name ``/dev/zero`` or a FIFO (the embed agent would hang or fill
+    memory), ``/proc/self/environ`` (secrets), or escape ``root`` through
+    ``..`` or a symbolic link.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / "a.jpg").write_bytes(b"x")
+    1
+    >>> read_under(d / "a.jpg", d, 10)
+    b'x'
+    >>> read_under(Path("/dev/zero"), d, 10)
+    Traceback (most recent call last):
+    ...
+    driftline.errors.UndecodableImage: /dev/zero is not under the frame URI root ...
+    """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise UndecodableImage(f"{path} is {size} bytes (> {max_bytes})", reason="oversize")
-        return path.read_bytes()
+        real = path.resolve()
+        if not real.is_relative_to(root.resolve()):
+            raise UndecodableImage(f"{path} is not under the frame URI root {root}",
+                                   reason="unreadable_uri")
+        # O_NONBLOCK: opening a FIFO must not wait for a writer.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UndecodableImage(f"{path} is not a regular file", reason="unreadable_uri")
+            if st.st_size > max_bytes:
+                raise UndecodableImage(f"{path} is {st.st_size} bytes (> {max_bytes})",
+                                       reason="oversize")
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(max_bytes + 1)
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise UndecodableImage(f"cannot read {path}: {exc}", reason="unreadable_uri") from exc
+        raise UndecodableImage(f"cannot read {path}: {exc.strerror or exc}",
+                               reason="unreadable_uri") from exc
+    if len(data) > max_bytes:
+        raise UndecodableImage(f"{path} grew beyond {max_bytes} bytes", reason="oversize")
+    return data
 
 
 class FramePipeline:
@@ -70,19 +114,25 @@ class FramePipeline:
         Decompression-bomb limit per image.
     max_bytes : int
         Limit for images read from file URIs.
+    uri_root : Path, optional
+        Frames by file URI are read only from under this directory (regular
+        files); None refuses them (``unreadable_uri``).
     """
 
     def __init__(
-        self, embedder: Embedder, *, max_pixels: int = 40_000_000, max_bytes: int = 8 << 20
+        self, embedder: Embedder, *, max_pixels: int = 40_000_000, max_bytes: int = 8 << 20,
+        uri_root: Path | None = None,
     ) -> None:
         self.embedder = embedder
+        self.uri_root = uri_root
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings, max_bytes: int = 8 << 20) -> FramePipeline:
         embedder = Embedder.load(settings.model_path, settings.manifest_path, settings.threads)
-        return cls(embedder, max_pixels=settings.max_image_pixels, max_bytes=max_bytes)
+        return cls(embedder, max_pixels=settings.max_image_pixels, max_bytes=max_bytes,
+                   uri_root=settings.uri_root)
 
     def process(self, frames: Sequence[Frame]) -> list[Embedding | PermanentError]:
         """One result per frame, in order: an ``Embedding`` or the error that stopped it."""
@@ -92,7 +142,7 @@ class FramePipeline:
         qualities: list[dict[str, float]] = []
         for i, frame in enumerate(frames):
             try:
-                data = _frame_bytes(frame, self.max_bytes)
+                data = _frame_bytes(frame, self.max_bytes, self.uri_root)
                 rgb = decode_image(data, max_pixels=self.max_pixels)
             except PermanentError as exc:
                 results[i] = exc

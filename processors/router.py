@@ -29,7 +29,7 @@ Examples
 >>> router = Router(MonitorRegistry())
 >>> router.route(b'not json', Source.INPUTS).rejected[0].reason
 'invalid_json'
->>> cmd = b'{"kind": "command", "stream_id": "cam-1"}'
+>>> cmd = b'{"kind": "command", "stream_id": "cam-1", "action": "rereference"}'
 >>> router.route(cmd, Source.INPUTS).rejected[0].reason
 'unknown_kind'
 >>> router.route(cmd, Source.CONTROL).rejected
@@ -45,7 +45,7 @@ from enum import StrEnum
 
 from driftline.errors import InvalidEvent, PermanentError
 from driftline.settings import EmbedderSettings
-from processors.commands import apply_command
+from processors.commands import ControlAuth, apply_command
 from processors.frame_pipeline import FramePipeline, frame_error
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.monitor.stream_monitor import Positions
@@ -115,6 +115,11 @@ class Router:
         embedder with default ``EmbedderSettings``.
     max_bytes : int
         Larger events are rejected (``oversize``).
+    control : ControlAuth, optional
+        Verifies commands from the control topic (``unsigned_command``,
+        ``bad_signature``, ``stale_command``, ``replayed_command``); ``None``
+        applies every well-formed command. A recording's commands (replay)
+        are not verified: the file is the operator's own.
     """
 
     def __init__(
@@ -123,8 +128,10 @@ class Router:
         *,
         pipeline: FramePipeline | Callable[[], FramePipeline] | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        control: ControlAuth | None = None,
     ) -> None:
         self.registry = registry
+        self.control = control
         self.max_bytes = max_bytes
         self._pipeline = pipeline if isinstance(pipeline, FramePipeline) else None
         self._factory = pipeline if callable(pipeline) else None
@@ -188,6 +195,8 @@ class Router:
                     out.embedded.clear()  # routed in place: no embeddings topic offline
                 return out
             if isinstance(event, Command) and source in (Source.CONTROL, Source.RECORDING):
+                if self.control is not None and source is Source.CONTROL:
+                    self.control.verify(event)
                 return self._command(event, position)
             if isinstance(event, MONITOR_INPUTS) and source in (Source.INPUTS, Source.RECORDING):
                 if self.registry.applied(event.stream_id, event.model_version, position):

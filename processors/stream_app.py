@@ -64,9 +64,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from driftline import metrics
 from driftline.errors import InvalidEvent
-from driftline.kafka_config import consumer_config
+from driftline.kafka_config import client_options, consumer_config, faust_credentials
 from driftline.settings import Settings
 from processors.bundles import load_references
+from processors.commands import ControlAuth
 from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
@@ -146,7 +147,8 @@ def read_state_topic(
     topic = settings.topics.state
     consumer = Consumer(consumer_config(settings.bootstrap_servers,
                                         f"{settings.consumer_group}.restore",
-                                        client_id="driftline-restore"))
+                                        client_id="driftline-restore",
+                                        options=client_options(settings)))
     latest: dict[bytes, bytes] = {}
     try:
         while True:
@@ -353,6 +355,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # producer writes (many frames, up to the producer's batch.size), not
         # just the largest event: a truncated batch stalls the partition.
         consumer_max_fetch_size=max(settings.max_event_bytes, 16 << 20) + 65536,
+        # DRIFTLINE_KAFKA_OPTIONS (+ the typed passwords) mapped to aiokafka's
+        # SASL/TLS credentials; None on a plaintext cluster.
+        broker_credentials=faust_credentials(client_options(settings)),
     )
 
     def raw_topic(*names: str) -> Any:
@@ -387,6 +392,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         pipeline=pipeline or (lambda: FramePipeline.from_settings(settings.embedder,
                                                                   settings.max_event_bytes)),
         max_bytes=settings.max_event_bytes,
+        # Signed commands only when DRIFTLINE_CONTROL_SECRET is set (else a warning, once).
+        control=ControlAuth.from_settings(settings),
     )
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
                 "commands": 0, "monitor_errors": 0, "skipped": 0}

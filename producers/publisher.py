@@ -123,6 +123,8 @@ class Publisher:
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Publisher:
         """A publisher for ``settings.bootstrap_servers`` with its event size limit."""
         kwargs.setdefault("max_event_bytes", settings.max_event_bytes)
+        # DRIFTLINE_KAFKA_OPTIONS and the typed Kafka passwords (SASL/TLS).
+        kwargs = {**settings.kafka_client_options(), **kwargs}
         return cls(settings.bootstrap_servers, **kwargs)
 
     # -- delivery reports ------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
@@ -34,6 +35,8 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+
+from driftline.errors import redact
 
 SCHEMA_VERSION: Final = 1
 
@@ -117,7 +120,7 @@ class Box(BaseModel):
 
     cls: Name
     score: float = Field(ge=0.0, le=1.0)
-    xyxy: tuple[float, float, float, float]
+    xyxy: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]
 
 
 class Prediction(_Event):
@@ -253,8 +256,17 @@ class StreamState(_Wire):
     ts: AwareDatetime = Field(default_factory=utcnow)
 
 
+MAX_DEAD_LETTER_KEY = 1024
+"""Bytes of a Kafka key kept in a dead letter (a key is a stream id, ≤ 200 characters)."""
+
+
 class DeadLetter(_Wire):
-    """Input that could not be processed: original bytes, where they came from, why."""
+    """Input that could not be processed: original bytes, where they came from, why.
+
+    ``original`` may be cut to fit the topic's size limit (``bounded``);
+    ``original_size`` and ``original_sha256`` always describe the bytes as
+    received, so a truncated original can still be matched to its source.
+    """
 
     kind: Literal["dead_letter"] = "dead_letter"
     reason: str
@@ -264,30 +276,58 @@ class DeadLetter(_Wire):
     source_offset: int | None = None
     key: Blob | None = None
     original: Blob
+    original_size: int | None = Field(default=None, ge=0)
+    original_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     stage: str
     ts: AwareDatetime = Field(default_factory=utcnow)
 
+    @property
+    def truncated(self) -> bool:
+        """True when ``original`` is a prefix of what was received."""
+        return self.original_size is not None and len(self.original) < self.original_size
+
     @classmethod
     def bounded(
-        cls, *, original: bytes, detail: str, max_event_bytes: int, **fields: Any
+        cls, *, original: bytes, detail: str, max_event_bytes: int,
+        key: bytes | None = None, **fields: Any
     ) -> DeadLetter:
         """A dead letter whose wire form fits in ``max_event_bytes``.
 
         base64 in JSON grows the original by 4/3: what would not fit is cut
         (and said in ``detail``), so an oversize input is dead-lettered rather
-        than failing forever.
+        than failing forever. The size and sha256 of the whole original are
+        recorded; an oversize key is cut to ``MAX_DEAD_LETTER_KEY`` bytes.
 
         >>> d = DeadLetter.bounded(original=b"x" * 50_000, detail="oversize",
         ...                        max_event_bytes=32 * 1024, reason="oversize",
         ...                        source_topic="t", stage="s")
-        >>> len(d.original), d.detail
-        (12288, 'oversize (original truncated from 50000 to 12288 bytes)')
+        >>> len(d.original) < 50_000, d.original_size, d.original_sha256[:12], d.truncated
+        (True, 50000, '9483d1c3ad73', True)
+        >>> len(d.model_dump_json()) <= 32 * 1024
+        True
         """
-        budget = max(0, (max_event_bytes - 16 * 1024) * 3 // 4)
-        if len(original) > budget:
-            detail += f" (original truncated from {len(original)} to {budget} bytes)"
+        original = bytes(original)
+        size = len(original)
+        digest = hashlib.sha256(original).hexdigest()
+        if key is not None and len(key) > MAX_DEAD_LETTER_KEY:
+            key = bytes(key[:MAX_DEAD_LETTER_KEY])
+        # Redacted: a detail can quote a URL with credentials or a webhook token.
+        # (and never a lone surrogate, which could not be encoded)
+        detail = redact(detail[:2000]).encode("utf-8", "backslashreplace").decode()
+        # Everything but the original, encoded once to measure it (the detail
+        # may grow when JSON escapes it), plus room for the truncation note.
+        frame = cls(original=b"", detail=detail, key=key, original_size=size,
+                    original_sha256=digest, **fields)
+        overhead = len(frame.model_dump_json()) + 200
+        if overhead > max_event_bytes // 2:  # a tiny limit: the detail gives way first
+            detail = detail[:200]
+            frame = frame.model_copy(update={"detail": detail})
+            overhead = len(frame.model_dump_json()) + 200
+        budget = max(0, (max_event_bytes - overhead) * 3 // 4)
+        if size > budget:
+            detail += f" (original truncated from {size} to {budget} bytes)"
             original = original[:budget]
-        return cls(original=original, detail=detail[:4000], **fields)
+        return frame.model_copy(update={"original": original, "detail": detail})
 
 
 class Command(_Wire):
@@ -300,17 +340,23 @@ class Command(_Wire):
 
     ``rereference``: the named signals drop their reference and build a new
     one from the next ``REFERENCE_SIZE`` values (see README "Reference
-    management").
+    management"). ``action`` has no default: a command must say what it does.
+
+    ``signature``: with ``DRIFTLINE_CONTROL_SECRET`` set, ``v1,`` + base64
+    HMAC-SHA256 of the command's canonical JSON without the signature
+    (``processors.commands.canonical_bytes``), which includes ``ts``: the
+    worker refuses unsigned, badly signed and stale commands.
     """
 
     kind: Literal["command"] = "command"
     command_id: Name = Field(default_factory=lambda: uuid.uuid4().hex)
     stream_id: StreamId
     model_version: Name | None = None
-    action: Literal["rereference"] = "rereference"
+    action: Literal["rereference"]
     signals: list[Name] | None = Field(default=None, min_length=1)
     requested_by: str = Field(default="", max_length=200)
     ts: AwareDatetime = Field(default_factory=utcnow)
+    signature: str | None = Field(default=None, max_length=400)
 
 
 InputEvent = Frame | Prediction | Label | Embedding

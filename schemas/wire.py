@@ -4,6 +4,16 @@ The reason codes are part of the dead-letter contract:
 ``oversize``, ``invalid_json``, ``unknown_kind``, ``unsupported_schema_version``,
 ``invalid_event`` (schema validation, including NaN/inf values).
 
+No poison pills: whatever the bytes, decoding raises ``InvalidEvent`` and
+nothing else -- not ``RecursionError`` (nesting deeper than ``MAX_DEPTH`` is
+``invalid_json``), not ``ValueError`` (integers longer than ``MAX_INT_DIGITS``
+digits are ``invalid_json``; floats that overflow to inf are refused by the
+models, ``invalid_event``), not ``UnicodeDecodeError`` (``invalid_json``), not
+``TypeError`` (a null Kafka value is ``invalid_json``). Lone UTF-16
+surrogates in strings are refused by pydantic (``invalid_event``), so no
+decoded event can fail to encode again. ``tests/unit/test_wire_fuzz.py``
+checks this with hypothesis.
+
 Examples
 --------
 >>> e = decode_event(b'{"kind":"label","event_id":"l1","stream_id":"cam-1",'
@@ -27,6 +37,10 @@ from driftline.errors import InvalidEvent
 from schemas.events import SCHEMA_VERSION, WIRE_MODELS
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 32
+"""Deepest nesting of objects/arrays accepted (the deepest real event has 4 levels)."""
+MAX_INT_DIGITS = 20
+"""Longest integer literal accepted (a uint64 has 20 digits)."""
 
 KINDS: dict[str, type[BaseModel]] = {m.model_fields["kind"].default: m for m in WIRE_MODELS}
 """``kind`` -> model: ``frame``, ``prediction``, ``label``, ``embedding``, ``alert``, ..."""
@@ -39,19 +53,74 @@ def encode(event: BaseModel) -> bytes:
     return event.model_dump_json().encode()
 
 
+def _parse_int(text: str) -> int:
+    # Called by the JSON scanner only for integer literals (rare in events):
+    # a 10,000-digit literal would otherwise cost quadratic time or raise
+    # ValueError (Python's int-string conversion limit).
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _NumberTooLarge(f"integer literal of {len(text)} digits")
+    return int(text)
+
+
+class _NumberTooLarge(ValueError):
+    pass
+
+
+def _too_deep(obj: object, limit: int = MAX_DEPTH) -> bool:
+    """True if containers nest deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:  # type: ignore[attr-defined]
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr`` for error messages: scalars shortened, containers by type only.
+
+    >>> short_repr("x" * 100)[:12], short_repr([[[]]])
+    ("'xxxxxxxxxxx", 'a list')
+    """
+    if isinstance(value, str | int | float | bool) or value is None:
+        text = repr(value)
+        return text if len(text) <= limit else text[:limit] + "..."
+    return f"a {type(value).__name__}"
+
+
 def _loads(raw: bytes, max_bytes: int) -> dict[str, Any]:
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise InvalidEvent(f"payload is {type(raw).__name__}, not bytes (a null Kafka value?)",
+                           reason="invalid_json")
     if len(raw) > max_bytes:
         raise InvalidEvent(f"payload of {len(raw)} bytes exceeds {max_bytes}", reason="oversize")
+    # Bracket count first (C speed): only a payload with more brackets than
+    # the depth limit can nest too deep, so the walk below is rare.
+    brackets = raw.count(b"[") + raw.count(b"{")
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"invalid JSON: {exc}", reason="invalid_json") from exc
+        obj = json.loads(raw, parse_int=_parse_int)
+    except RecursionError:
+        raise InvalidEvent(f"invalid JSON: nested deeper than {MAX_DEPTH} levels",
+                           reason="invalid_json") from None
+    except _NumberTooLarge as exc:
+        raise InvalidEvent(f"invalid JSON: {exc} (at most {MAX_INT_DIGITS})",
+                           reason="invalid_json") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidEvent(f"invalid JSON: {exc}"[:500], reason="invalid_json") from None
     if not isinstance(obj, dict):
         raise InvalidEvent("top-level JSON value is not an object", reason="invalid_json")
+    if brackets > MAX_DEPTH and _too_deep(obj):
+        raise InvalidEvent(f"invalid JSON: nested deeper than {MAX_DEPTH} levels",
+                           reason="invalid_json")
     version = obj.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool | float):
         raise InvalidEvent(
-            f"schema_version {version!r} is not supported (this build reads {SCHEMA_VERSION})",
+            f"schema_version {short_repr(version)} is not supported"
+            f" (this build reads {SCHEMA_VERSION})",
             reason="unsupported_schema_version",
         )
     return obj
@@ -63,7 +132,7 @@ def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> BaseModel:
     kind = obj.get("kind")
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
-        raise InvalidEvent(f"unknown event kind {kind!r}", reason="unknown_kind")
+        raise InvalidEvent(f"unknown event kind {short_repr(kind)}", reason="unknown_kind")
     return _validate(model, obj)
 
 
@@ -73,7 +142,8 @@ def decode_as(model: type[M], raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) ->
     expected = model.model_fields["kind"].default
     kind = obj.setdefault("kind", expected)
     if kind != expected:
-        raise InvalidEvent(f"expected kind {expected!r}, got {kind!r}", reason="unknown_kind")
+        raise InvalidEvent(f"expected kind {expected!r}, got {short_repr(kind)}",
+                           reason="unknown_kind")
     return _validate(model, obj)
 
 
@@ -84,7 +154,11 @@ def _validate(model: type[M], obj: dict[str, Any]) -> M:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidEvent(
-            f"{model.__name__} failed validation at {where or '<root>'}: {first['msg']}"
-            f" ({exc.error_count()} error(s))",
+            f"{model.__name__} failed validation at {where[:200] or '<root>'}: "
+            f"{first['msg'][:300]} ({exc.error_count()} error(s))",
             reason="invalid_event",
         ) from exc
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
+        # A validator that raised something pydantic does not wrap: still bad input.
+        raise InvalidEvent(f"{model.__name__} failed validation: {type(exc).__name__}",
+                           reason="invalid_event") from exc

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +106,8 @@ def run_sink(
     """
     stage = stage or f"sink:{group_id}"
     stats = stats if stats is not None else SinkStats()
-    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage)
+    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage,
+                           options=settings.kafka_client_options())
     conf.update(consumer_conf or {})
     try:
         consumer = Consumer(conf)
@@ -246,3 +249,149 @@ def _commit(consumer: Consumer, msg: Message, stage: str, stats: SinkStats) -> N
         stats.commit_failures += 1
         log.warning("%s: commit of %s[%d]@%d failed: %s",
                     stage, msg.topic(), msg.partition(), msg.offset(), exc)
+
+
+# -- concurrent delivery (webhooks): no head-of-line blocking ---------------------------
+
+
+def run_sink_concurrent(
+    settings: Settings,
+    group_id: str,
+    routes: Mapping[str, Route],
+    stop: threading.Event,
+    dead_letter: Publisher,
+    *,
+    concurrency: int,
+    stage: str | None = None,
+    assigned: threading.Event | None = None,
+    stats: SinkStats | None = None,
+    poll_timeout_s: float = 0.2,
+    max_backoff_s: float = 5.0,
+    consumer_conf: Mapping[str, Any] | None = None,
+) -> SinkStats:
+    """``run_sink`` with up to ``concurrency`` messages handled at once.
+
+    One slow or failing message (a receiver that hangs on it, or retries
+    with backoff for minutes) no longer holds back the messages behind it:
+    they are handled by the other workers. Offsets are still committed in
+    order, only up to the first message whose effect has not happened yet
+    (delivered, or dead-lettered), so a crash re-delivers, never loses; what
+    is re-delivered was maybe handled already, and ``handle`` is idempotent.
+
+    A message's ``TransientError`` is retried in its worker with backoff
+    (not by seeking), until ``stop``.
+    """
+    stage = stage or f"sink:{group_id}"
+    stats = stats if stats is not None else SinkStats()
+    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage,
+                           options=settings.kafka_client_options())
+    conf.update(consumer_conf or {})
+    try:
+        consumer = Consumer(conf)
+    except KafkaException as exc:
+        raise translate(exc, f"create consumer {group_id}") from exc
+    lock = threading.Lock()
+    # Per partition, offsets in the order consumed -> their outcome (None: in flight).
+    window: dict[tuple[str, int], OrderedDict[int, bool | None]] = {}
+
+    def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("%s assigned %s", stage, [(p.topic, p.partition) for p in partitions])
+        if assigned is not None:
+            assigned.set()
+
+    def on_revoke(c: Consumer, partitions: list[TopicPartition]) -> None:
+        commit_ready()
+        with lock:
+            for p in partitions:
+                # Still in flight: their effect may happen, but the new owner
+                # re-delivers them (at least once, idempotent).
+                window.pop((p.topic, p.partition), None)
+
+    def handle_one(msg: Message) -> bool:
+        n = 0
+        while True:
+            n += 1
+            if n == 1:
+                count_in(_where(msg)[0])
+            with timed(stage):
+                done = _process(msg, routes, settings, dead_letter, stage, stats, n)
+            if done:
+                return True
+            with lock:
+                stats.retried += 1
+            SINK_MESSAGES.labels(stage, "retried").inc()
+            if stop.wait(full_jitter(n, max_s=max_backoff_s)):
+                return False
+
+    def finished(tp: tuple[str, int], offset: int, fut: Future[bool]) -> None:
+        try:
+            ok = fut.result()
+        except BaseException as exc:  # _process contains its errors; be safe anyway
+            log.exception("%s: worker failed at %s[%d]@%d: %s", stage, *tp, offset, exc)
+            ok = False
+        with lock:
+            offsets = window.get(tp)
+            if offsets is not None and offset in offsets:
+                offsets[offset] = ok
+
+    def commit_ready() -> None:
+        ready: list[TopicPartition] = []
+        with lock:
+            for (topic, partition), offsets in window.items():
+                last = None
+                while offsets:
+                    first_offset, outcome = next(iter(offsets.items()))
+                    if outcome is not True:
+                        break
+                    offsets.popitem(last=False)
+                    last = first_offset
+                if last is not None:
+                    ready.append(TopicPartition(topic, partition, last + 1))
+        if ready:
+            try:
+                consumer.commit(offsets=ready, asynchronous=False)
+            except KafkaException as exc:
+                stats.commit_failures += 1
+                log.warning("%s: commit of %s failed: %s", stage,
+                            [(t.topic, t.partition, t.offset) for t in ready], exc)
+
+    def in_flight() -> int:
+        with lock:
+            return sum(1 for offsets in window.values() for v in offsets.values() if v is None)
+
+    consumer.subscribe(list(routes), on_assign=on_assign, on_revoke=on_revoke)
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{stage}-send")
+    try:
+        while not stop.is_set():
+            commit_ready()
+            if in_flight() >= concurrency:
+                stop.wait(0.01)
+                continue
+            msg = consumer.poll(poll_timeout_s)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise translate(err, f"consume {group_id}")
+                log.warning("%s: consumer error %s", stage, err.str())
+                continue
+            topic, partition, offset = _where(msg)
+            with lock:
+                window.setdefault((topic, partition), OrderedDict())[offset] = None
+            fut = pool.submit(handle_one, msg)
+            fut.add_done_callback(_callback(finished, (topic, partition), offset))
+    finally:
+        # Stopping: workers in a backoff give up at once (they wait on `stop`),
+        # a notifier mid-retry raises TransientError; on an error, do not wait.
+        pool.shutdown(wait=stop.is_set(), cancel_futures=True)
+        commit_ready()
+        consumer.close()
+    return stats
+
+
+def _callback(
+    finished: Callable[[tuple[str, int], int, Future[bool]], None], tp: tuple[str, int],
+    offset: int,
+) -> Callable[[Future[bool]], None]:
+    return lambda fut: finished(tp, offset, fut)

@@ -5,23 +5,39 @@ topic is); everything here can be rebuilt by replaying the alerts and state
 topics, and every write is idempotent, so at-least-once delivery from Kafka
 never shows an alert twice.
 
-Key layout (``{sid}`` = stream id, ``{mv}`` = model version)::
+Key layout (``{ns}`` = the deployment's namespace, its ``DRIFTLINE_TOPIC_PREFIX``;
+``{sid}`` = stream id, ``{mv}`` = model version; every id is escaped, see below)::
 
-    driftline:streams                          SET    every stream id seen
-    driftline:alert:{alert_id}                 STRING alert JSON (wire form); SET NX,
-                                                      expires after ``alert_ttl_s``
-    driftline:stream:{sid}:alerts              STREAM recent alert ids, newest last,
-                                                      capped (XADD MAXLEN ~ history);
-                                                      fields alert_id, signal,
-                                                      model_version, severity, ts
-    driftline:stream:{sid}:signals             SET    JSON ["{mv}", "{signal}"] pairs
-    driftline:stream:{sid}:{mv}:signal:{sig}   HASH   status, detector, statistic,
-                                                      threshold, expected, observed,
-                                                      last_alert_id, updated_ts
-    driftline:stream:{sid}:ack:{sig}           STRING JSON {alert_id, by, ts[, command_id]}
-                                                      (operator; `driftline ack`)
-    driftline:stream:{sid}:snooze_until        STRING unix seconds             (operator)
-    driftline:stream:{sid}:disabled            STRING "1" when disabled        (operator)
+    {ns}:streams                          SET    every stream id seen
+    {ns}:alert:{alert_id}                 STRING alert JSON (wire form); SET NX,
+                                                 expires after ``alert_ttl_s``
+    {ns}:stream:{sid}:alerts              STREAM recent alert ids, newest last,
+                                                 capped (XADD MAXLEN ~ history);
+                                                 fields alert_id, signal,
+                                                 model_version, severity, ts
+    {ns}:stream:{sid}:signals             SET    JSON ["{mv}", "{signal}"] pairs
+    {ns}:stream:{sid}:{mv}:signal:{sig}   HASH   status, detector, statistic,
+                                                 threshold, expected, observed,
+                                                 last_alert_id, updated_ts
+    {ns}:stream:{sid}:ack:{sig}           STRING JSON {alert_id, by, ts[, command_id]}
+                                                 (operator; `driftline ack`)
+    {ns}:stream:{sid}:snooze_until        STRING unix seconds             (operator)
+    {ns}:stream:{sid}:disabled            STRING "1" when disabled        (operator)
+
+Escaping: in a key, every id is percent-encoded for ``%``, ``:``, ``{``,
+``}`` and whitespace/control characters (``esc``), so ids that contain ``:``
+cannot collide (stream ``a`` + version ``b:c`` used to be stream ``a:b`` +
+version ``c``) and no id forms a Redis Cluster hash tag. The namespace keeps
+two deployments that share a Redis apart; the default (``driftline``) is the
+old fixed prefix. Members and values (the streams set, the signals index,
+JSON documents) hold ids as they are.
+
+Migration from the unescaped layout (keys of ids without ``:`` are
+unchanged under the default prefix): Redis holds nothing that is not on the
+alerts and state topics, so delete the old keys of ids with ``:`` (or the
+whole ``driftline:*`` space) and reset the ``<group>.redis`` consumer group
+to the earliest offsets; the sink rewrites everything, idempotently.
+Operator flags (acks, snoozes, disabled) of such streams are set again.
 
 ``write_alert`` runs one Lua script: the alert key is set only if absent, and
 only then is its id appended to the history and the signal marked ``drift``
@@ -32,9 +48,11 @@ A missing expected/observed value is stored as an empty string.
 Examples
 --------
 >>> alert_key("cam-1:a3")
-'driftline:alert:cam-1:a3'
->>> signal_key("cam-1", "v2", "confidence")
-'driftline:stream:cam-1:v2:signal:confidence'
+'driftline:alert:cam-1%3Aa3'
+>>> signal_key("cam-1", "v2", "confidence", ns="acme")
+'acme:stream:cam-1:v2:signal:confidence'
+>>> signal_key("a", "b:c", "s") != signal_key("a:b", "c", "s")
+True
 """
 
 from __future__ import annotations
@@ -53,42 +71,66 @@ from schemas.events import Alert, StreamState
 from schemas.wire import encode
 
 PREFIX = "driftline"
+"""The default namespace (``DRIFTLINE_TOPIC_PREFIX``'s default)."""
 STREAMS_KEY = f"{PREFIX}:streams"
 DEFAULT_ALERT_TTL_S = 30 * 24 * 3600
 
 T = TypeVar("T")
 
-
-def alert_key(alert_id: str) -> str:
-    return f"{PREFIX}:alert:{alert_id}"
+_ESCAPE = {c: f"%{ord(c):02X}" for c in "%:{}"}
 
 
-def stream_key(stream_id: str) -> str:
-    return f"{PREFIX}:stream:{stream_id}"
+def esc(part: str) -> str:
+    """An id made safe for one segment of a key (``%``, ``:``, braces, whitespace escaped).
+
+    >>> esc("cam:1"), esc("50%"), esc("{tag}"), esc("a b"), esc("plain-id_1.2@x/y")
+    ('cam%3A1', '50%25', '%7Btag%7D', 'a%20b', 'plain-id_1.2@x/y')
+    """
+    out = []
+    for c in part:
+        if c in _ESCAPE:
+            out.append(_ESCAPE[c])
+        elif c.isspace() or not c.isprintable():
+            out.append("".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass")))
+        else:
+            out.append(c)
+    return "".join(out)
 
 
-def history_key(stream_id: str) -> str:
-    return f"{stream_key(stream_id)}:alerts"
+def streams_key(ns: str = PREFIX) -> str:
+    return f"{ns}:streams"
 
 
-def signals_index_key(stream_id: str) -> str:
-    return f"{stream_key(stream_id)}:signals"
+def alert_key(alert_id: str, ns: str = PREFIX) -> str:
+    return f"{ns}:alert:{esc(alert_id)}"
 
 
-def signal_key(stream_id: str, model_version: str, signal: str) -> str:
-    return f"{stream_key(stream_id)}:{model_version}:signal:{signal}"
+def stream_key(stream_id: str, ns: str = PREFIX) -> str:
+    return f"{ns}:stream:{esc(stream_id)}"
 
 
-def ack_key(stream_id: str, signal: str) -> str:
-    return f"{stream_key(stream_id)}:ack:{signal}"
+def history_key(stream_id: str, ns: str = PREFIX) -> str:
+    return f"{stream_key(stream_id, ns)}:alerts"
 
 
-def snooze_key(stream_id: str) -> str:
-    return f"{stream_key(stream_id)}:snooze_until"
+def signals_index_key(stream_id: str, ns: str = PREFIX) -> str:
+    return f"{stream_key(stream_id, ns)}:signals"
 
 
-def disabled_key(stream_id: str) -> str:
-    return f"{stream_key(stream_id)}:disabled"
+def signal_key(stream_id: str, model_version: str, signal: str, ns: str = PREFIX) -> str:
+    return f"{stream_key(stream_id, ns)}:{esc(model_version)}:signal:{esc(signal)}"
+
+
+def ack_key(stream_id: str, signal: str, ns: str = PREFIX) -> str:
+    return f"{stream_key(stream_id, ns)}:ack:{esc(signal)}"
+
+
+def snooze_key(stream_id: str, ns: str = PREFIX) -> str:
+    return f"{stream_key(stream_id, ns)}:snooze_until"
+
+
+def disabled_key(stream_id: str, ns: str = PREFIX) -> str:
+    return f"{stream_key(stream_id, ns)}:disabled"
 
 
 def _num(v: float | None) -> str:
@@ -191,6 +233,8 @@ class RedisStateWriter:
         Alerts kept per stream in the capped history stream (approximate).
     alert_ttl_s
         Alert documents expire after this; ``None`` keeps them forever.
+    namespace
+        The first segment of every key: the deployment's topic prefix.
     """
 
     def __init__(
@@ -199,7 +243,9 @@ class RedisStateWriter:
         history: int = 1000,
         *,
         alert_ttl_s: int | None = DEFAULT_ALERT_TTL_S,
+        namespace: str = PREFIX,
     ) -> None:
+        self.ns = namespace
         self.redis_url = redis_url
         self.history = history
         self.alert_ttl_s = alert_ttl_s
@@ -210,12 +256,13 @@ class RedisStateWriter:
     def write_alert(self, alert: Alert) -> bool:
         """Store ``alert``; ``True`` if it was new, ``False`` if already stored."""
         member = json.dumps([alert.model_version, alert.signal])
+        ns = self.ns
         keys = [
-            alert_key(alert.alert_id),
-            history_key(alert.stream_id),
-            STREAMS_KEY,
-            signals_index_key(alert.stream_id),
-            signal_key(alert.stream_id, alert.model_version, alert.signal),
+            alert_key(alert.alert_id, ns),
+            history_key(alert.stream_id, ns),
+            streams_key(ns),
+            signals_index_key(alert.stream_id, ns),
+            signal_key(alert.stream_id, alert.model_version, alert.signal, ns),
         ]
         args: list[Any] = [
             encode(alert).decode(),
@@ -243,10 +290,11 @@ class RedisStateWriter:
 
         A snapshot older than what is stored (a redelivered one) is ignored.
         """
-        keys = [STREAMS_KEY, signals_index_key(state.stream_id)]
+        ns = self.ns
+        keys = [streams_key(ns), signals_index_key(state.stream_id, ns)]
         args: list[Any] = [state.stream_id, _ts_ms(state.ts)]
         for name, sig in state.signals.items():
-            keys.append(signal_key(state.stream_id, state.model_version, name))
+            keys.append(signal_key(state.stream_id, state.model_version, name, ns))
             args += [
                 json.dumps([state.model_version, name]),
                 sig.status,
@@ -275,7 +323,9 @@ def _float_or_none(v: str | None) -> float | None:
     return float(v) if v else None
 
 
-def read_stream(redis_url: str, stream_id: str, *, recent: int = 20) -> dict[str, Any]:
+def read_stream(
+    redis_url: str, stream_id: str, *, recent: int = 20, namespace: str = PREFIX
+) -> dict[str, Any]:
     """Everything Redis knows about one stream (what ``driftline state STREAM`` prints).
 
     Returns ``{"stream_id", "known", "signals": [...], "recent_alerts": [...],
@@ -285,12 +335,13 @@ def read_stream(redis_url: str, stream_id: str, *, recent: int = 20) -> dict[str
 
     def read() -> dict[str, Any]:
         with _connection(redis_url) as r:
-            known = bool(r.sismember(STREAMS_KEY, stream_id))
-            members = sorted(json.loads(m) for m in r.smembers(signals_index_key(stream_id)))
+            ns = namespace
+            known = bool(r.sismember(streams_key(ns), stream_id))
+            members = sorted(json.loads(m) for m in r.smembers(signals_index_key(stream_id, ns)))
             signals = []
             for mv, sig in members:
-                h = r.hgetall(signal_key(stream_id, mv, sig))
-                ack = r.get(ack_key(stream_id, sig))
+                h = r.hgetall(signal_key(stream_id, mv, sig, ns))
+                ack = r.get(ack_key(stream_id, sig, ns))
                 signals.append(
                     {
                         "model_version": mv,
@@ -306,39 +357,42 @@ def read_stream(redis_url: str, stream_id: str, *, recent: int = 20) -> dict[str
                         "ack": json.loads(ack) if ack else None,
                     }
                 )
-            ids = [f["alert_id"] for _, f in r.xrevrange(history_key(stream_id), count=recent)]
-            docs = r.mget([alert_key(i) for i in ids]) if ids else []
+            ids = [f["alert_id"]
+                   for _, f in r.xrevrange(history_key(stream_id, ns), count=recent)]
+            docs = r.mget([alert_key(i, ns) for i in ids]) if ids else []
             alerts = [json.loads(d) for d in docs if d]  # expired documents are skipped
-            snooze = r.get(snooze_key(stream_id))
+            snooze = r.get(snooze_key(stream_id, ns))
             return {
                 "stream_id": stream_id,
                 "known": known,
                 "signals": signals,
                 "recent_alerts": alerts,
                 "snooze_until": float(snooze) if snooze else None,
-                "disabled": r.get(disabled_key(stream_id)) == "1",
+                "disabled": r.get(disabled_key(stream_id, ns)) == "1",
             }
 
     return _guard("read_stream", read)
 
 
-def read_alert(redis_url: str, alert_id: str) -> dict[str, Any] | None:
+def read_alert(
+    redis_url: str, alert_id: str, *, namespace: str = PREFIX
+) -> dict[str, Any] | None:
     """One stored alert document, or ``None``."""
 
     def read() -> dict[str, Any] | None:
         with _connection(redis_url) as r:
-            doc = r.get(alert_key(alert_id))
+            doc = r.get(alert_key(alert_id, namespace))
         return json.loads(doc) if doc else None
 
     return _guard("read_alert", read)
 
 
-def list_streams(redis_url: str) -> list[str]:
+def list_streams(redis_url: str, *, namespace: str = PREFIX) -> list[str]:
     """Every stream id seen, sorted."""
 
     def read() -> list[str]:
         with _connection(redis_url) as r:
-            return sorted(r.smembers(STREAMS_KEY))
+            return sorted(r.smembers(streams_key(namespace)))
 
     return _guard("list_streams", read)
 
@@ -354,6 +408,7 @@ def acknowledge(
     by: str = "",
     *,
     command_id: str | None = None,
+    namespace: str = PREFIX,
 ) -> None:
     """Mark ``signal`` of ``stream_id`` acknowledged (optionally naming the alert).
 
@@ -367,12 +422,12 @@ def acknowledge(
 
     def write() -> None:
         with _connection(redis_url) as r:
-            r.set(ack_key(stream_id, signal), doc_text)
+            r.set(ack_key(stream_id, signal, namespace), doc_text)
 
     _guard("acknowledge", write)
 
 
-def snooze(redis_url: str, stream_id: str, seconds: float) -> float:
+def snooze(redis_url: str, stream_id: str, seconds: float, *, namespace: str = PREFIX) -> float:
     """Snooze notifications for ``stream_id`` for ``seconds``; returns the end (unix s).
 
     The key expires when the snooze ends; ``seconds <= 0`` clears it.
@@ -382,32 +437,37 @@ def snooze(redis_url: str, stream_id: str, seconds: float) -> float:
     def write() -> None:
         with _connection(redis_url) as r:
             if seconds <= 0:
-                r.delete(snooze_key(stream_id))
+                r.delete(snooze_key(stream_id, namespace))
             else:
-                r.set(snooze_key(stream_id), repr(until), px=max(1, int(seconds * 1000)))
+                r.set(snooze_key(stream_id, namespace), repr(until), px=max(1, int(seconds * 1000)))
 
     _guard("snooze", write)
     return until
 
 
-def set_disabled(redis_url: str, stream_id: str, disabled: bool = True) -> None:
+def set_disabled(
+    redis_url: str, stream_id: str, disabled: bool = True, *, namespace: str = PREFIX
+) -> None:
     """Disable (or re-enable) notifications for ``stream_id``."""
 
     def write() -> None:
         with _connection(redis_url) as r:
             if disabled:
-                r.set(disabled_key(stream_id), "1")
+                r.set(disabled_key(stream_id, namespace), "1")
             else:
-                r.delete(disabled_key(stream_id))
+                r.delete(disabled_key(stream_id, namespace))
 
     _guard("set_disabled", write)
 
 
-def muted(client: Any, stream_id: str, now: float | None = None) -> str | None:
+def muted(
+    client: Any, stream_id: str, now: float | None = None, *, namespace: str = PREFIX
+) -> str | None:
     """Why notifications for ``stream_id`` are muted (``disabled``/``snoozed``), or ``None``."""
     now = time.time() if now is None else now
     disabled, until = _guard(
-        "muted", lambda: client.mget([disabled_key(stream_id), snooze_key(stream_id)])
+        "muted", lambda: client.mget([disabled_key(stream_id, namespace),
+                                      snooze_key(stream_id, namespace)])
     )
     if disabled in ("1", b"1"):
         return "disabled"

@@ -27,7 +27,7 @@ from driftline.metrics import WEBHOOK_DELIVERIES, serve_metrics
 from driftline.settings import Settings
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
-from sinks.alert_consumer import SinkStats, run_sink
+from sinks.alert_consumer import SinkStats, run_sink, run_sink_concurrent
 from sinks.redis_state import RedisStateWriter, muted
 from sinks.webhook import WebhookNotifier
 
@@ -65,13 +65,13 @@ class RunningSinks:
 
 
 def _webhook_handler(
-    notifier: WebhookNotifier, redis_url: str
+    notifier: WebhookNotifier, redis_url: str, namespace: str
 ) -> Callable[[Alert], None]:
     client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
 
     def handle(alert: Alert) -> None:
         try:
-            why = muted(client, alert.stream_id)
+            why = muted(client, alert.stream_id, namespace=namespace)
         except TransientError as exc:
             # Fail open: Redis being down must not stop notifications.
             log.warning("cannot read mute flags for %s (%s); notifying", alert.stream_id, exc)
@@ -101,7 +101,9 @@ def start_sinks(
     """
     running = RunningSinks(stop=stop)
     dead_letter = Publisher.from_settings(settings, client_id="driftline-sinks")
-    writer = RedisStateWriter(settings.redis_url, history=settings.redis_history)
+    # Keys under the deployment's topic prefix: two deployments can share a Redis.
+    writer = RedisStateWriter(settings.redis_url, history=settings.redis_history,
+                              namespace=settings.topic_prefix)
     running._closers.append(writer.close)
 
     def launch(name: str, target: Callable[[SinkStats, threading.Event], object]) -> None:
@@ -144,15 +146,18 @@ def start_sinks(
             max_delay_s=webhook_max_delay_s,
         )
         running._closers.append(notifier.close)
-        handle = _webhook_handler(notifier, settings.redis_url)
+        handle = _webhook_handler(notifier, settings.redis_url, settings.topic_prefix)
         launch(
             "webhook",
-            lambda stats, assigned: run_sink(
+            # Several alerts in flight: a receiver that holds or refuses one
+            # alert (retries with backoff) does not delay the others.
+            lambda stats, assigned: run_sink_concurrent(
                 settings,
                 f"{settings.consumer_group}.webhook",
                 {topics.alerts: (Alert, handle)},
                 stop,
                 dead_letter,
+                concurrency=settings.webhook_concurrency,
                 stage="webhook",
                 stats=stats,
                 assigned=assigned,

@@ -43,7 +43,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from driftline.errors import ConfigError, PermanentError, TransientError
+from driftline.errors import (
+    ConfigError,
+    PermanentError,
+    TransientError,
+    redact,
+    redact_url,
+    register_secret,
+)
 from driftline.metrics import WEBHOOK_DELIVERIES
 from schemas.events import Alert
 from schemas.wire import encode
@@ -66,9 +73,17 @@ class InvalidSignature(PermanentError):
 
 
 class WebhookUndeliverable(PermanentError):
-    """The receiver refused the alert or never accepted it within the retry budget."""
+    """The receiver refused the alert or never accepted it within the retry budget.
+
+    ``status``: the HTTP status of a refusal (4xx), ``None`` when the receiver
+    never accepted it (down, timing out, 5xx until the budget ran out).
+    """
 
     reason = "webhook_undeliverable"
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def secret_key(secret: str | bytes) -> bytes:
@@ -199,12 +214,22 @@ class WebhookNotifier:
     ) -> None:
         secret_key(secret)  # fail at start-up on a malformed secret
         self.url = url
+        # What logs, errors and dead letters show: scheme, host and port. A
+        # webhook URL often carries a token (path or query) or credentials.
+        self.safe_url = redact_url(url)
+        register_secret(url)
         self.secret = secret
         self.max_attempts = max_attempts
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.stop = stop or threading.Event()
-        self.client = httpx.Client(timeout=timeout_s, headers={"user-agent": user_agent})
+        self._client_args: dict[str, object] = {"timeout": timeout_s,
+                                                "headers": {"user-agent": user_agent}}
+        # One HTTP client per sending thread (the webhook sink sends several
+        # alerts at once); all closed by `close`.
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._lock = threading.Lock()
         self.sent = 0
         self.attempts = 0
 
@@ -223,6 +248,16 @@ class WebhookNotifier:
             **kwargs,  # type: ignore[arg-type]
         )
 
+    @property
+    def client(self) -> httpx.Client:
+        """This thread's HTTP client."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = httpx.Client(**self._client_args)  # type: ignore[arg-type]
+            with self._lock:
+                self._clients.append(client)
+        return client
+
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_delay_s)
@@ -237,24 +272,28 @@ class WebhookNotifier:
         last = ""
         for attempt in range(1, self.max_attempts + 1):
             retry_after: float | None = None
-            self.attempts += 1
+            with self._lock:
+                self.attempts += 1
             # A fresh timestamp per attempt: a receiver enforcing a tolerance
             # window must not refuse a retry sent minutes after the first try.
             headers = signed_headers(self.secret, msg_id, body)
             try:
                 resp = self.client.post(self.url, content=body, headers=headers)
             except httpx.TransportError as exc:  # connect errors, timeouts, resets
-                last = f"{type(exc).__name__}: {exc}"
+                last = redact(f"{type(exc).__name__}: {exc}")
             else:
                 if resp.is_success:
-                    self.sent += 1
+                    with self._lock:
+                        self.sent += 1
                     WEBHOOK_DELIVERIES.labels("delivered").inc()
                     return attempt
                 last = f"HTTP {resp.status_code}"
                 if resp.status_code < 500 and resp.status_code not in RETRY_STATUS:
                     WEBHOOK_DELIVERIES.labels("undeliverable").inc()
                     raise WebhookUndeliverable(
-                        f"{self.url} refused alert {msg_id}: {last} {resp.text[:200]!r}"
+                        f"{self.safe_url} refused alert {msg_id}: {last} "
+                        f"{redact(resp.text[:200])!r}",
+                        status=resp.status_code,
                     )
                 retry_after = _retry_after(resp)
             if attempt == self.max_attempts:
@@ -267,8 +306,12 @@ class WebhookNotifier:
                 raise TransientError(f"stopping while retrying webhook {msg_id} ({last})")
         WEBHOOK_DELIVERIES.labels("undeliverable").inc()
         raise WebhookUndeliverable(
-            f"{self.url} did not accept alert {msg_id} after {self.max_attempts} attempts: {last}"
+            f"{self.safe_url} did not accept alert {msg_id} after {self.max_attempts} attempts: "
+            f"{last}"
         )
 
     def close(self) -> None:
-        self.client.close()
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()

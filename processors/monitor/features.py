@@ -18,7 +18,8 @@ No Kafka, no I/O.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import logging
+from collections import Counter, OrderedDict
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,17 @@ from processors.learners.outlier_scorer import OutlierScorer
 from processors.learners.retrain_head import RetrainHead
 from processors.monitor.catalogue import EMBEDDING_SOURCES
 from schemas.events import Label, Prediction
+
+log = logging.getLogger("driftline.monitor")
+
+
+def _first(buffered: list[list[float]], vector: list[float], n: int) -> int:
+    """Index of the first vector of length ``n`` among ``buffered`` then ``vector``."""
+    for i, v in enumerate(buffered):
+        if len(v) == n:
+            return i
+    return len(buffered) if len(vector) == n else len(buffered) + 1
+
 
 # Class names get small integer ids for the class-mix test. A stream whose
 # "classes" are unbounded strings (ids, free text) must not grow the table
@@ -48,11 +60,48 @@ class EmbeddingFeatures:
     warm-up buffer (at most ``reference_size`` vectors, dropped once fitted).
     """
 
-    def __init__(self, settings: MonitorSettings) -> None:
+    def __init__(self, settings: MonitorSettings, model_version: str | None = None) -> None:
         self.settings = settings
         self.references: dict[str, EmbeddingReference] = {}
         self.learners: dict[str, EmbeddingLearners] = {}
         self.warmup: dict[str, list[list[float]]] = {src: [] for src in EMBEDDING_SOURCES}
+        # A known dimension wins over what the stream sends: otherwise one
+        # malformed vector arriving first would poison the stream's reference
+        # and every good vector after it would be dead-lettered.
+        edge = settings.edge_dims
+        self.known_dims: dict[str, int | None] = {
+            "embedding": settings.embedding_dim,
+            "edge": edge.get(model_version or "", edge.get("*")),
+        }
+        # Without a known dimension, the first `edge_quorum` vectors vote.
+        self.voted_dims: dict[str, int] = {}
+
+    def _dimension(self, source: str, vector: list[float]) -> int | None:
+        """The source's dimension, or None while its first vectors are still voting."""
+        reference = self.references.get(source)
+        if reference is not None:
+            return reference.dim
+        known = self.known_dims.get(source)
+        if known is not None:
+            return known
+        if source in self.voted_dims:
+            return self.voted_dims[source]
+        buffered = self.warmup[source]
+        quorum = min(self.settings.edge_quorum, self.settings.reference_size)
+        if len(buffered) + 1 < quorum:
+            return None  # voting: accepted into the warm-up buffer for now
+        lengths = Counter(len(v) for v in [*buffered, vector])
+        # The most common length; a tie goes to the length seen first.
+        dim = max(lengths, key=lambda n: (lengths[n], -_first(buffered, vector, n)))
+        self.voted_dims[source] = dim
+        minority = sum(1 for v in buffered if len(v) != dim)
+        if minority:
+            # Already accepted (they were only buffered, never scored): they
+            # are left out of the reference, not dead-lettered after the fact.
+            log.warning("%s vectors: %d of the first %d had another length than the %d the "
+                        "majority has; left out of the reference", source, minority, quorum, dim)
+            buffered[:] = [v for v in buffered if len(v) == dim]
+        return dim
 
     def values(self, source: str, vector: list[float], key: str, event_id: str) -> dict[str, float]:
         """``<source>.distance``/``.residual``/``.outlier`` of one vector (none while warming up).
@@ -64,17 +113,8 @@ class EmbeddingFeatures:
         """
         reference = self.references.get(source)
         buffered = self.warmup[source]
-        # A known dimension wins over the first vector seen: otherwise one
-        # malformed vector arriving first would poison the stream's reference
-        # and every good vector after it would be dead-lettered.
-        known = self.settings.embedding_dim if source == "embedding" else None
-        if reference is not None:
-            dim = reference.dim
-        elif known is not None:
-            dim = known
-        else:
-            dim = len(buffered[0]) if buffered else len(vector)
-        if len(vector) != dim:
+        dim = self._dimension(source, vector)
+        if dim is not None and len(vector) != dim:
             raise InvalidEvent(
                 f"{source} vector has {len(vector)} dimensions, this stream's {source} "
                 f"reference has {dim}",

@@ -130,7 +130,7 @@ class StreamMonitor:
         self.settings = settings or MonitorSettings()
         self.events_seen = 0
         self.history = EventHistory()
-        self.embeddings = EmbeddingFeatures(self.settings)
+        self.embeddings = EmbeddingFeatures(self.settings, model_version)
         self.class_ids = ClassIds()
         self.novelty = ClassNovelty(max_classes=MAX_CLASS_IDS,
                                     warmup=self.settings.class_mix_reference_size)

@@ -74,7 +74,8 @@ def test_sink_killed_mid_webhook_redelivers_same_id(
     first = spawn(1)
     try:
         wait_for(lambda: rx.requests, what="first webhook request")
-        wait_for(lambda: read_stream(settings.redis_url, stream)["recent_alerts"], what="redis")
+        wait_for(lambda: read_stream(settings.redis_url, stream,
+                namespace=topic_prefix)["recent_alerts"], what="redis")
         first.kill()  # mid-request: the webhook sink never committed
         first.wait(10)
     finally:
@@ -93,5 +94,6 @@ def test_sink_killed_mid_webhook_redelivers_same_id(
     assert {d.webhook_id for d in rx.requests} == {alert.alert_id}
     for d in rx.requests:
         assert verify(SECRET, d.headers, d.body)
-    assert len(read_stream(settings.redis_url, stream)["recent_alerts"]) == 1
+    assert len(read_stream(settings.redis_url, stream,
+            namespace=topic_prefix)["recent_alerts"]) == 1
     assert second.returncode == 0, (tmp_path / "sinks-2.log").read_text()[-2000:]

@@ -210,7 +210,8 @@ def test_drifted_camera_alerts_everywhere_clean_camera_stays_quiet(
         deadline = time.monotonic() + 60
         ids = {a.alert_id for a in alerts}
         while time.monotonic() < deadline:
-            stored = read_stream(settings.redis_url, "cam-drift", recent=100)
+            stored = read_stream(settings.redis_url, "cam-drift", recent=100,
+                                 namespace=settings.topic_prefix)
             got = {a["alert_id"] for a in stored["recent_alerts"]}
             hooks = {h["webhook-id"] for h, _ in receiver.deliveries}
             if got == ids and ids <= hooks:
@@ -223,7 +224,7 @@ def test_drifted_camera_alerts_everywhere_clean_camera_stays_quiet(
             assert json.loads(body)["alert_id"] == headers["webhook-id"]
         status = {s["signal"]: s["status"] for s in stored["signals"]}
         assert status["quality.brightness"] == "drift"
-        clean = read_stream(settings.redis_url, "cam-clean")
+        clean = read_stream(settings.redis_url, "cam-clean", namespace=settings.topic_prefix)
         assert clean["recent_alerts"] == []
         assert all(s["status"] != "drift" for s in clean["signals"])
     finally:

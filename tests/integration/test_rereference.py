@@ -6,6 +6,11 @@ stream of predictions (``output.confidence``). ``driftline rereference`` and
 worker that owns the stream applies them between its events, and the next
 snapshot on the state topic shows the signal warming up again. A malformed
 command is dead-lettered with its original bytes.
+
+Run twice: without ``DRIFTLINE_CONTROL_SECRET`` (every command applies), and
+with it, where the CLI signs its commands and an unsigned and a badly signed
+command are dead-lettered (``unsigned_command``, ``bad_signature``) without
+changing the stream.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from typer.testing import CliRunner
 
 from driftline.cli import app
 from driftline.settings import Settings
+from processors.commands import sign_command
 from producers.publisher import Publisher
-from schemas.events import DeadLetter, Prediction, StreamState
-from schemas.wire import decode_as
+from schemas.events import Command, DeadLetter, Prediction, StreamState
+from schemas.wire import decode_as, encode
 from sinks.redis_state import ack_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,7 +42,7 @@ REFERENCE_SIZE = 60
 SIGNAL = "output.confidence"
 
 
-def _env(settings: Settings) -> dict[str, str]:
+def _env(settings: Settings, control_secret: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
     env.update(
         DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
@@ -47,6 +53,8 @@ def _env(settings: Settings) -> dict[str, str]:
         DRIFTLINE_STATE_EVERY="20",
         DRIFTLINE_MONITOR__REFERENCE_SIZE=str(REFERENCE_SIZE),
     )
+    if control_secret is not None:
+        env["DRIFTLINE_CONTROL_SECRET"] = control_secret
     return env
 
 
@@ -88,11 +96,13 @@ def _predictions(pub: Publisher, topic: str, start: int, n: int) -> None:
             confidence=float(np.clip(0.85 + 0.03 * rng.normal(), 0.0, 1.0)), frame_index=i))
 
 
+@pytest.mark.parametrize("control_secret", [None, "integration-control-secret"],
+                         ids=["unauthenticated", "signed"])
 def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
-    settings: Settings, read_topic, tmp_path: Path
+    settings: Settings, read_topic, tmp_path: Path, control_secret: str | None
 ) -> None:
     topics = settings.topics
-    env = _env(settings)
+    env = _env(settings, control_secret)
     log = tmp_path / "worker.log"
     states = States(settings.bootstrap_servers, topics.state)
     worker = subprocess.Popen(
@@ -105,6 +115,21 @@ def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
             _predictions(pub, topics.predictions, 0, n)
         ok = states.wait_for(worker, log, lambda s: s.events_seen == n)
         assert ok.signals[SIGNAL].status == "ok"
+
+        forged: list[tuple[bytes, str]] = []
+        if control_secret is not None:
+            # Unsigned, and signed with another key: refused, and the stream unchanged.
+            plain = Command(stream_id=STREAM, action="rereference", signals=[SIGNAL])
+            forged = [(encode(plain), "unsigned_command"),
+                      (encode(sign_command(plain, "not-the-control-secret")), "bad_signature")]
+            with Publisher(settings.bootstrap_servers) as pub:
+                for raw, _ in forged:
+                    pub.publish_raw(topics.control, STREAM.encode(), raw)
+            letters = [decode_as(DeadLetter, r.value)
+                       for r in read_topic(topics.dead_letter, 2, timeout_s=30)]
+            assert sorted((d.original, d.reason) for d in letters) == sorted(forged)
+            assert states.seen[-1].signals[SIGNAL].status == "ok"
+        assert ("control is unauthenticated" in log.read_text()) == (control_secret is None)
 
         runner = CliRunner()
         res = runner.invoke(app, ["rereference", STREAM, "--signal", SIGNAL, "--by", "test"],
@@ -121,8 +146,9 @@ def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
         assert st.signals[SIGNAL].expected is None
         assert st.signals["output.confidence"].threshold is None
 
-        (letter,) = [decode_as(DeadLetter, r.value)
-                     for r in read_topic(topics.dead_letter, 1, timeout_s=20)]
+        letters = [decode_as(DeadLetter, r.value)
+                   for r in read_topic(topics.dead_letter, len(forged) + 1, timeout_s=20)]
+        (letter,) = [d for d in letters if d.original == bad]
         assert letter.original == bad
         assert letter.source_topic == topics.control
         assert letter.reason == "invalid_event"
@@ -139,7 +165,7 @@ def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
         assert res.exit_code == 0, res.output
         ack_command = json.loads(res.stdout)["command_id"]
         r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        ack = json.loads(r.get(ack_key(STREAM, SIGNAL)))
+        ack = json.loads(r.get(ack_key(STREAM, SIGNAL, settings.topic_prefix)))
         r.close()
         assert (ack["alert_id"], ack["by"], ack["command_id"]) == ("a-1", "ops", ack_command)
         st = states.wait_for(worker, log, lambda s: s.signals[SIGNAL].status == "warming_up")

@@ -146,15 +146,16 @@ def test_alerts_reach_redis_and_a_signed_webhook(
     running = sinks(s)
 
     wait_for(lambda: len(rx.accepted()) >= 3, what="3 webhook deliveries")
-    wait_for(lambda: len(read_stream(s.redis_url, stream)["recent_alerts"]) >= 2, what="redis")
+    wait_for(lambda: len(read_stream(s.redis_url, stream,
+            namespace=topic_prefix)["recent_alerts"]) >= 2, what="redis")
     wait_for(lambda: committed(s, f"{s.consumer_group}.redis", s.topics.alerts) == 3,
              what="redis sink commits")
 
     # Redis: each alert once, history newest first, signal state, stream known.
-    state = read_stream(s.redis_url, stream)
+    state = read_stream(s.redis_url, stream, namespace=topic_prefix)
     assert [a["alert_id"] for a in state["recent_alerts"]] == [a2.alert_id, a1.alert_id]
-    assert read_alert(s.redis_url, a1.alert_id) == json.loads(encode(a1))
-    assert stream in list_streams(s.redis_url)
+    assert read_alert(s.redis_url, a1.alert_id, namespace=topic_prefix) == json.loads(encode(a1))
+    assert stream in list_streams(s.redis_url, namespace=topic_prefix)
     sigs = {x["signal"]: x for x in state["signals"]}
     assert sigs["confidence"]["status"] == "drift"
     assert sigs["confidence"]["last_alert_id"] == a1.alert_id
@@ -189,11 +190,12 @@ def test_state_snapshots_update_signal_state_and_never_go_back(
     # The newer snapshot first, then an older one (a redelivery after a crash).
     publish(settings, snap(20, "ok", 1.5))
     sinks(settings)
-    wait_for(lambda: read_stream(settings.redis_url, stream)["signals"], what="state in redis")
+    wait_for(lambda: read_stream(settings.redis_url, stream,
+            namespace=topic_prefix)["signals"], what="state in redis")
     publish(settings, snap(10, "warming_up", 0.1))
     wait_for(lambda: committed(settings, f"{settings.consumer_group}.redis",
                                settings.topics.state) == 2, what="state commits")
-    [sig] = read_stream(settings.redis_url, stream)["signals"]
+    [sig] = read_stream(settings.redis_url, stream, namespace=topic_prefix)["signals"]
     assert (sig["status"], sig["statistic"], sig["detector"]) == ("ok", 1.5, "page_hinkley")
     assert sig["updated_ts"] == (T0 + timedelta(seconds=20)).timestamp()
 
@@ -242,7 +244,7 @@ def test_undeliverable_webhook_goes_to_dead_letter_and_the_sink_goes_on(
     wait_for(lambda: committed(s, f"{s.consumer_group}.webhook", s.topics.alerts) == 2,
              what="webhook commits")
     assert running.stats["webhook"].dead_letter_reasons == {"webhook_undeliverable": 2}
-    wait_for(lambda: read_alert(s.redis_url, a2.alert_id), what="redis")
+    wait_for(lambda: read_alert(s.redis_url, a2.alert_id, namespace=topic_prefix), what="redis")
 
 
 def test_undecodable_alert_goes_to_dead_letter(
@@ -255,7 +257,8 @@ def test_undecodable_alert_goes_to_dead_letter(
     letter = decode_as(DeadLetter, rec.value)
     assert letter.reason == "invalid_json" and letter.original == b'{"kind": "alert", "alert_id": '
     assert letter.key == b"cam-bad" and letter.stage == "redis"
-    wait_for(lambda: read_alert(settings.redis_url, good.alert_id), what="good alert stored")
+    wait_for(lambda: read_alert(settings.redis_url, good.alert_id,
+            namespace=topic_prefix), what="good alert stored")
     wait_for(lambda: committed(settings, f"{settings.consumer_group}.redis",
                                settings.topics.alerts) == 2, what="commits")
     assert running.stats["redis"].dead_lettered == 1
@@ -267,19 +270,22 @@ def test_muted_streams_get_no_webhook_but_are_stored(
     rx = receiver()
     s = with_webhook(settings, rx.url)
     quiet, snoozed, loud = (f"{topic_prefix}-{n}" for n in ("quiet", "snoozed", "loud"))
-    set_disabled(s.redis_url, quiet)
-    snooze(s.redis_url, snoozed, 600)
-    acknowledge(s.redis_url, loud, "confidence", alert_id="x", by="ops")
+    set_disabled(s.redis_url, quiet, namespace=topic_prefix)
+    snooze(s.redis_url, snoozed, 600, namespace=topic_prefix)
+    acknowledge(s.redis_url, loud, "confidence", alert_id="x", by="ops",
+                namespace=topic_prefix)
     publish(s, alert(quiet, 1), alert(snoozed, 1), alert(loud, 1))
     sinks(s)
     wait_for(lambda: committed(s, f"{s.consumer_group}.webhook", s.topics.alerts) == 3,
              what="webhook commits")
     assert [d.webhook_id for d in rx.accepted()] == [alert(loud, 1).alert_id]
-    wait_for(lambda: read_alert(s.redis_url, alert(quiet, 1).alert_id), what="stored")
-    view = read_stream(s.redis_url, snoozed)
+    wait_for(lambda: read_alert(s.redis_url, alert(quiet, 1).alert_id,
+            namespace=topic_prefix), what="stored")
+    view = read_stream(s.redis_url, snoozed, namespace=topic_prefix)
     assert view["snooze_until"] and not view["disabled"]
-    assert read_stream(s.redis_url, quiet)["disabled"]
-    assert read_stream(s.redis_url, loud)["signals"][0]["ack"]["by"] == "ops"
+    assert read_stream(s.redis_url, quiet, namespace=topic_prefix)["disabled"]
+    assert read_stream(s.redis_url, loud,
+            namespace=topic_prefix)["signals"][0]["ack"]["by"] == "ops"
 
 
 def test_redis_down_then_back_loses_nothing(
@@ -296,7 +302,8 @@ def test_redis_down_then_back_loses_nothing(
         first, second = alert(stream, 1), alert(stream, 2)
         publish(s, first)
         running = sinks(s)
-        wait_for(lambda: read_alert(r.url, first.alert_id), what="first alert")
+        wait_for(lambda: read_alert(r.url, first.alert_id,
+                namespace=topic_prefix), what="first alert")
 
         r.stop()
         publish(s, second)
@@ -304,7 +311,8 @@ def test_redis_down_then_back_loses_nothing(
         wait_for(lambda: running.stats["redis"].retried >= 2, what="retries while down")
         assert committed(s, f"{s.consumer_group}.redis", s.topics.alerts) == 1
         r.start()
-        wait_for(lambda: read_alert(r.url, second.alert_id), what="second alert after restart")
+        wait_for(lambda: read_alert(r.url, second.alert_id,
+                namespace=topic_prefix), what="second alert after restart")
         wait_for(lambda: committed(s, f"{s.consumer_group}.redis", s.topics.alerts) == 2,
                  what="commit after the effect")
         assert running.stats["redis"].dead_lettered == 0
@@ -373,7 +381,7 @@ def test_sinks_process_serves_metrics_of_what_it_did(
             assert sample("driftline_sink_messages_total", sink=stage, outcome="handled") == 1
             assert sample("driftline_processing_seconds_count", stage=stage) == 2
         assert [d.webhook_id for d in rx.accepted()] == [good.alert_id]
-        assert read_alert(s.redis_url, good.alert_id)
+        assert read_alert(s.redis_url, good.alert_id, namespace=topic_prefix)
     finally:
         proc.terminate()
         proc.wait(30)

@@ -84,13 +84,14 @@ def test_state_size_is_bounded():
 
 def test_embedding_of_the_wrong_length_is_refused():
     monitor = StreamMonitor("cam", "v1", SETTINGS)
-    events = list(camera_like(5, seed=1))
-    monitor.observe(events[0])
-    bad = events[1].model_copy(update={"vector": [1.0] * (DIM + 1)})
+    events = list(camera_like(7, seed=1))
+    for e in events[:5]:  # the first vectors vote on the dimension (edge_quorum)
+        monitor.observe(e)
+    bad = events[5].model_copy(update={"vector": [1.0] * (DIM + 1)})
     with pytest.raises(InvalidEvent) as info:
         monitor.observe(bad)
     assert info.value.reason == "embedding_dimension"
-    monitor.observe(events[2])  # and the stream goes on
+    monitor.observe(events[6])  # and the stream goes on
 
 
 def test_events_of_another_stream_are_refused():

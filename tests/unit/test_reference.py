@@ -185,25 +185,29 @@ def test_a_command_rereferences_every_version_of_the_stream(warm):
     reg.monitors[("cam", "v1")] = _copy(warm)
     reg.monitors[("cam", "v2")] = _copy(warm, model_version="v2")
     reg.monitors[("cam-2", "v1")] = _copy(warm, stream_id="cam-2")
-    done = apply_command(reg, Command(stream_id="cam", signals=["quality.noise"]))
+    done = apply_command(reg, Command(stream_id="cam", action="rereference",
+                                      signals=["quality.noise"]))
     assert sorted((m.model_version, names) for m, names in done) == [
         ("v1", ["quality.noise"]), ("v2", ["quality.noise"])]
     assert reg.monitors[("cam-2", "v1")].signals["quality.noise"].status == "ok"
     # A named version without a monitor (and no bundle) is not created.
-    assert apply_command(reg, Command(stream_id="cam", model_version="v9")) == []
+    assert apply_command(
+        reg, Command(stream_id="cam", action="rereference", model_version="v9")) == []
     assert ("cam", "v9") not in reg.monitors
 
 
 def test_a_command_naming_an_unknown_signal_is_invalid_even_without_a_monitor():
     with pytest.raises(InvalidEvent) as info:
-        apply_command(MonitorRegistry(SETTINGS), Command(stream_id="x", signals=["nope"]))
+        apply_command(MonitorRegistry(SETTINGS),
+                      Command(stream_id="x", action="rereference", signals=["nope"]))
     assert info.value.reason == "unknown_signal"
     assert "known signals" in str(info.value)
 
 
 def test_replay_applies_command_lines_in_order(events):
     reg = MonitorRegistry(SETTINGS)
-    cmd = Command(stream_id="cam", model_version="v1", signals=["quality.brightness"])
+    cmd = Command(stream_id="cam", action="rereference", model_version="v1",
+                  signals=["quality.brightness"])
     list(replay_lines([*_lines(events[:REF]), encode(cmd)], registry=reg))
     assert reg.monitors[("cam", "v1")].signals["quality.brightness"].status == "warming_up"
 

@@ -38,7 +38,7 @@ EVENTS = [
     StreamState(stream_id="cam-1", model_version="v1", events_seen=3, ts=TS),
     DeadLetter(reason="invalid_json", detail="d", source_topic="t", original=b"\x00{", stage="s",
                ts=TS),
-    Command(command_id="c1", stream_id="cam-1", model_version=None,
+    Command(command_id="c1", stream_id="cam-1", model_version=None, action="rereference",
             signals=["quality.brightness"], requested_by="ops", ts=TS),
 ]
 

@@ -80,7 +80,8 @@ def test_a_command_read_again_is_not_applied_twice():
     lines = _lines(120)
     router = Router(MonitorRegistry(SETTINGS))
     _run(router, lines, 0, 120)
-    cmd = encode(Command(command_id="c1", stream_id="cam", signals=["quality.brightness"]))
+    cmd = encode(Command(command_id="c1", stream_id="cam", action="rereference",
+                         signals=["quality.brightness"]))
     first = router.route(cmd, Source.CONTROL, ("t.control:0", 4))
     assert [names for _, names in first.applied] == [["quality.brightness"]]
     mon = router.registry.monitors[("cam", "v1")]
