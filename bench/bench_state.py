@@ -9,7 +9,8 @@ the policy would send is encoded (its bytes are what the state topic gets):
   (plus once at the end, standing in for ``STATE_INTERVAL_S``).
 
 Memory: the process's resident set before and after the monitors exist and
-are past their warm-up, divided by the number of streams.
+are past their warm-up, divided by the number of streams; and the size of an
+evicted monitor (``MAX_LIVE_MONITORS``: a compressed checkpoint).
 
     python bench/bench_state.py [--streams 40] [--events 600]
 """
@@ -113,8 +114,14 @@ def main() -> None:
           f"{per_batch / n:,.0f} |")
     print(f"| per stream, every {STATE_EVERY} of its events (now) | {n_stream} | "
           f"{n_stream / n:.3f} | {per_stream / n:,.0f} |")
-    print(f"RSS per stream: {(rss1 - rss0) / args.streams / 1e6:.2f} MB "
+    print(f"RSS per live stream monitor: {(rss1 - rss0) / args.streams / 1e6:.2f} MB "
           f"({(rss1 - rss0) / 1e6:.0f} MB for {args.streams} monitors)")
+    reg = router.registry
+    for key in list(reg.monitors):
+        reg.evict(key)
+    packed = sum(len(b) for _, b in reg.evicted.values())
+    print(f"evicted (MAX_LIVE_MONITORS): {packed / args.streams / 1e3:.0f} KB per stream "
+          "(compressed checkpoint)")
 
 
 if __name__ == "__main__":

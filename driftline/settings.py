@@ -206,6 +206,10 @@ class Settings(BaseSettings):
     state_interval_s: float = Field(default=5.0, gt=0, le=3600, description="Longest time a "
                                     "stream's applied events wait for a snapshot (and their "
                                     "offsets for a commit); a rebalance waits up to this long.")
+    max_live_monitors: int | None = Field(default=None, ge=1, description="Live stream "
+                                          "monitors per worker; beyond it the least recently "
+                                          "seen are snapshotted and kept packed (~10x smaller) "
+                                          "until their stream's next event. Unset: no cap.")
     redis_history: int = Field(default=1_000, ge=1, description="Alerts kept per stream.")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     data_dir: Path = Path(".driftline")

@@ -224,6 +224,8 @@ class Router:
         # A command may target several monitors (every version of a stream);
         # each records the command's position, and one that already applied
         # it (its snapshot was delivered before a crash) is left out.
+        for key in [k for k in self.registry.evicted if k[0] == command.stream_id]:
+            self.registry.get(*key)  # evicted monitors of the stream are commanded too
         monitors = self.registry.monitors
         done = {k: m for k, m in monitors.items()
                 if k[0] == command.stream_id and m.applied(position)}

@@ -81,6 +81,11 @@ log = logging.getLogger("driftline.worker")
 ORIGIN_HEADER = "driftline-origin"
 # Events the monitor agent takes at a time.
 MONITOR_BATCH = 100
+# A stream stalled in a PCA warm-up is snapshotted after this long anyway.
+WARMUP_MAX_WAIT_S = 60.0
+# Largest snapshot sent with its warm-up vectors: under Apache Kafka's default
+# message.max.bytes (1 MB), which the state topic keeps.
+STATE_MAX_BYTES = 900_000
 
 
 def key_partition(key: bytes | None, all_partitions: list[int],
@@ -267,11 +272,12 @@ class StateRestorer:
         self.assigned = set(partitions)
         self.restored -= lost
         if lost:
-            gone = [key for key, mon in self.registry.monitors.items()
-                    if (parts := _partitions_of(mon.positions, self.input_topics))
-                    and parts <= lost]
+            positions = [(key, mon.positions) for key, mon in self.registry.monitors.items()]
+            positions += [(key, pos) for key, (pos, _) in self.registry.evicted.items()]
+            gone = [key for key, pos in positions
+                    if (parts := _partitions_of(pos, self.input_topics)) and parts <= lost]
             for key in gone:
-                del self.registry.monitors[key]
+                self.registry.drop(key)
             log.info("partitions %s moved away: dropped %d stream monitors",
                      sorted(lost), len(gone))
 
@@ -519,6 +525,18 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         entry[1].append(ev)
         waiting[id(ev)] = waiting.get(id(ev), 0) + 1
 
+    def snapshot_bytes(mon: StreamMonitor) -> bytes:
+        value = encode(mon.snapshot())
+        if len(value) <= STATE_MAX_BYTES:
+            return value
+        # Only during a PCA warm-up (the buffered vectors): rare, since warming
+        # streams are not snapshotted by count or age (see ``due``).
+        log.warning("snapshot of %s/%s is %d bytes during its PCA warm-up (%d vectors): sent "
+                    "without them, so a restart before the warm-up ends warms it up again "
+                    "and its next alerts may differ from replay's", mon.stream_id,
+                    mon.model_version, len(value), mon.warming_vectors)
+        return encode(mon.snapshot(warmup=False))
+
     async def flush(keys: list[tuple[str, str]]) -> None:
         """Snapshot these streams; ack the events whose last snapshot this was."""
         if not keys:
@@ -526,7 +544,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         entries = [dirty.pop(k) for k in keys]
         await asyncio.gather(*[
             await state_out.send(key=f"{mon.stream_id}|{mon.model_version}".encode(),
-                                 value=encode(mon.snapshot()))
+                                 value=snapshot_bytes(mon))
             for mon, _, _ in entries])
         metrics.count_out(topics.state, len(entries))
         for _, evs, _ in entries:
@@ -536,17 +554,46 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     del waiting[id(ev)]
                     ev.ack()
 
-    def due(now: float) -> list[tuple[str, str]]:
-        return [k for k, (_, evs, since) in dirty.items()
-                if len(evs) >= settings.state_every or now - since >= settings.state_interval_s]
+    last_seen: dict[tuple[str, str], int] = {}
+    seen_clock = [0]
+
+    async def evict_least_recently_seen() -> None:
+        """Keep at most MAX_LIVE_MONITORS live: the others as compressed checkpoints.
+
+        An evicted monitor is first snapshotted if it has unsnapshotted events
+        (so the invariant holds), then kept packed in the registry until its
+        stream's next event brings it back.
+        """
+        cap = settings.max_live_monitors
+        live = registry.monitors
+        if cap is None or len(live) <= cap:
+            return
+        victims = sorted(live, key=lambda k: last_seen.get(k, -1))[: len(live) - cap]
+        await flush([k for k in victims if k in dirty])
+        for key in victims:
+            registry.evict(key)
+            last_seen.pop(key, None)
+        log.info("evicted %d stream monitors (least recently seen; %d live, %d packed)",
+                 len(victims), len(live), len(registry.evicted))
+
+    def due(now: float, *, force: bool = False) -> list[tuple[str, str]]:
+        # A stream in a PCA warm-up waits for its end (its checkpoint would
+        # carry every buffered vector: megabytes at 1280 dimensions), unless a
+        # rebalance waits for its events or it stalled for WARMUP_MAX_WAIT_S.
+        return [k for k, (mon, evs, since) in dirty.items()
+                if force
+                or (mon.warming_vectors and now - since >= WARMUP_MAX_WAIT_S)
+                or (not mon.warming_vectors
+                    and (len(evs) >= settings.state_every
+                         or now - since >= settings.state_interval_s))]
 
     @app.timer(interval=1.0)
     async def flush_idle_streams() -> None:
         # Streams that stopped sending are snapshotted (and their events acked)
-        # STATE_INTERVAL_S after their first unsnapshotted event; a rebalance,
-        # which waits for every event in flight to be acked, waits that long.
+        # STATE_INTERVAL_S after their first unsnapshotted event. A rebalance
+        # waits for every event in flight to be acked: all are flushed then.
         async with state_lock:
-            await flush(due(time.monotonic()))
+            await flush(due(time.monotonic(), force=bool(app.rebalancing)))
 
     @app.agent(monitor_in)
     async def monitor_events(stream: Any) -> None:
@@ -595,6 +642,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert)))
             for mon in {id(m): m for m in routed.touched}.values():
                 remember(mon, ev)
+                seen_clock[0] += 1
+                last_seen[(mon.stream_id, mon.model_version)] = seen_clock[0]
             if not routed.touched:
                 free.append(ev)
         # (1) outputs delivered, (2) then the snapshots that cover their events.
@@ -602,6 +651,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         for ev in free:
             ev.ack()
         await flush(due(time.monotonic()))
+        await evict_least_recently_seen()
         metrics.observe_processing("monitor", time.perf_counter() - started)
         for topic, n in by_topic.items():
             metrics.count_in(topic, n)

@@ -403,8 +403,16 @@ class StreamMonitor:
 
     # -- state -----------------------------------------------------------------------
 
-    def snapshot(self) -> StreamState:
-        """The stream's state for the state topic and Redis, with the checkpoint."""
+    @property
+    def warming_vectors(self) -> int:
+        """Vectors buffered for a PCA warm-up (the large part of a checkpoint taken then)."""
+        return sum(len(vs) for vs in self.embeddings.warmup.values())
+
+    def snapshot(self, *, warmup: bool = True) -> StreamState:
+        """The stream's state for the state topic and Redis, with the checkpoint.
+
+        ``warmup=False`` leaves the PCA warm-up vectors out (see ``state``).
+        """
         signals = {}
         for name, sig in self.signals.items():
             det = sig.detector
@@ -437,11 +445,16 @@ class StreamMonitor:
             model_version=self.model_version,
             events_seen=self.events_seen,
             signals=signals,
-            monitor=self.state(),
+            monitor=self.state(warmup=warmup),
         )
 
-    def state(self) -> dict[str, Any]:
-        """Versioned JSON-safe checkpoint (``MonitorState``); ``from_state`` continues exactly."""
+    def state(self, *, warmup: bool = True) -> dict[str, Any]:
+        """Versioned JSON-safe checkpoint (``MonitorState``); ``from_state`` continues exactly.
+
+        ``warmup=False``: without the vectors of a PCA warm-up in progress
+        (up to ``reference_size`` x dim floats): a monitor restored from it
+        starts that warm-up again, so it does *not* continue exactly.
+        """
         emb = self.embeddings.state()
         return {
             "version": STATE_VERSION,
@@ -453,7 +466,7 @@ class StreamMonitor:
             "references": emb["references"],
             "warming": emb["warming"],
             "warmup_vectors": {src: [list(v) for v in vs]
-                               for src, vs in self.embeddings.warmup.items() if vs},
+                               for src, vs in self.embeddings.warmup.items() if vs and warmup},
             "recent_events": [list(e) for e in self.history.items],
             "predictions": list(self.join.predictions.items()),
             "class_ids": dict(self.class_ids.ids),

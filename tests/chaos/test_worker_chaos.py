@@ -271,12 +271,18 @@ class Run:
 
 @pytest.fixture
 def run(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Run]:
-    r = Run(settings, tmp_path, publish_s=request.param)
+    publish_s, env = request.param
+    r = Run(settings, tmp_path, publish_s=publish_s)
+    r.env.update(env)
     yield r
     r.stop()
 
 
-@pytest.mark.parametrize("run", [20.0], indirect=True)
+@pytest.mark.parametrize("run", [
+    pytest.param((20.0, {}), id="all-live"),
+    # 6 streams, 2 live: monitors are evicted and brought back all the time.
+    pytest.param((20.0, {"DRIFTLINE_MAX_LIVE_MONITORS": "2"}), id="2-live"),
+], indirect=True)
 def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
     kill_at = sorted([run.rng.uniform(0.2, 0.45), run.rng.uniform(0.55, 0.8)])
     run.start_publishing()
@@ -291,7 +297,7 @@ def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
     assert re.search(r"restored \d+ stream monitors from \d+ partitions", log), run.context()
 
 
-@pytest.mark.parametrize("run", [40.0], indirect=True)
+@pytest.mark.parametrize("run", [(40.0, {})], indirect=True)
 def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
     join_at, kill_at = sorted([run.rng.uniform(0.15, 0.3), run.rng.uniform(0.45, 0.6)])
     run.start_publishing()

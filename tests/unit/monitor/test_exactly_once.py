@@ -90,3 +90,31 @@ def test_a_command_read_again_is_not_applied_twice():
     again = router.route(cmd, Source.CONTROL, ("t.control:0", 4))
     assert again.skipped and not again.applied
     assert mon.state() == state
+
+
+def test_an_evicted_monitor_comes_back_as_it_left():
+    lines = _lines(400)
+    straight = Router(MonitorRegistry(SETTINGS))
+    expected = _run(straight, lines, 0, 400)
+    router = Router(MonitorRegistry(SETTINGS))
+    got = []
+    for start in range(0, 400, 37):
+        got += _run(router, lines, start, min(start + 37, 400))
+        router.registry.evict(("cam", "v1"))
+        assert not router.registry.monitors
+    assert got == expected
+    back = router.registry.get("cam", "v1")
+    assert back.state() == straight.registry.monitors[("cam", "v1")].state()
+    # Read again while evicted: skipped, and the monitor stays as it was.
+    router.registry.evict(("cam", "v1"))
+    assert router.route(lines[10], Source.INPUTS, ("t.embeddings:0", 10)).skipped
+
+
+def test_a_command_reaches_evicted_monitors_of_its_stream():
+    router = Router(MonitorRegistry(SETTINGS))
+    _run(router, _lines(120), 0, 120)
+    router.registry.evict(("cam", "v1"))
+    cmd = encode(Command(command_id="c2", stream_id="cam", signals=["quality.brightness"]))
+    routed = router.route(cmd, Source.CONTROL, ("t.control:0", 1))
+    assert [(m.stream_id, names) for m, names in routed.applied] == [
+        ("cam", ["quality.brightness"])]
