@@ -46,7 +46,14 @@ from processors.monitor.catalogue import (
     VERSION_SIGNAL,
     MonitorEvent,
 )
-from processors.monitor.features import MAX_CLASS_IDS, ClassIds, EmbeddingFeatures, LabelJoin
+from processors.monitor.features import (
+    MAX_CLASS_IDS,
+    ClassIds,
+    EmbeddingFeatures,
+    LabelJoin,
+    TileFeatures,
+    tile_name,
+)
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
@@ -124,6 +131,7 @@ class MonitorState(BaseModel):
     # Event-rate measurement (issue #11): first event's ts (epoch s) and the rate.
     first_ts: float | None = None
     event_rate: float | None = None
+    tiles: dict[str, Any] | None = None
 
 
 class StreamMonitor:
@@ -148,6 +156,8 @@ class StreamMonitor:
         self.events_seen = 0
         self.history = EventHistory()
         self.embeddings = EmbeddingFeatures(self.settings)
+        self.tiles = TileFeatures(self.settings.reference_size,
+                                  _track(self.settings) / TILE_TRACK_SLOWER)
         self.class_ids = ClassIds()
         self.novelty = ClassNovelty(max_classes=MAX_CLASS_IDS,
                                     warmup=self.settings.class_mix_reference_size)
@@ -253,6 +263,7 @@ class StreamMonitor:
         if isinstance(event, Embedding):
             features = self.embeddings.values("embedding", event.vector, event.frame_id,
                                               event.event_id)
+            features.update(self.tiles.values(event.quality))
         elif isinstance(event, Prediction):
             if event.embedding is not None:
                 features = self.embeddings.values(
@@ -290,6 +301,11 @@ class StreamMonitor:
             examples=(self.embeddings.outlier_examples(d.signal.split(".", 1)[0])
                       if d.signal.endswith(".outlier") else []),
         )
+        tile = d.signal.removeprefix("quality.tile_")
+        if tile != d.signal and tile in self.tiles.worst:
+            alert = alert.model_copy(update={
+                "message": f"{alert.message}; worst tile: {tile_name(self.tiles.worst[tile])} "
+                "of 4×4 (row 0 at the top)"})
         if d.signal in self.signals:
             self.signals[d.signal].last_alert_id = alert.alert_id
         else:
@@ -337,6 +353,10 @@ class StreamMonitor:
                     + ", ".join(self.signals)
                 )
             names = set(signals)
+        if any(n.startswith("quality.tile_") for n in names):
+            # The tile signals are deviations from the tile references: refit those.
+            self.tiles.drop()
+            names.update(n for n in self.signals if n.startswith("quality.tile_"))
         for src in EMBEDDING_SOURCES:
             if any(n.startswith(f"{src}.") for n in names):
                 self.embeddings.drop(src)
@@ -471,6 +491,7 @@ class StreamMonitor:
             "signals": {name: sig.state() for name, sig in self.signals.items()},
             "first_ts": self.first_ts,
             "event_rate": self.event_rate,
+            "tiles": self.tiles.state(),
         }
 
     @classmethod
@@ -498,7 +519,22 @@ class StreamMonitor:
         m.last_alert_ids = dict(s.last_alert_ids)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
         m.first_ts, m.event_rate = s.first_ts, s.event_rate
+        if s.tiles is not None:
+            m.tiles = TileFeatures.from_state(s.tiles, m.settings.reference_size,
+                                              _track(m.settings) / TILE_TRACK_SLOWER)
         return m
+
+
+# Tile baselines track this many times slower than the CUSUMs' baselines: a
+# smudge must not be absorbed before persistence confirms it (measured on
+# simulated cameras, bench/README.md).
+TILE_TRACK_SLOWER = 4.0
+
+
+def _track(settings: MonitorSettings) -> float:
+    """The tracking baseline's weight per event for ``baseline_halflife`` (0: fixed)."""
+    halflife = settings.baseline_halflife
+    return 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
 
 
 def _finite(x: float | None) -> float | None:
