@@ -106,11 +106,33 @@ class MonitorSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    ert: float = Field(
-        default=10_000.0,
+    # -- detection budget and persistence (issue #11) ---------------------------------
+    # The budget is set in the operator's unit (false alarms per camera per week)
+    # and turned into an ERT in events with the stream's event rate, measured from
+    # event ``ts`` over its first ``reference_size`` events
+    # (processors.monitor.stream_monitor.EventRate). ``ert`` stays as the
+    # low-level override; without usable timestamps (events stamped when built,
+    # > MAX_EVENT_RATE events/s) the monitor falls back to ``FALLBACK_ERT``
+    # events and no persistence, which is what it did before.
+    ert: float | None = Field(
+        default=None,
         gt=10,
-        description="Expected events between false alarms, per stream, all signals together.",
+        description="Expected events between false alarms, per stream, all signals together. "
+        "Unset: derived from `false_alarms_per_week` and the stream's measured event rate "
+        "(10,000 when the rate cannot be measured).",
     )
+    false_alarms_per_week: float = Field(
+        default=1.0, gt=0, le=10_000, description="False-alarm budget per stream (camera x "
+        "model version) per week, all signals together; turned into an ERT in events with the "
+        "stream's event rate measured from event `ts`. `ert` overrides it.")
+    min_duration: float = Field(
+        default=45.0, ge=0, le=86_400, description="Seconds a change must last before it "
+        "raises a drift alert: a CUSUM signal whose detector fires is confirmed only if its "
+        "level is still beyond its tolerance this long after the estimated change point "
+        "(people walking through the view for 10-40 s are transient). Converted to each "
+        "signal's updates with the stream's measured event rate; 0 (or no usable `ts`) = "
+        "alert when the detector fires.")
+    # -- end of detection budget and persistence ----------------------------------------
     reference_size: int = Field(default=200, ge=50, le=100_000)
     class_mix_reference_size: int = Field(
         default=2000, ge=50, le=100_000, description="Predictions that form the reference of "

@@ -13,6 +13,7 @@ then runs the state contract over it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
@@ -63,6 +64,24 @@ DETECTOR_STATE: TypeAdapter[DetectorState] = TypeAdapter(AnyDetectorState)
 # accumulate ~0.2 per frame and do not alert, a real shift of 2 tolerances
 # alerts after ~10 frames (measured: bench/bench_monitor.py).
 H_MIN = 10.0
+# ... at this ERT (updates per false alarm, per signal): the monitor's old default
+# (10,000 events per stream split over 21 calibrated signals). Above it the
+# floor grows with ln(ERT) (``h_floor``): on the tolerance scale a CUSUM's run
+# length grows like exp(c h), so a floor fixed at 10 made every budget above
+# ~2e5 the same (the issue #11 measurement: ERT 10^4 and 10^6 fired at the same
+# frames). Below it the floor stays at ``H_MIN``.
+H_MIN_ERT = 210_000.0
+
+
+def h_floor(ert: float) -> float:
+    """Smallest CUSUM threshold (tolerance units) for ``ert`` updates per false alarm.
+
+    >>> h_floor(1000.0), h_floor(H_MIN_ERT), round(h_floor(H_MIN_ERT ** 2), 6)
+    (10.0, 10.0, 20.0)
+    """
+    if not (math.isfinite(ert) and ert > H_MIN_ERT):
+        return H_MIN
+    return H_MIN * math.log(ert) / math.log(H_MIN_ERT)
 # Window of the class-mix test: the reference (``reference_size``, 200 by
 # default, at least 50) must hold at least two windows; shorter references
 # get half their length.
@@ -121,7 +140,8 @@ def is_constant(reference: np.ndarray) -> bool:
 
 
 def _constant_detector(
-    kind: str, reference: np.ndarray, tolerance: float | None, track: float, why: str
+    kind: str, reference: np.ndarray, tolerance: float | None, track: float, why: str,
+    ert: float = H_MIN_ERT,
 ) -> Detector:
     """A detector that alerts on sustained moves beyond the tolerance, uncalibrated.
 
@@ -137,10 +157,11 @@ def _constant_detector(
     spread = 2.5 * float(np.std(reference))
     tol = max(float(tolerance or 0.0), spread) or 1e-6 * max(1.0, abs(mean))
     info = {"method": "tolerance_only", "reason": why, "value": mean, "tolerance": tol}
+    h = h_floor(ert)
     if kind == "page_hinkley":
-        return PageHinkley(min_instances=1, delta=tol, threshold=H_MIN * tol, calibration=info)
+        return PageHinkley(min_instances=1, delta=tol, threshold=h * tol, calibration=info)
     side: Side = "up" if kind == "cusum_up" else "both"
-    return Cusum(mean=mean, scale=tol, k=1.0, h=H_MIN, side=side, track=track, calibration=info)
+    return Cusum(mean=mean, scale=tol, k=1.0, h=h, side=side, track=track, calibration=info)
 
 
 Takes = Literal["scalar", "bits", "classes", "projections", "embeddings"]
@@ -181,15 +202,19 @@ def _cusum(side: Side) -> Builder:
                 lambda streams: cusum_paths((streams - mean) / scale, 1.0, side),
                 seed=seed,
             )
-            h = max(H_MIN, fit.threshold)
+            h = max(h_floor(ert), fit.threshold)
             info["fit_tolerance"] = fit.as_dict()
         except ValueError as exc:
             # The surrogates almost never leave the tolerance band, too rarely to
-            # extrapolate a run length. Rescaling the reference-scale threshold
-            # to the wider scale is conservative (a wider scale only lengthens
-            # run lengths on data like the reference).
-            h = max(H_MIN, det.h * det.scale / scale)
-            info["fit_tolerance"] = {"method": "rescaled", "reason": str(exc)}
+            # extrapolate a run length: on data like the reference this CUSUM
+            # does not accumulate at all, and the floor (growing with ln ERT) is
+            # what stands between the scene's unseen variation and an alert.
+            # (Rescaling the reference-scale threshold to the wider scale, as
+            # before, gave thresholds of 250-2,600 tolerance units at a weekly
+            # budget -- 1.5e8 updates per signal -- and a blind signal.)
+            h = h_floor(ert)
+            info["fit_tolerance"] = {"method": "floor", "reason": str(exc),
+                                     "rescaled": det.h * det.scale / scale}
         return Cusum(mean=mean, scale=scale, k=1.0, h=h, side=side, track=track,
                      calibration=info)
 
@@ -215,7 +240,8 @@ def _or_tolerance_only(kind: str, build: Builder) -> Builder:
         reference: np.ndarray, ert: float, seed: int, tolerance: float | None, track: float
     ) -> Detector[Any]:
         if is_constant(reference):
-            return _constant_detector(kind, reference, tolerance, track, "constant reference")
+            return _constant_detector(kind, reference, tolerance, track, "constant reference",
+                                      ert)
         try:
             return build(reference, ert, seed, tolerance, track)
         except ValueError as exc:
@@ -223,7 +249,7 @@ def _or_tolerance_only(kind: str, build: Builder) -> Builder:
             # discrete values: boxes per frame, counts) has no finite threshold
             # for the run length asked; raising here would stop the stream's
             # monitor. Fall back to alerting on sustained moves beyond the tolerance.
-            return _constant_detector(kind, reference, tolerance, track, str(exc))
+            return _constant_detector(kind, reference, tolerance, track, str(exc), ert)
 
     return safe
 
@@ -237,7 +263,7 @@ def _tolerance_up(
     # missed for that). Its false-alarm rate is measured, not simulated:
     # bench/README.md.
     return _constant_detector("cusum_up", reference, tolerance, track,
-                              "windowed share: measured, not simulated")
+                              "windowed share: measured, not simulated", ert)
 
 
 def _windowed(cls: type[WindowedKS] | type[PSI]) -> Builder:

@@ -19,6 +19,8 @@ to its detectors as the signal ``quality.<key>``:
 ``width``           frame width in pixels (as decoded)
 ``height``          frame height in pixels
 ``encoded_kb``      encoded size in KiB (only when ``encoded_size`` is given)
+``tile_*``          per-tile brightness, contrast and sharpness on a 4x4 grid
+                    (``TILE_KEYS``; see ``_tile_stats``)
 ==================  ==========================================================
 
 Cost: luma statistics (brightness, contrast, sharpness, noise) are taken at
@@ -33,7 +35,7 @@ Examples
 --------
 >>> import numpy as np
 >>> q = image_quality(np.full((480, 640, 3), 100, np.uint8), encoded_size=2048)
->>> sorted(q) == sorted(QUALITY_KEYS)
+>>> sorted(q) == sorted(QUALITY_KEYS + TILE_KEYS)
 True
 >>> q["brightness"], q["contrast"], q["saturation"], q["sharpness"], q["encoded_kb"]
 (100.0, 0.0, 0.0, 0.0, 2.0)
@@ -61,6 +63,18 @@ QUALITY_KEYS: tuple[str, ...] = (
     "width",
     "height",
     "encoded_kb",
+)
+
+# Spatially resolved statistics: the frame (at the luma working resolution) cut
+# into TILES x TILES tiles, each tile's brightness (mean luma), contrast (luma
+# std) and sharpness (log1p of its Laplacian variance), under the keys
+# ``tile_<metric>_<row><col>``. Whole-frame statistics barely move when a smudge
+# blurs part of the lens or the corners darken (vignetting); a tile does. The
+# monitor compares each tile with its own history (processors.monitor.features).
+TILES = 4
+TILE_METRICS: tuple[str, ...] = ("brightness", "contrast", "sharpness")
+TILE_KEYS: tuple[str, ...] = tuple(
+    f"tile_{m}_{r}{c}" for m in TILE_METRICS for r in range(TILES) for c in range(TILES)
 )
 
 WORK_SIDE = 640
@@ -100,6 +114,7 @@ def image_quality(rgb: np.ndarray, encoded_size: int | None = None) -> dict[str,
     )
     lap_mean = float(cv2.sumElems(lap)[0]) / n_px
     lap_var = max(0.0, float(cv2.norm(lap, cv2.NORM_L2)) ** 2 / n_px - lap_mean**2)
+    tiles = _tile_stats(gf, lap) if gh >= TILES and gw >= TILES else {}
 
     noise = 0.0
     if gh > 2 and gw > 2:
@@ -133,7 +148,32 @@ def image_quality(rgb: np.ndarray, encoded_size: int | None = None) -> dict[str,
     }
     if encoded_size is not None:
         out["encoded_kb"] = encoded_size / 1024.0
+    out.update(tiles)
     return out
+
+
+def _tile_stats(gf: np.ndarray, lap: np.ndarray) -> dict[str, float]:
+    """Per-tile brightness, contrast and sharpness (``TILE_KEYS``) from luma and its Laplacian.
+
+    Block means by OpenCV's integer-ratio area resize (one pass each) of the
+    frame cropped to a multiple of ``TILES``; variances as E[x²] - E[x]².
+    """
+    gh, gw = gf.shape
+    th, tw = gh // TILES, gw // TILES
+    size = (TILES, TILES)
+    g = gf[: th * TILES, : tw * TILES]
+    lp = lap[: th * TILES, : tw * TILES]
+    sq = _scratch("tile_sq", g.shape, np.float32)
+    m_g = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    cv2.multiply(g, g, dst=sq)
+    m_g2 = cv2.resize(sq, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    m_l = cv2.resize(lp, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    cv2.multiply(lp, lp, dst=sq)
+    m_l2 = cv2.resize(sq, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    contrast = np.sqrt(np.maximum(m_g2 - m_g**2, 0.0))
+    sharp = np.log1p(np.maximum(m_l2 - m_l**2, 0.0))
+    values = np.concatenate([m_g.ravel(), contrast.ravel(), sharp.ravel()]).tolist()
+    return dict(zip(TILE_KEYS, values, strict=True))
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:

@@ -25,6 +25,11 @@ Kinds and what severity 1 means:
 ``resolution``      downscaled 4x then upscaled back (a lower-resolution stream)
 ``scene_change``    the camera was moved: another scene (the camera swaps its source)
 ``frozen``          the frame stops changing (a stuck encoder; the camera repeats frames)
+``smudge``          a soft-edged region over 40% of the lens blurred (Gaussian sigma 5 px):
+                    a greasy fingerprint; the rest of the frame stays sharp
+``vignetting``      radial fall-off: the corners darkened to 25%, the centre untouched
+``motion_blur``     horizontal motion blur over 9 px (a loose mount, wind)
+``haze``            60% blend towards a light-grey airlight (fog, a milky dome)
 ``class_mix``       the world changed, not the pixels: recorded in meta only
 ``model_version``   a new model was deployed: recorded in meta only
 ==================  ====================================================================
@@ -71,6 +76,10 @@ PIXEL_KINDS: tuple[str, ...] = (
     "dirty_lens",
     "rotation",
     "resolution",
+    "smudge",
+    "vignetting",
+    "motion_blur",
+    "haze",
 )
 """Kinds that :func:`apply_drift` applies to a single frame's pixels."""
 
@@ -84,7 +93,8 @@ KINDS: tuple[str, ...] = PIXEL_KINDS + STATEFUL_KINDS + META_KINDS
 """Every valid ``DriftSpec.kind``."""
 
 OPTICAL_KINDS: frozenset[str] = frozenset(
-    {"blur", "defocus", "dirty_lens", "occlusion", "rotation"}
+    {"blur", "defocus", "dirty_lens", "occlusion", "rotation", "smudge", "vignetting",
+     "motion_blur", "haze"}
 )
 """Kinds that happen in front of the sensor: the camera applies them before sensor noise."""
 
@@ -116,10 +126,10 @@ class DriftSpec:
 
     Examples
     --------
-    >>> DriftSpec("smudge", onset=0)  # doctest: +ELLIPSIS
+    >>> DriftSpec("sparkles", onset=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: unknown drift kind 'smudge'; valid kinds: blur, defocus, brightness, ...
+    ValueError: unknown drift kind 'sparkles'; valid kinds: blur, defocus, brightness, ...
     """
 
     kind: str
@@ -245,6 +255,35 @@ def _smudge_mask(height: int, width: int) -> np.ndarray:
     return np.minimum(blurred, np.float32(0.85))[:, :, None]
 
 
+@lru_cache(maxsize=16)
+def smudge_region(height: int, width: int) -> np.ndarray:
+    """The smudge's soft mask (H, W, 1) in [0, 1]: an ellipse over ~40% of the frame, left."""
+    mask = np.zeros((height, width), np.float32)
+    # pi * a * b = 0.4 * w * h with a = 0.4 w, b = 0.32 h.
+    cv2.ellipse(mask, (round(0.32 * width), round(0.5 * height)),
+                (round(0.4 * width), round(0.32 * height)), 0, 0, 360, 1.0, -1)
+    soft = cv2.GaussianBlur(mask, (0, 0), max(2.0, 0.04 * width))
+    return np.asarray(soft, np.float32)[:, :, None]
+
+
+@lru_cache(maxsize=16)
+def vignette_gain(height: int, width: int) -> np.ndarray:
+    """Gain (H, W, 1) of full-strength vignetting: 1 at the centre, 0.25 in the corners."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    r2 = ((xx - (width - 1) / 2) / ((width - 1) / 2 or 1)) ** 2 + (
+        (yy - (height - 1) / 2) / ((height - 1) / 2 or 1)) ** 2
+    r2 /= 2.0  # 1 in the corners
+    return (1.0 - 0.75 * r2)[:, :, None].astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _motion_kernel(length_tenths: int) -> np.ndarray:
+    n = max(1, round(length_tenths / 10))
+    k = np.zeros((n, n), np.float32)
+    k[n // 2, :] = 1.0 / n
+    return k
+
+
 def occlusion_box(height: int, width: int, strength: float) -> tuple[int, int, int, int]:
     """The black patch ``(y0, y1, x0, x1)`` for occlusion: area ``0.3 * strength`` of the frame."""
     frac = math.sqrt(min(1.0, 0.3 * strength))
@@ -322,6 +361,18 @@ def _apply(rgb: np.ndarray, kind: str, s: float, rng: np.random.Generator) -> np
             interpolation=cv2.INTER_AREA,
         )
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if kind == "smudge":
+        alpha = smudge_region(h, w)
+        blurred = cv2.GaussianBlur(rgb, (0, 0), 5.0 * s).astype(np.float32)
+        return _to_u8(rgb.astype(np.float32) * (1.0 - alpha) + blurred * alpha)
+    if kind == "vignetting":
+        gain = 1.0 - min(1.0, s) * (1.0 - vignette_gain(h, w))
+        return _to_u8(rgb.astype(np.float32) * gain)
+    if kind == "motion_blur":
+        return cv2.filter2D(rgb, -1, _motion_kernel(round(90 * s)))
+    if kind == "haze":
+        a = min(1.0, 0.6 * s)
+        return _to_u8(rgb.astype(np.float32) * (1.0 - a) + 200.0 * a)
     return rgb  # stateful and meta-only kinds: pixels unchanged here
 
 

@@ -221,7 +221,10 @@ class _Occluder:
         return bw, -bw + t * (width + bw)
 
 
-def _new_occluder(rng: np.random.Generator, index: int, width: int, height: int) -> _Occluder:
+def _new_occluder(
+    rng: np.random.Generator, index: int, width: int, height: int,
+    frames: tuple[int, int] = (20, 61),
+) -> _Occluder:
     bh = int(rng.uniform(0.35, 0.8) * height)
     bw = int(rng.uniform(0.12, 0.3) * width)
     blob = np.zeros((bh, bw), np.float32)
@@ -232,7 +235,7 @@ def _new_occluder(rng: np.random.Generator, index: int, width: int, height: int)
     color = np.array([base, base, base], np.float32) * rng.uniform(0.85, 1.15, 3).astype(np.float32)
     return _Occluder(
         start=index,
-        duration=int(rng.integers(20, 61)),
+        duration=int(rng.integers(*frames)),
         direction=1 if rng.random() < 0.5 else -1,
         y_center=float(rng.uniform(0.35, 0.75)),
         alpha=blob[:, :, None],
@@ -271,6 +274,9 @@ class SimulatedCamera:
         Day/night cycle: mean period in frames and relative gain amplitude.
     occluder_rate
         Probability per frame that an occluder starts crossing (when none is).
+    occluder_frames
+        ``(low, high)``: an occluder crosses in ``low`` to ``high - 1`` frames
+        (default 2-6 s at 10 fps; ``(100, 401)``: passers-by lingering 10-40 s).
     video_path
         Where ``vtest.avi`` is (else ``$DRIFTLINE_VIDEO_PATH`` or the defaults).
     name
@@ -302,6 +308,7 @@ class SimulatedCamera:
         lighting_period: float = 4000.0,
         lighting_amplitude: float = 0.15,
         occluder_rate: float = 1 / 300,
+        occluder_frames: tuple[int, int] = (20, 61),
         video_path: str | os.PathLike[str] | None = None,
         name: str | None = None,
     ) -> None:
@@ -325,6 +332,10 @@ class SimulatedCamera:
         self.zoom_range = (float(zmin), float(zmax))
         self.jitter = float(jitter)
         self.occluder_rate = float(occluder_rate)
+        lo, hi = occluder_frames
+        if not 1 <= lo < hi:
+            raise ConfigError("occluder_frames", f"need 1 <= low < high, got {occluder_frames}")
+        self.occluder_frames = (int(lo), int(hi))
         self._video_path = video_path
         self._source = _make_source(scene, out_w, out_h, zmax, self.fps, video_path)
 
@@ -456,7 +467,8 @@ class SimulatedCamera:
         if occ is None:
             if self._occ_rng.random() >= self.occluder_rate:
                 return False
-            occ = self._occluder = _new_occluder(self._occ_rng, index, out_w, out_h)
+            occ = self._occluder = _new_occluder(self._occ_rng, index, out_w, out_h,
+                                                 self.occluder_frames)
         bw, x = occ.box(index, out_w)
         bh = occ.alpha.shape[0]
         x0 = round(x)

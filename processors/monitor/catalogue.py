@@ -315,6 +315,31 @@ SIGNALS: tuple[SignalSpec, ...] = (
         what="boxes per frame (detection models)",
         why="crowding, a detector that stopped seeing",
     ),
+    # -- spatially resolved quality and camera health (issue #11) -------------------
+    *(
+        SignalSpec(
+            # Deviations in the tile's own tolerance units, less the median tile's:
+            # one tolerance beyond the tracking baseline is the smallest change.
+            f"quality.tile_{m}", "cusum_up", seed, (Embedding,), None, (0.0, 1.0), True,
+            what=f"the worst of 4×4 tiles: its {m} against its own reference, in its own "
+            "tolerances, less the median tile's (the alert names the tile)",
+            why=why,
+        )
+        # Seed 23 is docs/architecture.md's worked example. Tile contrast is
+        # measured but not a signal: 2 false alarms in 10,400 clean frames of
+        # wandering simulated cameras where brightness and sharpness had none.
+        for m, seed, why in (
+            ("brightness", 24, "vignetting, a light or shadow over part of the view"),
+            ("sharpness", 25, "a smudge or a focus fault over part of the lens (the whole "
+             "frame's sharpness barely moves)"),
+        )
+    ),
+    SignalSpec(
+        # Live frames differ by sensor noise at least; a stuck encoder repeats them.
+        "quality.frozen", "tolerance_up", 26, (Embedding,), None, (0.0, 1.0), False,
+        what="log1p of the run of consecutive frames whose tile statistics repeat exactly",
+        why="a frozen feed: the camera or its encoder repeats one picture",
+    ),
     SignalSpec(
         "performance.error", "adwin", 19, (Label,), None, None, False,
         what="1 when a label disagrees with the prediction it names",

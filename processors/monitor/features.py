@@ -9,6 +9,9 @@ held here, each part bounded:
   river learners on its projections; gives ``<source>.distance``,
   ``.residual`` and ``.outlier``.
 - ``ClassIds``: class names to small integers for the class-mix test, capped.
+- ``TileFeatures``: per-tile references of the 4x4 image-quality tiles; gives
+  ``quality.tile_brightness``/``_contrast``/``_sharpness`` (the worst tile's
+  deviation from its own reference) and ``quality.frozen``.
 - ``LabelJoin``: recent predictions by event id, so that a late label can be
   compared with what the model said (``performance.error``) and taught to the
   retrain head with its frame's projection.
@@ -28,9 +31,11 @@ from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
 from processors.embedding_learners import JOIN_WINDOW, EmbeddingLearners
 from processors.embedding_reference import EmbeddingReference
+from processors.image_quality import TILE_KEYS, TILE_METRICS, TILES
 from processors.learners.outlier_scorer import OutlierScorer
 from processors.learners.retrain_head import RetrainHead
 from processors.monitor.catalogue import EMBEDDING_SOURCES
+from processors.signal_tracker import reference_envelope
 from schemas.events import Label, Prediction
 
 log = logging.getLogger("driftline.monitor")
@@ -231,3 +236,157 @@ class LabelJoin:
             self.unmatched += 1
             return None, None
         return predicted, self.frames.pop(label.target_event_id, None)
+
+
+# -- spatially resolved image quality and a frozen feed (issue #11) -------------------
+
+# Per-tile tolerance floors ``(relative, absolute)``, as the whole-frame quality
+# signals' (catalogue ``_QUALITY_TOLERANCE``): the smallest change of one tile
+# worth counting. Each tile's tolerance is the largest of its floor, 2.5 of its
+# reference standard deviations and the range of its reference's moving average.
+TILE_TOLERANCE: dict[str, tuple[float, float]] = {
+    # log units relative to the median tile (``relative_tiles``): 0.1 = 10%.
+    "brightness": (0.0, 0.1),
+    "contrast": (0.0, 0.15),
+    "sharpness": (0.0, 0.5),
+}
+# Consecutive frames whose tile statistics all agree to this (absolute) are the
+# same picture: a stuck encoder repeats frames bit for bit; a live static scene
+# still differs by its sensor noise (~0.01 grey levels in a tile mean).
+FROZEN_EPS = 1e-6
+# Tile metrics that are signals (tile contrast is measured, not watched).
+TILE_SIGNALS = ("quality.tile_brightness", "quality.tile_sharpness")
+# The tile signals average the WORST_TILES largest deviations: a smudge or a
+# vignette covers several tiles, a single tile's noise one.
+WORST_TILES = 4
+# The frozen run is capped (log1p(10^4) ~ 9.2): the value stays finite.
+FROZEN_CAP = 10_000
+
+
+def tile_name(index: int) -> str:
+    """``row r, column c`` of a tile index on the ``TILES`` x ``TILES`` grid.
+
+    >>> tile_name(7)
+    'row 1, column 3'
+    """
+    return f"row {index // TILES}, column {index % TILES}"
+
+
+def relative_tiles(values: list[float]) -> np.ndarray:
+    """``TILE_KEYS`` values as (metric, tile) log-levels relative to the median tile.
+
+    Brightness and contrast as ``log1p``, sharpness as it is (already a log);
+    minus the median over the tiles: a change of the whole frame (the light,
+    a global blur) cancels, and is the whole-frame signals' business.
+
+    >>> r = relative_tiles([100.0] * 16 + [10.0] * 16 + [3.0] * 15 + [1.0])
+    >>> r.shape, float(r[0].max()), float(r[2, -1])
+    ((3, 16), 0.0, -2.0)
+    """
+    x = np.asarray(values, dtype=float).reshape(len(TILE_METRICS), -1)
+    for m, metric in enumerate(TILE_METRICS):
+        if metric != "sharpness":
+            x[m] = np.log1p(np.maximum(x[m], 0.0))
+    return x - np.median(x, axis=1, keepdims=True)
+
+
+class TileFeatures:
+    """Per-tile references of the ``tile_*`` image-quality values; worst-tile signals.
+
+    The first ``reference_size`` frames fix each tile's centre (median) and
+    tolerance, on tile levels relative to the median tile (``relative_tiles``).
+    Then, per metric, every tile's deviation in its own tolerance units; the mean of the
+    ``WORST_TILES`` largest in absolute value is ``quality.tile_<metric>``;
+    ``worst[metric]`` remembers the worst tile. With ``track`` each tile's
+    baseline follows slow wander (an exponential weight, as the CUSUMs'
+    tracking baseline, on deviations clipped to one tolerance).
+    ``quality.frozen`` is ``log1p`` of the number of consecutive frames whose
+    tile statistics repeated exactly (0 on a live camera).
+    """
+
+    def __init__(self, reference_size: int, track: float = 0.0) -> None:
+        self.reference_size = int(reference_size)
+        self.track = float(track)
+        self.warmup: list[list[float]] = []
+        self.center: np.ndarray | None = None
+        self.tol: np.ndarray | None = None
+        self.previous: list[float] | None = None
+        self.run = 0
+        self.worst: dict[str, int] = {}
+
+    def values(self, quality: dict[str, float]) -> dict[str, float]:
+        """The tile signals of one frame's quality (none when it has no tile values)."""
+        row = [quality.get(k) for k in TILE_KEYS]
+        if any(v is None for v in row):
+            return {}
+        vals = [float(v) for v in row if v is not None]
+        out: dict[str, float] = {}
+        prev = self.previous
+        if prev is not None:
+            same = max(abs(a - b) for a, b in zip(vals, prev, strict=True)) <= FROZEN_EPS
+            self.run = min(self.run + 1, FROZEN_CAP) if same else 0
+            out["quality.frozen"] = float(np.log1p(self.run))
+        self.previous = vals
+        if self.center is None or self.tol is None:
+            self.warmup.append(vals)
+            if len(self.warmup) >= self.reference_size:
+                self._fit()
+            return out
+        r = relative_tiles(vals)
+        z = (r - self.center) / self.tol
+        a = np.abs(z)
+        if self.track:
+            # Each tile's baseline follows slow wander by at most ``track`` of a
+            # tolerance per frame (deviations clipped to one tolerance): a lasting
+            # step (a smudge) is absorbed by ~one tolerance per halflife only.
+            self.center += self.track * np.clip(r - self.center, -self.tol, self.tol)
+        for metric, ai in zip(TILE_METRICS, a, strict=True):
+            if f"quality.tile_{metric}" not in TILE_SIGNALS:
+                continue
+            order = np.argsort(ai)
+            self.worst[metric] = int(order[-1])
+            out[f"quality.tile_{metric}"] = float(ai[order[-WORST_TILES:]].mean())
+        return out
+
+    def _fit(self) -> None:
+        ref = np.stack([relative_tiles(r) for r in self.warmup])
+        center = np.median(ref, axis=0)
+        tol = np.empty_like(center)
+        for m, metric in enumerate(TILE_METRICS):
+            rel, absolute = TILE_TOLERANCE[metric]
+            for t in range(center.shape[1]):
+                col = ref[:, m, t]
+                tol[m, t] = max(rel * abs(center[m, t]), absolute, 2.5 * float(col.std()),
+                                reference_envelope(col))
+        self.center, self.tol = center, tol
+        self.warmup = []
+
+    def drop(self) -> None:
+        """Refit the tile references on the next ``reference_size`` frames."""
+        self.center = self.tol = None
+        self.warmup = []
+        self.worst = {}
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "warmup": [list(r) for r in self.warmup],
+            "center": None if self.center is None else self.center.tolist(),
+            "tol": None if self.tol is None else self.tol.tolist(),
+            "previous": self.previous,
+            "run": self.run,
+            "worst": dict(self.worst),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], reference_size: int,
+                   track: float = 0.0) -> TileFeatures:
+        t = cls(reference_size, track)
+        t.warmup = [list(map(float, r)) for r in state.get("warmup", [])]
+        if state.get("center") is not None and state.get("tol") is not None:
+            t.center = np.asarray(state["center"], dtype=float)
+            t.tol = np.asarray(state["tol"], dtype=float)
+        prev = state.get("previous")
+        t.previous = None if prev is None else [float(v) for v in prev]
+        t.run = int(state.get("run", 0))
+        t.worst = {str(k): int(v) for k, v in state.get("worst", {}).items()}
+        return t

@@ -46,7 +46,14 @@ from processors.monitor.catalogue import (
     VERSION_SIGNAL,
     MonitorEvent,
 )
-from processors.monitor.features import MAX_CLASS_IDS, ClassIds, EmbeddingFeatures, LabelJoin
+from processors.monitor.features import (
+    MAX_CLASS_IDS,
+    ClassIds,
+    EmbeddingFeatures,
+    LabelJoin,
+    TileFeatures,
+    tile_name,
+)
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
@@ -70,6 +77,49 @@ def each_position(position: Positions) -> tuple[Position, ...]:
     if len(position) == 2 and isinstance(position[0], str):
         return (position,)
     return position
+
+
+# -- the budget in the operator's unit (issue #11) -------------------------------------
+WEEK_S = 7 * 24 * 3600.0
+# Stream ERT (events) when the event rate cannot be measured: what the monitor
+# used before budgets were set per week.
+FALLBACK_ERT = 10_000.0
+# A stream faster than this (events/s) has timestamps that are not frame times
+# (events stamped when they were built, as tests and synthetic replays do):
+# two events per frame at 120 fps is 240/s.
+MAX_EVENT_RATE = 250.0
+
+
+def event_rate(first_ts: float | None, last_ts: float, events: int) -> float | None:
+    """Events per second between two timestamps ``events`` events apart, or None.
+
+    None when the rate cannot be trusted: no span, time running backwards, or
+    faster than ``MAX_EVENT_RATE``.
+
+    >>> event_rate(0.0, 19.9, 200)   # 200 events at 10/s
+    10.0
+    >>> event_rate(0.0, 0.01, 200) is None
+    True
+    """
+    if first_ts is None or events < 2 or not last_ts > first_ts:
+        return None
+    rate = (events - 1) / (last_ts - first_ts)
+    return rate if rate <= MAX_EVENT_RATE else None
+
+
+def stream_ert(settings: MonitorSettings, rate: float | None) -> float:
+    """The stream's ERT in events: ``settings.ert``, else the weekly budget at ``rate``.
+
+    >>> stream_ert(MonitorSettings(), 20.0)     # 20 events/s, 1 false alarm a week
+    12096000.0
+    >>> stream_ert(MonitorSettings(), None), stream_ert(MonitorSettings(ert=500), 20.0)
+    (10000.0, 500.0)
+    """
+    if settings.ert is not None:
+        return float(settings.ert)
+    if rate is None:
+        return FALLBACK_ERT
+    return rate * WEEK_S / settings.false_alarms_per_week
 
 
 class MonitorState(BaseModel):
@@ -107,6 +157,10 @@ class MonitorState(BaseModel):
     # opaque to the monitor, e.g. "<topic>:<partition>" -> offset in the worker.
     positions: dict[str, int] = {}
     signals: dict[str, dict[str, Any]]
+    # Event-rate measurement (issue #11): first event's ts (epoch s) and the rate.
+    first_ts: float | None = None
+    event_rate: float | None = None
+    tiles: dict[str, Any] | None = None
 
 
 class StreamMonitor:
@@ -131,6 +185,11 @@ class StreamMonitor:
         self.events_seen = 0
         self.history = EventHistory()
         self.embeddings = EmbeddingFeatures(self.settings, model_version)
+
+
+        self.embeddings = EmbeddingFeatures(self.settings)
+        self.tiles = TileFeatures(self.settings.reference_size,
+                                  _track(self.settings) / TILE_TRACK_SLOWER)
         self.class_ids = ClassIds()
         self.novelty = ClassNovelty(max_classes=MAX_CLASS_IDS,
                                     warmup=self.settings.class_mix_reference_size)
@@ -141,7 +200,9 @@ class StreamMonitor:
         # Set by a label that makes the retrain head's advice new; turned into
         # an alert (and cleared) by the same ``observe`` call.
         self._advice: RetrainAdvice | None = None
-        ert_each = self.settings.ert * len(CALIBRATED)
+        self.first_ts: float | None = None
+        self.event_rate: float | None = None
+        ert_each = stream_ert(self.settings, None) * len(CALIBRATED)
         halflife = self.settings.baseline_halflife
         track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
         self.signals: dict[str, ScalarSignal] = {
@@ -222,6 +283,10 @@ class StreamMonitor:
             )
         values = self._signal_values(event)
         index = self.events_seen
+        if index == 0:
+            self.first_ts = event.ts.timestamp()
+        elif index == self.settings.reference_size - 1:
+            self._measure_rate(event.ts.timestamp(), index + 1)
         self.events_seen += 1
         self.history.append(event.event_id, getattr(event, "frame_index", None),
                             event.ts.isoformat())
@@ -237,6 +302,27 @@ class StreamMonitor:
         self.mark(position)
         return alerts
 
+    @property
+    def ert(self) -> float:
+        """The stream's ERT in events: ``settings.ert`` or the weekly budget at the rate."""
+        return stream_ert(self.settings, self.event_rate)
+
+    def _measure_rate(self, ts: float, events: int) -> None:
+        """Fix the event rate; set the budget and persistence of signals not yet calibrated.
+
+        Called once, before the event that completes the first references: no
+        signal on every event has calibrated yet.
+        """
+        self.event_rate = event_rate(self.first_ts, ts, events)
+        if self.event_rate is None:
+            return
+        ert_each = self.ert * len(CALIBRATED)
+        for sig in self.signals.values():
+            if sig.detector is None:  # from a bundle: keeps the ert it was calibrated for
+                sig.ert = ert_each
+            share = sig.updates / max(1, events - 1) or 1.0
+            sig.persist = math.ceil(self.settings.min_duration * self.event_rate * share)
+
     def _signal_values(self, event: MonitorEvent) -> dict[str, float]:
         # Stateful features first: an embedding of the wrong dimension raises
         # before any other part of the monitor's memory has changed.
@@ -244,6 +330,7 @@ class StreamMonitor:
         if isinstance(event, Embedding):
             features = self.embeddings.values("embedding", event.vector, event.frame_id,
                                               event.event_id)
+            features.update(self.tiles.values(event.quality))
         elif isinstance(event, Prediction):
             if event.embedding is not None:
                 features = self.embeddings.values(
@@ -273,7 +360,7 @@ class StreamMonitor:
             d, event,
             stream_id=self.stream_id,
             model_version=self.model_version,
-            ert=self.settings.ert,
+            ert=self.ert,
             history=self.history,
             events_seen=self.events_seen,
             movers={n: z for n, s in self.signals.items()
@@ -281,6 +368,11 @@ class StreamMonitor:
             examples=(self.embeddings.outlier_examples(d.signal.split(".", 1)[0])
                       if d.signal.endswith(".outlier") else []),
         )
+        tile = d.signal.removeprefix("quality.tile_")
+        if tile != d.signal and tile in self.tiles.worst:
+            alert = alert.model_copy(update={
+                "message": f"{alert.message}; worst tile: {tile_name(self.tiles.worst[tile])} "
+                "of 4×4 (row 0 at the top)"})
         if d.signal in self.signals:
             self.signals[d.signal].last_alert_id = alert.alert_id
         else:
@@ -291,7 +383,7 @@ class StreamMonitor:
         """An info alert: this stream now reports a model version it had not before."""
         alert = version_notice(self.stream_id, self.model_version, previous, event,
                                reference_size=self.settings.reference_size,
-                               ert=self.settings.ert)
+                               ert=self.ert)
         self.last_alert_ids[VERSION_SIGNAL] = alert.alert_id
         return alert
 
@@ -328,6 +420,10 @@ class StreamMonitor:
                     + ", ".join(self.signals)
                 )
             names = set(signals)
+        if any(n.startswith("quality.tile_") for n in names):
+            # The tile signals are deviations from the tile references: refit those.
+            self.tiles.drop()
+            names.update(n for n in self.signals if n.startswith("quality.tile_"))
         for src in EMBEDDING_SOURCES:
             if any(n.startswith(f"{src}.") for n in names):
                 self.embeddings.drop(src)
@@ -398,7 +494,7 @@ class StreamMonitor:
             source = name.split(".", 1)[0]
             if source in EMBEDDING_SOURCES and source not in m.references:
                 raise ValueError(f"{name} is calibrated but its embedding reference is missing")
-            m.signals[name].load_reference(sig_state)
+            m.signals[name].load_reference(sig_state, adopt_ert=m.settings.ert is None)
         return m
 
     # -- state -----------------------------------------------------------------------
@@ -476,6 +572,9 @@ class StreamMonitor:
             "last_alert_ids": dict(self.last_alert_ids),
             "positions": dict(self.positions),
             "signals": {name: sig.state() for name, sig in self.signals.items()},
+            "first_ts": self.first_ts,
+            "event_rate": self.event_rate,
+            "tiles": self.tiles.state(),
         }
 
     @classmethod
@@ -506,7 +605,23 @@ class StreamMonitor:
         m.last_alert_ids = dict(s.last_alert_ids)
         m.positions = dict(s.positions)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
+        m.first_ts, m.event_rate = s.first_ts, s.event_rate
+        if s.tiles is not None:
+            m.tiles = TileFeatures.from_state(s.tiles, m.settings.reference_size,
+                                              _track(m.settings) / TILE_TRACK_SLOWER)
         return m
+
+
+# Tile baselines track this many times slower than the CUSUMs' baselines: a
+# smudge must not be absorbed before persistence confirms it (measured on
+# simulated cameras, bench/README.md).
+TILE_TRACK_SLOWER = 4.0
+
+
+def _track(settings: MonitorSettings) -> float:
+    """The tracking baseline's weight per event for ``baseline_halflife`` (0: fixed)."""
+    halflife = settings.baseline_halflife
+    return 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
 
 
 def _finite(x: float | None) -> float | None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from processors.image_quality import QUALITY_KEYS, image_quality
+from processors.image_quality import QUALITY_KEYS, TILE_KEYS, image_quality
+from producers.drift_injection import DriftSpec, apply_drift
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket"]
 
@@ -20,7 +21,7 @@ def vga(name: str) -> np.ndarray:
 @pytest.mark.parametrize("name", PHOTOS)
 def test_keys_and_ranges(name: str) -> None:
     q = image_quality(vga(name), encoded_size=51_200)
-    assert set(q) == set(QUALITY_KEYS)
+    assert set(q) == set(QUALITY_KEYS) | set(TILE_KEYS)
     assert all(isinstance(v, float) and np.isfinite(v) for v in q.values())
     assert 0 <= q["brightness"] <= 255 and q["contrast"] > 5
     assert 0 <= q["saturation"] <= 1 and q["colourfulness"] >= 0
@@ -106,3 +107,42 @@ def test_colour_cast_moves_warmth_not_tint_of_grey() -> None:
     # R x1.3 / B x0.7 is ln(1.3 / 0.7) = +0.62 of warmth; clipping takes a little off.
     assert q1["warmth"] - q0["warmth"] == pytest.approx(0.6, abs=0.08)
     assert abs(q0["warmth"]) < 0.02 and abs(q0["tint"]) < 0.02
+
+
+def _tiles(q: dict[str, float], metric: str) -> np.ndarray:
+    return np.array([q[f"tile_{metric}_{r}{c}"] for r in range(4) for c in range(4)])
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_tiles_agree_with_the_whole_frame(name: str) -> None:
+    q = image_quality(vga(name))
+    # 640x480 splits into 16 equal tiles: their mean brightness is the frame's.
+    assert _tiles(q, "brightness").mean() == pytest.approx(q["brightness"], abs=1e-3)
+    assert (_tiles(q, "contrast") >= 0).all() and np.isfinite(_tiles(q, "sharpness")).all()
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_a_smudge_blurs_tiles_more_than_the_frame(name: str) -> None:
+    img = vga(name)
+    rng = np.random.default_rng(0)
+    q0 = image_quality(img)
+    q1 = image_quality(apply_drift(img, DriftSpec("smudge", onset=0), 0, rng))
+    drop = _tiles(q0, "sharpness") - _tiles(q1, "sharpness")
+    # The smudged tiles lose far more than the frame's sharpness does.
+    assert drop.max() > 1.5 and drop.max() > 2 * (q0["sharpness"] - q1["sharpness"]), drop
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_vignetting_darkens_corner_tiles_not_the_centre(name: str) -> None:
+    img = vga(name)
+    rng = np.random.default_rng(0)
+    q0 = image_quality(img)
+    q1 = image_quality(apply_drift(img, DriftSpec("vignetting", onset=0), 0, rng))
+    ratio = _tiles(q1, "brightness") / np.maximum(_tiles(q0, "brightness"), 1.0)
+    corners, centre = ratio[[0, 3, 12, 15]], ratio[[5, 6, 9, 10]]
+    assert corners.max() < 0.7 and centre.min() > 0.8, ratio.round(2)
+
+
+def test_a_uniform_frame_has_flat_tiles() -> None:
+    q = image_quality(np.full((48, 64, 3), 100, np.uint8))
+    assert set(_tiles(q, "brightness")) == {100.0} and set(_tiles(q, "sharpness")) == {0.0}

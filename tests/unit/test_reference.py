@@ -101,7 +101,7 @@ def test_after_an_acknowledged_change_only_a_new_change_alerts():
                   for e in evs[1700:]]
     m = StreamMonitor("cam", "v1", SETTINGS)
     first = [a for a in run(m, evs[:1050]) if a.signal == "quality.brightness"]
-    assert [a.detected_index for a in first] == [1004]
+    assert [a.detected_index for a in first] == [1005]
     assert m.signals["quality.brightness"].status == "drift"
     m.rereference(["quality.brightness"])
     quiet = [a for a in run(m, evs[1050:1700]) if a.signal == "quality.brightness"]
@@ -124,7 +124,8 @@ def test_bundle_export_load_fires_where_the_warmed_up_monitor_fires(events, tmp_
     assert set(exported.warming_up) == {
         "edge.distance", "edge.residual", "edge.outlier", "output.confidence",
         "output.entropy", "output.class_mix", "output.boxes", "quality.resolution",
-        "quality.compression", "output.new_classes",
+        "quality.compression", "output.new_classes", "quality.tile_brightness",
+        "quality.tile_sharpness", "quality.frozen",
         "performance.error"}
     path = tmp_path / "cam.json"
     write_bundle(exported.bundle, path)
@@ -135,8 +136,8 @@ def test_bundle_export_load_fires_where_the_warmed_up_monitor_fires(events, tmp_
     fresh = monitor_from_bundle(bundle, SETTINGS)
     assert fresh.signals["quality.brightness"].status == "ok"  # calibrated before any event
     b = [(x.signal, x.detected_index) for x in run(fresh, events[REF:])]
-    assert a == [("quality.brightness", 1004)]  # pinned
-    assert b == [("quality.brightness", 1004 - REF)]
+    assert a == [("quality.brightness", 1005)]  # pinned
+    assert b == [("quality.brightness", 1005 - REF)]
 
 
 def test_replay_and_the_cli_honour_reference_path(events, tmp_path, monkeypatch):
@@ -156,17 +157,17 @@ def test_replay_and_the_cli_honour_reference_path(events, tmp_path, monkeypatch)
     settings = MonitorSettings(reference_size=200, cooldown=100, reference_path=out)
     fired = [f for f in replay_lines(_lines(events[REF:]), monitor=settings)
              if isinstance(f, Fired)]
-    assert [(f.index, f.alert.signal) for f in fired] == [(1004 - REF, "quality.brightness")]
+    assert [(f.index, f.alert.signal) for f in fired] == [(1005 - REF, "quality.brightness")]
 
     res = runner.invoke(app, ["replay", str(shifted)],
                         env={**env, "DRIFTLINE_MONITOR__REFERENCE_PATH": str(out)})
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.stdout.splitlines()]
-    assert [(x["index"], x["alert"]["signal"]) for x in lines] == [(554, "quality.brightness")]
+    assert [(x["index"], x["alert"]["signal"]) for x in lines] == [(555, "quality.brightness")]
 
 
 def test_export_refuses_a_recording_with_a_change(events):
-    with pytest.raises(RecordingNotClean, match=r"quality.brightness alerted at event #1004"):
+    with pytest.raises(RecordingNotClean, match=r"quality.brightness alerted at event #1005"):
         export_reference(_lines(events), stream_id="cam", monitor=SETTINGS)
 
 

@@ -30,6 +30,7 @@ def test_seeds_pinned():
         "output.confidence": 15, "output.entropy": 16, "output.class_mix": 17,
         "output.boxes": 18, "performance.error": 19, "quality.undecodable": 20,
         "quality.compression": 21, "output.new_classes": 22,
+        "quality.tile_brightness": 24, "quality.tile_sharpness": 25, "quality.frozen": 26,
     }
 
 
