@@ -185,9 +185,6 @@ class StreamMonitor:
         self.events_seen = 0
         self.history = EventHistory()
         self.embeddings = EmbeddingFeatures(self.settings, model_version)
-
-
-        self.embeddings = EmbeddingFeatures(self.settings)
         self.tiles = TileFeatures(self.settings.reference_size,
                                   _track(self.settings) / TILE_TRACK_SLOWER)
         self.class_ids = ClassIds()

@@ -114,7 +114,8 @@ def test_a_command_reaches_evicted_monitors_of_its_stream():
     router = Router(MonitorRegistry(SETTINGS))
     _run(router, _lines(120), 0, 120)
     router.registry.evict(("cam", "v1"))
-    cmd = encode(Command(command_id="c2", stream_id="cam", signals=["quality.brightness"]))
+    cmd = encode(Command(command_id="c2", stream_id="cam", action="rereference",
+                         signals=["quality.brightness"]))
     routed = router.route(cmd, Source.CONTROL, ("t.control:0", 1))
     assert [(m.stream_id, names) for m, names in routed.applied] == [
         ("cam", ["quality.brightness"])]
