@@ -327,6 +327,15 @@ class Settings(BaseSettings):
             )
 
     @property
+    def output_max_bytes(self) -> int:
+        """Largest event driftline itself produces (a state snapshot can exceed an input's limit).
+
+        The worker's producer accepts this much, and readers of its own outputs
+        (the state topic) accept it too: a snapshot is not bad input.
+        """
+        return max(self.max_event_bytes, 1 << 20) + 65536
+
+    @property
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix)
 

@@ -228,7 +228,7 @@ def decode_snapshots(
 def load_snapshots(settings: Settings) -> dict[tuple[str, str], StreamState]:
     """Latest snapshot per (stream, model version) from the state topic, read to its end."""
     raw, _ = read_state_topic(settings)
-    return decode_snapshots(raw, settings.max_event_bytes)
+    return decode_snapshots(raw, settings.output_max_bytes)
 
 
 class StateRestorer:
@@ -296,7 +296,7 @@ class StateRestorer:
             raw, nparts = await loop.run_in_executor(
                 None, lambda: read_state_topic(self.settings, stop=lambda: self._stopping))
             snaps = await loop.run_in_executor(
-                None, decode_snapshots, raw, self.settings.max_event_bytes)
+                None, decode_snapshots, raw, self.settings.output_max_bytes)
             installed = self._install(snaps, want)
             self.restored |= want
             self.restores += 1
@@ -356,7 +356,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         broker_commit_interval=1.0,
         producer_acks=-1,
         # Outputs (embedding events, snapshots) can be larger than the input limit.
-        producer_max_request_size=max(settings.max_event_bytes, 1 << 20) + 65536,
+        producer_max_request_size=settings.output_max_bytes,
         # Per-partition fetch size must exceed the largest *record batch* a
         # producer writes (many frames, up to the producer's batch.size), not
         # just the largest event: a truncated batch stalls the partition.

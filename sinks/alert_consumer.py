@@ -45,7 +45,7 @@ from driftline.kafka_config import consumer_config, translate
 from driftline.metrics import SINK_MESSAGES, count_dead_letter, count_in, timed
 from driftline.settings import Settings
 from producers.publisher import Publisher
-from schemas.events import DeadLetter
+from schemas.events import DeadLetter, StreamState
 from schemas.wire import decode_as, encode
 from sinks.backoff import full_jitter
 
@@ -180,7 +180,10 @@ def _process(
     model, handle = routes[_where(msg)[0]]
     raw = msg.value() or b""
     try:
-        event = decode_as(model, raw, max_bytes=settings.max_event_bytes)
+        # Snapshots are the worker's own output, bounded by its producer, not by
+        # the input limit (a stream's snapshot in a PCA warm-up nears 1 MB).
+        limit = settings.output_max_bytes if model is StreamState else settings.max_event_bytes
+        event = decode_as(model, raw, max_bytes=limit)
     except InvalidEvent as exc:
         return _dead_letter(msg, exc.reason, str(exc), settings, dead_letter, stage, stats)
     try:
