@@ -38,7 +38,7 @@ NOT_RUN = {
     "camera / app ──SDK──►": "a diagram",
     "make demo    # the whole pipeline": "CI runs `make test` (.ci/run); test_demo runs the demo",
     "make test-fast   # unit tests and doctests only": "developer commands; CI runs lint",
-    "{ns}:streams ": "the Redis layout; tests/integration/test_sinks.py and test_redis_keys.py read it",
+    "{ns}:streams ": "the Redis layout; test_sinks.py and test_redis_keys.py read it",
 }
 
 
