@@ -55,6 +55,7 @@ import logging
 import random
 import time
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -513,9 +514,24 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     # by position) or not (applied again, exactly as the first time). (1)
     # before (2): a snapshot delivered before an alert it covers, then a
     # crash, would skip the firing event on restart and lose the alert.
+    #
+    # Acks are given in offset order per partition (``release``): faust's
+    # commit of out-of-order acks can step over an unacked offset (its gap
+    # check skips the offset right at the committed one, and every offset of
+    # a partition not committed yet), so an event ready early waits for the
+    # events before it in its partition.
     dirty: dict[tuple[str, str], tuple[StreamMonitor, list[Any], float]] = {}
     waiting: dict[int, int] = {}  # id(event) -> snapshots it still waits for
+    in_order: dict[tuple[str, int], deque[Any]] = {}  # per partition, unacked events
+    ready: set[int] = set()  # id(event): may be acked once those before it are
     state_lock = asyncio.Lock()
+
+    def release() -> None:
+        for queue in in_order.values():
+            while queue and id(queue[0]) in ready:
+                ev = queue.popleft()
+                ready.discard(id(ev))
+                ev.ack()
 
     def remember(mon: StreamMonitor, ev: Any) -> None:
         key = (mon.stream_id, mon.model_version)
@@ -552,7 +568,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                 left = waiting[id(ev)] = waiting[id(ev)] - 1
                 if left == 0:
                     del waiting[id(ev)]
-                    ev.ack()
+                    ready.add(id(ev))
+        release()
 
     last_seen: dict[tuple[str, str], int] = {}
     seen_clock = [0]
@@ -614,6 +631,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         fired = 0
         for ev in events:
             msg = ev.message
+            in_order.setdefault((msg.topic, msg.partition), deque()).append(ev)
             by_topic[msg.topic] = by_topic.get(msg.topic, 0) + 1
             source = Source.CONTROL if msg.topic == topics.control else Source.INPUTS
             # Skipped (no change, no output) if the stream's monitor already
@@ -648,8 +666,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                 free.append(ev)
         # (1) outputs delivered, (2) then the snapshots that cover their events.
         await asyncio.gather(*outputs)
-        for ev in free:
-            ev.ack()
+        ready.update(id(ev) for ev in free)
+        release()
         await flush(due(time.monotonic()))
         await evict_least_recently_seen()
         metrics.observe_processing("monitor", time.perf_counter() - started)

@@ -43,7 +43,7 @@ from processors.monitor import MonitorRegistry
 from processors.replay import Fired, replay_lines
 from processors.stream_app import decode_snapshots, key_partition, read_state_topic
 from producers.publisher import Publisher
-from schemas.events import Alert, Prediction
+from schemas.events import Alert, Prediction, StreamState
 from schemas.wire import decode_as, encode
 from tests.unit.test_monitor import camera_like
 
@@ -255,7 +255,8 @@ class Run:
         while not complete() and time.monotonic() < deadline:
             time.sleep(2.0)
         # Exactly once: no stream short of its input (lost) and none beyond it (twice).
-        assert last == self.counts, self.context()
+        assert last == self.counts, self.history(
+            [sid for sid, n in self.counts.items() if last.get(sid) != n]) + self.context()
         got = {a.alert_id: describe(a) for a in (
             decode_as(Alert, v)
             for v in read_all(self.settings.bootstrap_servers, self.settings.topics.alerts))}
@@ -263,6 +264,15 @@ class Run:
         extra = sorted(v for k, v in got.items() if k not in self.expected)
         assert set(got) == set(self.expected), (
             f"missing {missing}\nextra {extra}\n" + self.context())
+
+    def history(self, streams: list[str]) -> str:
+        """The snapshots of these streams, in order: (events seen, positions)."""
+        out = []
+        for v in read_all(self.settings.bootstrap_servers, self.settings.topics.state):
+            st = decode_as(StreamState, v)
+            if st.stream_id in streams:
+                out.append(f"{st.stream_id} {st.events_seen} {st.monitor.get('positions')}")
+        return "\n".join(out[-40:]) + "\n"
 
     def stop(self) -> None:
         for w in self.workers:
