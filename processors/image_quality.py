@@ -155,25 +155,34 @@ def image_quality(rgb: np.ndarray, encoded_size: int | None = None) -> dict[str,
 def _tile_stats(gf: np.ndarray, lap: np.ndarray) -> dict[str, float]:
     """Per-tile brightness, contrast and sharpness (``TILE_KEYS``) from luma and its Laplacian.
 
-    Block means by OpenCV's integer-ratio area resize (one pass each) of the
-    frame cropped to a multiple of ``TILES``; variances as E[x²] - E[x]².
+    Block means of the frame cropped to a multiple of ``TILES``
+    (``_block_means``); variances as E[x²] - E[x]².
     """
     gh, gw = gf.shape
     th, tw = gh // TILES, gw // TILES
-    size = (TILES, TILES)
-    g = gf[: th * TILES, : tw * TILES]
-    lp = lap[: th * TILES, : tw * TILES]
+    g = np.ascontiguousarray(gf[: th * TILES, : tw * TILES])
+    lp = np.ascontiguousarray(lap[: th * TILES, : tw * TILES])
     sq = _scratch("tile_sq", g.shape, np.float32)
-    m_g = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    m_g = _block_means(g, th, tw)
     cv2.multiply(g, g, dst=sq)
-    m_g2 = cv2.resize(sq, size, interpolation=cv2.INTER_AREA).astype(np.float64)
-    m_l = cv2.resize(lp, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    m_g2 = _block_means(sq, th, tw)
+    m_l = _block_means(lp, th, tw)
     cv2.multiply(lp, lp, dst=sq)
-    m_l2 = cv2.resize(sq, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    m_l2 = _block_means(sq, th, tw)
     contrast = np.sqrt(np.maximum(m_g2 - m_g**2, 0.0))
     sharp = np.log1p(np.maximum(m_l2 - m_l**2, 0.0))
     values = np.concatenate([m_g.ravel(), contrast.ravel(), sharp.ravel()]).tolist()
     return dict(zip(TILE_KEYS, values, strict=True))
+
+
+def _block_means(a: np.ndarray, th: int, tw: int) -> np.ndarray:
+    """Means of the ``TILES`` x ``TILES`` blocks (th x tw each) of a C-contiguous float32 array.
+
+    One OpenCV row reduction over the array seen as (rows x blocks, tw) -- a
+    quarter of the cost of an area resize to 4x4 -- then a tiny numpy sum.
+    """
+    rows = cv2.reduce(a.reshape(-1, tw), 1, cv2.REDUCE_SUM, dtype=cv2.CV_64F)
+    return rows.reshape(TILES, th, TILES).sum(axis=1) / float(th * tw)
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
