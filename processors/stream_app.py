@@ -18,7 +18,8 @@ Ordering and delivery (the guarantees in docs/architecture.md):
   event at or below it is skipped (no change, no output). A stream is
   snapshotted every ``STATE_EVERY`` of its own events, or
   ``STATE_INTERVAL_S`` after its first unsnapshotted one, and the agent acks
-  each event itself (``noack_take``). Invariant: **an input event is acked
+  each event itself (``noack_take``), in offset order per partition.
+  Invariant: **an input event is acked
   only after its outputs are delivered and then a delivered snapshot of
   every monitor it changed covers it**; faust commits offsets only below the
   first unacked event, so the committed offset never passes an event that
@@ -621,7 +622,17 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             # replaced by (or replace) its snapshot.
             await restorer.ensure({ev.message.partition for ev in events})
             async with state_lock:
-                await apply_batch(events)
+                try:
+                    await apply_batch(events)
+                except Exception as exc:
+                    # Not a bad event (the router turns those into dead letters):
+                    # an output that cannot be sent. Events of this batch would
+                    # stay unacked for good (a stuck commit, a rebalance that
+                    # waits forever): stop, and let a restart read them again.
+                    log.critical("monitor batch failed: %r; stopping the worker (a restart "
+                                 "resumes from the committed offsets)", exc)
+                    await app.crash(exc)
+                    raise
 
     async def apply_batch(events: list[Any]) -> None:
         outputs = []
