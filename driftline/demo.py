@@ -121,6 +121,10 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
         settings = Settings(
             bootstrap_servers=broker.bootstrap, redis_url=redis.url, topic_prefix="demo",
             webhook_url=hook_url, webhook_secret=secret, state_every=50,
+            # The demo's passers-by cross in 2-6 s: 10 s of persistence drops them
+            # and reports the drift ~100 frames after its onset (the default, 45 s
+            # = 450 frames, would need more than the demo's 900 frames).
+            monitor={"min_duration": 10.0},
         )
         env = settings_env(settings)  # the worker and sinks read the same settings
         ensure_topics(broker.bootstrap, settings.topics, settings.partitions)

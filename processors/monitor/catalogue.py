@@ -320,7 +320,7 @@ SIGNALS: tuple[SignalSpec, ...] = (
         SignalSpec(
             # Deviations in the tile's own tolerance units, less the median tile's:
             # one tolerance beyond the tracking baseline is the smallest change.
-            f"quality.tile_{m}", "cusum_up", seed, (Embedding,), None, (0.0, 1.0), True,
+            f"quality.tile_{m}", "cusum_up", seed, (Embedding,), None, (0.0, tol), True,
             what=f"the worst of 4×4 tiles: its {m} against its own reference, in its own "
             "tolerances, less the median tile's (the alert names the tile)",
             why=why,
@@ -328,10 +328,10 @@ SIGNALS: tuple[SignalSpec, ...] = (
         # Seed 23 is docs/architecture.md's worked example. Tile contrast is
         # measured but not a signal: 2 false alarms in 10,400 clean frames of
         # wandering simulated cameras where brightness and sharpness had none.
-        for m, seed, why in (
-            ("brightness", 24, "vignetting, a light or shadow over part of the view"),
-            ("sharpness", 25, "a smudge or a focus fault over part of the lens (the whole "
-             "frame's sharpness barely moves)"),
+        for m, seed, tol, why in (
+            ("brightness", 24, 1.5, "vignetting, a light or shadow over part of the view"),
+            ("sharpness", 25, 1.0, "a smudge or a focus fault over part of the lens (the "
+             "whole frame's sharpness barely moves)"),
         )
     ),
     SignalSpec(

@@ -113,6 +113,11 @@ def _spawn(cmd: str, settings: Settings, webhook: str, logdir: Path) -> subproce
         DRIFTLINE_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES),
         DRIFTLINE_WEBHOOK_URL=webhook,
         DRIFTLINE_WEBHOOK_SECRET=SECRET,
+        # The monitor as this test pins it: ERT in events, alerts when a detector
+        # fires (the defaults -- a weekly budget from the events' 10 fps stamps and
+        # 45 s of persistence -- would report the drift at frame ~910 of 560).
+        DRIFTLINE_MONITOR__ERT="10000",
+        DRIFTLINE_MONITOR__MIN_DURATION="0",
     )
     log = (logdir / f"{cmd}.log").open("wb")
     args = [cmd, "--loglevel", "info"] if cmd == "worker" else [cmd]
