@@ -102,6 +102,9 @@ def port_holder(port: int, host: str = HOST) -> str | None:
     True
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR: connections of a server just stopped on this port linger
+        # in TIME_WAIT; they do not hold it (a restarted Redis binds it again).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
             return None
