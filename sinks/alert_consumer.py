@@ -106,13 +106,7 @@ def run_sink(
     """
     stage = stage or f"sink:{group_id}"
     stats = stats if stats is not None else SinkStats()
-    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage,
-                           options=settings.kafka_client_options())
-    conf.update(consumer_conf or {})
-    try:
-        consumer = Consumer(conf)
-    except KafkaException as exc:
-        raise translate(exc, f"create consumer {group_id}") from exc
+    consumer = _open_consumer(settings, group_id, stage, consumer_conf)
 
     def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("%s assigned %s", stage, [(p.topic, p.partition) for p in partitions])
@@ -286,13 +280,7 @@ def run_sink_concurrent(
     """
     stage = stage or f"sink:{group_id}"
     stats = stats if stats is not None else SinkStats()
-    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage,
-                           options=settings.kafka_client_options())
-    conf.update(consumer_conf or {})
-    try:
-        consumer = Consumer(conf)
-    except KafkaException as exc:
-        raise translate(exc, f"create consumer {group_id}") from exc
+    consumer = _open_consumer(settings, group_id, stage, consumer_conf)
     lock = threading.Lock()
     # Per partition, offsets in the order consumed -> their outcome (None: in flight).
     window: dict[tuple[str, int], OrderedDict[int, bool | None]] = {}
@@ -398,3 +386,16 @@ def _callback(
     offset: int,
 ) -> Callable[[Future[bool]], None]:
     return lambda fut: finished(tp, offset, fut)
+
+
+def _open_consumer(
+    settings: Settings, group_id: str, stage: str, consumer_conf: Mapping[str, Any] | None
+) -> Consumer:
+    """A sink's consumer: manual commits, the deployment's Kafka options, test overrides."""
+    conf = consumer_config(settings.bootstrap_servers, group_id, client_id=stage,
+                           options=settings.kafka_client_options())
+    conf.update(consumer_conf or {})
+    try:
+        return Consumer(conf)
+    except KafkaException as exc:
+        raise translate(exc, f"create consumer {group_id}") from exc

@@ -42,6 +42,7 @@ import numpy as np
 import pytest
 
 from driftline.errors import PermanentError
+from driftline.local_infra import settings_env
 from driftline.settings import MonitorSettings, Settings
 from processors.image_decode import decode_image
 from processors.monitor import MonitorRegistry, StreamMonitor
@@ -274,13 +275,9 @@ def test_fuzzed_input_on_every_topic_is_dead_lettered_and_the_healthy_stream_is_
     assert any(a.signal == "output.confidence" for a in want), "the healthy stream must alert"
 
     # -- a real worker ---------------------------------------------------------
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    # The broker, Redis, prefix, group and partitions of ``settings`` (settings_env).
+    env = settings_env(settings)
     env.update(
-        DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        DRIFTLINE_REDIS_URL=settings.redis_url,
-        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
-        DRIFTLINE_CONSUMER_GROUP=settings.consumer_group,
-        DRIFTLINE_PARTITIONS=str(settings.partitions),
         DRIFTLINE_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES),
         DRIFTLINE_MONITOR__REFERENCE_SIZE=str(MONITOR.reference_size),
         DRIFTLINE_MONITOR__COOLDOWN=str(MONITOR.cooldown),

@@ -38,6 +38,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.kafka_config import consumer_config
+from driftline.local_infra import settings_env
 from driftline.settings import MonitorSettings, Settings
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, replay_lines
@@ -194,13 +195,9 @@ class Run:
         self.total = len(self.lines)
         self.expected = replay_alerts(self.lines)
         assert len(self.expected) >= 5, "the recording must alert"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+        # The broker, Redis, prefix, group and partitions of ``settings`` (settings_env).
+        self.env = settings_env(settings)
         self.env.update(
-            DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-            DRIFTLINE_REDIS_URL=settings.redis_url,
-            DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
-            DRIFTLINE_CONSUMER_GROUP=settings.consumer_group,
-            DRIFTLINE_PARTITIONS=str(settings.partitions),
             DRIFTLINE_MONITOR__REFERENCE_SIZE=str(MONITOR.reference_size),
             DRIFTLINE_MONITOR__COOLDOWN=str(MONITOR.cooldown),
             DRIFTLINE_MONITOR__CLASS_MIX_REFERENCE_SIZE=str(MONITOR.class_mix_reference_size),

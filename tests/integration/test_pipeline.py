@@ -10,7 +10,6 @@ receiver started here.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from driftline.local_infra import free_port
+from driftline.local_infra import free_port, settings_env
 from driftline.settings import Settings
 from processors.embedder import Embedder
 from producers.camera_events import camera_events
@@ -97,13 +96,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 def _spawn(cmd: str, settings: Settings, webhook: str, logdir: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    # The broker, Redis, prefix, group and partitions of ``settings`` (settings_env).
+    env = settings_env(settings)
     env.update(
-        DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        DRIFTLINE_REDIS_URL=settings.redis_url,
-        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
-        DRIFTLINE_CONSUMER_GROUP=settings.consumer_group,
-        DRIFTLINE_PARTITIONS=str(settings.partitions),
         DRIFTLINE_STATE_EVERY="50",
         DRIFTLINE_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES),
         DRIFTLINE_WEBHOOK_URL=webhook,

@@ -16,7 +16,6 @@ changing the stream.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import redis
 from typer.testing import CliRunner
 
 from driftline.cli import app
+from driftline.local_infra import settings_env
 from driftline.settings import Settings
 from processors.commands import sign_command
 from producers.publisher import Publisher
@@ -43,13 +43,9 @@ SIGNAL = "output.confidence"
 
 
 def _env(settings: Settings, control_secret: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    # The broker, Redis, prefix, group and partitions of ``settings`` (settings_env).
+    env = settings_env(settings)
     env.update(
-        DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        DRIFTLINE_REDIS_URL=settings.redis_url,
-        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
-        DRIFTLINE_CONSUMER_GROUP=settings.consumer_group,
-        DRIFTLINE_PARTITIONS=str(settings.partitions),
         DRIFTLINE_STATE_EVERY="20",
         DRIFTLINE_MONITOR__REFERENCE_SIZE=str(REFERENCE_SIZE),
     )

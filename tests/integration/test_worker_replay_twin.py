@@ -18,7 +18,6 @@ another interleaving: its alert ids are still replay's
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftline.local_infra import free_port
+from driftline.local_infra import free_port, settings_env
 from driftline.settings import MonitorSettings, Settings
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, Rejected, replay_lines
@@ -97,13 +96,9 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
         ["invalid_json", "unknown_kind", "embedding_dimension", "unsupported_schema_version"])
 
     metrics_port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    # The broker, Redis, prefix, group and partitions of ``settings`` (settings_env).
+    env = settings_env(settings)
     env.update(
-        DRIFTLINE_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        DRIFTLINE_REDIS_URL=settings.redis_url,
-        DRIFTLINE_TOPIC_PREFIX=settings.topic_prefix,
-        DRIFTLINE_CONSUMER_GROUP=settings.consumer_group,
-        DRIFTLINE_PARTITIONS=str(settings.partitions),
         DRIFTLINE_MONITOR__REFERENCE_SIZE=str(MONITOR.reference_size),
         DRIFTLINE_MONITOR__COOLDOWN=str(MONITOR.cooldown),
         DRIFTLINE_MONITOR__EMBEDDING_DIM=str(DIM),
