@@ -59,6 +59,7 @@ processors.detectors.state.StateVersionError: demo state: x: Value error, not a 
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import json
@@ -326,7 +327,7 @@ def load_with(validate: Callable[[Any], M], data: Any, name: str) -> M:
 S = TypeVar("S", bound=StateModel)
 
 
-class Checkpointable(Generic[S]):
+class Checkpointable(Generic[S], abc.ABC):
     """``state()`` / ``from_state()`` once for every class with a ``State`` model.
 
     Subclasses set ``State`` (their model class) and implement two hooks:
@@ -343,12 +344,14 @@ class Checkpointable(Generic[S]):
         if model is not None:
             cls.STATE_VERSION = model.version_number()
 
+    @abc.abstractmethod
     def _to_state(self) -> S:
-        raise NotImplementedError
+        """This object's checkpoint as its ``State`` model."""
 
     @classmethod
+    @abc.abstractmethod
     def _from_state(cls, state: S) -> Self:
-        raise NotImplementedError
+        """An object that continues exactly from ``state``."""
 
     def state_model(self) -> S:
         """The checkpoint as a validated model (to nest in another model)."""
