@@ -219,7 +219,6 @@ class Router:
             return Routed(rejected=[Rejected("monitor_error", f"{type(exc).__name__}: {exc}",
                                              _stage(source))])
 
-
     def _command(self, command: Command, position: Positions) -> Routed:
         # A command may target several monitors (every version of a stream);
         # each records the command's position, and one that already applied
