@@ -105,11 +105,9 @@ def port_holder(port: int, host: str = HOST) -> str | None:
         # SO_REUSEADDR: connections of a server just stopped on this port linger
         # in TIME_WAIT; they do not hold it (a restarted Redis binds it again).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
+        with contextlib.suppress(OSError):  # taken: find out by whom below
             sock.bind((host, port))
             return None
-        except OSError:
-            pass
     inode = _listening_inode(port)
     if inode is not None:
         target = f"socket:[{inode}]"

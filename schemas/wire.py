@@ -63,7 +63,7 @@ def _parse_int(text: str) -> int:
 
 
 class _NumberTooLarge(ValueError):
-    pass
+    """An integer literal longer than the decoder accepts (a CPU-time bomb for int())."""
 
 
 def _too_deep(obj: object, limit: int = MAX_DEPTH) -> bool:
