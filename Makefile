@@ -6,9 +6,9 @@ PY ?= python3
 install:
 	PYTHON=$(PY) bash scripts/install.sh
 
-# The demo needs only the local broker and the photo scenes, not the test tools.
+# The demo needs the local broker, the photo scenes and the page's server, not the test tools.
 demo:
-	PYTHON=$(PY) EXTRAS=local,sim bash scripts/install.sh
+	PYTHON=$(PY) EXTRAS=local,sim,api bash scripts/install.sh
 	$(PY) -m driftline demo
 
 test: install

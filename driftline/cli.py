@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from driftline import cli_api
 from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import Settings, load_settings
 
@@ -417,6 +418,9 @@ def demo(
     from driftline.demo import run_demo
 
     raise typer.Exit(run_demo(frames=frames, drift=drift, onset=onset, scene=scene, seed=seed))
+
+
+cli_api.register(app)  # `driftline api`: the HTTP API and the operator's page
 
 
 def main() -> None:

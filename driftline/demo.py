@@ -29,8 +29,9 @@ from confluent_kafka import Consumer
 from rich.console import Console
 from rich.table import Table
 
+from driftline.api import ApiServer
 from driftline.kafka_config import consumer_config
-from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics, settings_env
+from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics, free_port, settings_env
 from driftline.settings import Settings
 from schemas.events import Alert, StreamState
 from schemas.wire import decode_as
@@ -128,8 +129,10 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
         )
         env = settings_env(settings)  # the worker and sinks read the same settings
         ensure_topics(broker.bootstrap, settings.topics, settings.partitions)
+        page = ApiServer(settings, port=free_port()).start()  # the operator's page, live
         console.print(f"broker  [cyan]{broker.bootstrap}[/] (Tansu)   redis [cyan]{redis.url}[/]"
                       f"   webhook receiver [cyan]{hook_url}[/]   logs {logdir}")
+        console.print(f"the operator's page (live): [cyan]{page.url}[/]")
         alerts: list[Alert] = []
         progress: dict[str, int] = {}
         watcher = threading.Thread(
@@ -169,8 +172,10 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
-        return _summary(console, alerts, hooks, stored, progress, published, frames, onset,
+        code = _summary(console, alerts, hooks, stored, progress, published, frames, onset,
                         drift, elapsed)
+        page.linger(console.print)  # its URL; kept serving until Ctrl-C when run by hand
+        return code
 
 
 def _summary(console: Console, alerts: list[Alert], hooks: WebhookReceiver,

@@ -19,6 +19,8 @@ metric                                 labels                  counted by
 ``driftline_webhook_deliveries_total`` outcome                 the webhook notifier and sink
 ``driftline_redis_writes_total``       kind, outcome           the Redis writer
 ``driftline_sink_messages_total``      sink, outcome           the sink loop
+``driftline_api_requests_total``       route, method, status   the HTTP API, per request
+``driftline_api_controls_total``       action                  the HTTP API, per published control
 =====================================  ======================  =====================================
 
 Examples
@@ -74,6 +76,16 @@ REDIS_WRITES = Counter(
     "Writes to Redis by kind (alert, state) and outcome (written, unchanged: a redelivered "
     "alert or an older snapshot).",
     ["kind", "outcome"],
+)
+API_REQUESTS = Counter(
+    "driftline_api_requests",
+    "HTTP API requests (driftline api), by route template, method and status code.",
+    ["route", "method", "status"],
+)
+API_CONTROLS = Counter(
+    "driftline_api_controls",
+    "Operator controls the API published on the control topic, by action.",
+    ["action"],
 )
 SINK_MESSAGES = Counter(
     "driftline_sink_messages",

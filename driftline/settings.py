@@ -201,6 +201,26 @@ class EmbedderSettings(BaseModel):
         "/dev/zero, a FIFO or /proc/self/environ.")
 
 
+class ApiSettings(BaseModel):
+    """The operator's HTTP API and web page (``driftline api``; issue #15)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token every /api request must carry (`Authorization: "
+        "Bearer ...`). Unset: the API listens on loopback only and warns once at start-up.")
+    host: str = Field(default="127.0.0.1", description="Address to listen on; anything but "
+                      "loopback needs `token`.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port (0: a free one).")
+    series_points: int = Field(
+        default=300, ge=0, le=10_000, description="Points kept per signal for the charts (the "
+        "sinks append one per state snapshot; ~90 bytes each in Redis). 0: no series.")
+    frames_dir: Path | None = Field(
+        default=None, description="Directory of stored frames, `<stream_id>/<frame_id>.jpg` "
+        "(or .png, .webp): the page shows an alert's example frames from it. Unset: the "
+        "page lists their ids only.")
+
+
 class Settings(BaseSettings):
     """Everything driftline reads from its environment."""
 
@@ -237,6 +257,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".driftline")
     monitor: MonitorSettings = MonitorSettings()
     embedder: EmbedderSettings = EmbedderSettings()
+    api: ApiSettings = ApiSettings()
 
     # --- security (issue #12): control-topic authentication, Kafka client security -----
     control_secret: SecretStr | None = Field(
@@ -391,7 +412,7 @@ def protect_secrets(settings: Settings) -> None:
 
     from driftline.errors import install_log_redaction, register_secret
 
-    for value in (settings.webhook_secret, settings.control_secret,
+    for value in (settings.webhook_secret, settings.control_secret, settings.api.token,
                   settings.kafka_sasl_password, settings.kafka_ssl_key_password):
         if value is not None:
             register_secret(value.get_secret_value())

@@ -352,11 +352,15 @@ class Command(_Wire):
     command_id: Name = Field(default_factory=lambda: uuid.uuid4().hex)
     stream_id: StreamId
     model_version: Name | None = None
-    action: Literal["rereference"]
+    action: Literal["rereference", "ack", "snooze", "unsnooze", "disable", "enable", "set_budget"]
     signals: list[Name] | None = Field(default=None, min_length=1)
     requested_by: str = Field(default="", max_length=200)
     ts: AwareDatetime = Field(default_factory=utcnow)
     signature: str | None = Field(default=None, max_length=400)
+    until: AwareDatetime | None = None
+    false_alarms_per_week: float | None = Field(default=None, gt=0)
+    reason: str = Field(default="", max_length=500)
+    alert_id: Name | None = None
 
 
 InputEvent = Frame | Prediction | Label | Embedding

@@ -4,7 +4,7 @@
 # Idempotent: safe to run again; pip runs only when something is missing.
 #
 #   scripts/install.sh            # extras from $EXTRAS (default: dev = local,sim + test tools)
-#   EXTRAS=local,sim scripts/install.sh   # just what `driftline demo` needs
+#   EXTRAS=local,sim,api scripts/install.sh   # just what `driftline demo` needs
 #   scripts/install.sh --check    # install nothing; exit 1 (saying why) if an install is due
 set -euo pipefail
 PY=${PYTHON:-python3}
@@ -67,6 +67,9 @@ PY
 if [ "${1:-}" = "--check" ]; then
   status=0
   command -v redis-server >/dev/null 2>&1 || { echo "redis-server is not on PATH" >&2; status=1; }
+  case ",$EXTRAS," in *,dev,*)
+    command -v chromedriver >/dev/null 2>&1 || { echo "chromedriver is not on PATH" >&2; status=1; } ;;
+  esac
   python_ready || status=1
   exit $status
 fi
@@ -77,6 +80,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
+# The page tests drive a real headless browser: Debian's chromium and its driver.
+case ",$EXTRAS," in
+  *,dev,*)
+    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+      echo "installing chromium and chromium-driver (Debian) for the page tests" >&2
+      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi ;;
+esac
 if ! why=$(python_ready 2>&1); then
   echo "installing driftline[$EXTRAS] from $ROOT (PyPI): $why" >&2
   "$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"

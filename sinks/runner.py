@@ -28,6 +28,7 @@ from driftline.settings import Settings
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
 from sinks.alert_consumer import SinkStats, run_sink, run_sink_concurrent
+from sinks.redis_series import with_series
 from sinks.redis_state import RedisStateWriter, muted
 from sinks.webhook import WebhookNotifier
 
@@ -130,7 +131,7 @@ def start_sinks(
             f"{settings.consumer_group}.redis",
             {
                 topics.alerts: (Alert, writer.write_alert),
-                topics.state: (StreamState, writer.write_state),
+                topics.state: (StreamState, with_series(writer, settings.api.series_points)),
             },
             stop,
             dead_letter,

@@ -146,3 +146,87 @@ def read_topic(broker: str) -> Callable[..., list[Record]]:
             c.close()
 
     return read
+
+
+# -- the operator's API and page (tests/integration/test_api*.py, test_page*.py) ----------
+
+API_STREAM = "cam-api"
+API_SIGNAL = "output.confidence"
+
+
+@dataclass(frozen=True)
+class ApiData:
+    """What ``api_data`` put through the real sinks into Redis."""
+
+    settings: Settings
+    alert_ids: list[str]
+    snapshots: int
+    frames_dir: object
+
+
+def _monitor_outputs(n: int = 220, shift_at: int = 140) -> tuple[list, list]:
+    """A real monitor over predictions whose confidence drops at ``shift_at``."""
+    import numpy as np
+
+    from driftline.settings import MonitorSettings
+    from processors.monitor import StreamMonitor
+    from schemas.events import Prediction
+
+    mon = StreamMonitor(API_STREAM, "v1", MonitorSettings(reference_size=60, ert=2000,
+                                                          min_duration=0))
+    rng = np.random.default_rng(0)
+    alerts, states = [], []
+    for i in range(n):
+        level = 0.85 if i < shift_at else 0.55
+        alerts += mon.observe(Prediction(
+            event_id=f"p{i}", stream_id=API_STREAM, model_version="v1", top_class="cat",
+            confidence=float(np.clip(level + 0.03 * rng.normal(), 0, 1)), frame_index=i))
+        if i % 5 == 4:
+            states.append(mon.snapshot())
+    return alerts, states
+
+
+@pytest.fixture
+def api_data(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> ApiData:
+    """A stream with an alert and its chart series, written to Redis by the real sinks.
+
+    A real ``StreamMonitor`` makes the alerts and snapshots; they go on the
+    alerts and state topics and ``start_sinks`` (the Redis sink, its series
+    hook) writes them. One example frame is stored in ``frames_dir``.
+    """
+    import threading
+
+    from producers.publisher import Publisher
+    from sinks.redis_state import read_stream
+    from sinks.runner import start_sinks
+
+    frames = tmp_path_factory.mktemp("frames")
+    (frames / API_STREAM).mkdir()
+    alerts, states = _monitor_outputs()
+    (frames / API_STREAM / f"{alerts[0].examples_before[0]}.jpg").write_bytes(
+        b"\xff\xd8\xff\xe0 a stored frame")
+    settings = settings.model_copy(update={"api": settings.api.model_copy(
+        update={"frames_dir": frames})})
+    with Publisher(settings.bootstrap_servers) as pub:
+        for st in states:
+            pub.publish(settings.topics.state, st)
+        for a in alerts:
+            pub.publish(settings.topics.alerts, a)
+    stop = threading.Event()
+    running = start_sinks(settings, stop, consumer_conf={"session.timeout.ms": 6000})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            st = read_stream(settings.redis_url, API_STREAM, namespace=settings.topic_prefix)
+            got = {a["alert_id"] for a in st["recent_alerts"]}
+            done = sum(s["updated_ts"] is not None for s in st["signals"])
+            if got >= {a.alert_id for a in alerts} and done and \
+                    running.stats["redis"].handled >= len(states) + len(alerts):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the sinks did not write the data: {running.stats}")
+    finally:
+        stop.set()
+        running.join(10)
+    return ApiData(settings, [a.alert_id for a in alerts], len(states), frames)

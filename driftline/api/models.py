@@ -1,0 +1,170 @@
+"""What the HTTP API answers and accepts (pydantic; they make its OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.events import Alert
+
+StreamStatus = Literal["drift", "warming_up", "ok", "unknown"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SignalNow(_Out):
+    """A signal's current state, as the Redis sink holds it."""
+
+    model_version: str
+    signal: str
+    status: str | None
+    detector: str | None
+    statistic: float | None
+    threshold: float | None
+    expected: float | None
+    observed: float | None
+    last_alert_id: str | None
+    updated_ts: float | None = Field(description="Unix seconds of the snapshot it came from.")
+    ack: dict[str, Any] | None = Field(description="The operator acknowledgement, if any.")
+
+
+class AlertBrief(_Out):
+    """One alert in a list: enough to show it and open it."""
+
+    alert_id: str
+    stream_id: str
+    model_version: str
+    signal: str
+    severity: str
+    message: str
+    ts: AwareDatetime
+    change_index: int
+    detected_index: int
+    lifecycle: str = Field(default="firing", description="firing, acknowledged or resolved.")
+
+
+class StreamSummary(_Out):
+    """One camera (stream) of the fleet."""
+
+    stream_id: str
+    status: StreamStatus = Field(description="drift if any signal is in drift, else ok if any "
+                                 "is calibrated, else warming_up; unknown without signals.")
+    model_versions: list[str]
+    last_update_ts: float | None = Field(description="Unix seconds of its latest snapshot "
+                                         "(its monitor's latest event, within STATE_INTERVAL_S).")
+    signals_in_drift: list[str]
+    signals: int
+    last_alert: AlertBrief | None
+    snooze_until: float | None
+    disabled: bool
+
+
+class Fleet(_Out):
+    """Every stream Redis knows, one page of them."""
+
+    total: int
+    streams: list[StreamSummary]
+
+
+class SeriesPoint(_Out):
+    """One snapshot of a signal (``sinks.redis_series``)."""
+
+    index: int = Field(description="The stream's event index (as an alert's change_index).")
+    ts_ms: int
+    statistic: float | None
+    threshold: float | None
+    observed: float | None
+    expected: float | None
+    baseline: float | None = Field(description="Centre of the tolerance band (CUSUM baseline).")
+    tolerance: float | None = Field(description="Half-width of the tolerance band.")
+    status: str
+
+
+class ChangePoint(_Out):
+    """Where an alert of the signal says its change began and was detected."""
+
+    alert_id: str
+    change_index: int
+    detected_index: int
+    severity: str
+
+
+class SignalHistory(SignalNow):
+    """A signal now, its recent series and its alerts' change points."""
+
+    series: list[SeriesPoint]
+    change_points: list[ChangePoint]
+
+
+class StreamSignals(_Out):
+    """One stream's signals with their history (what the stream's charts draw)."""
+
+    stream_id: str
+    known: bool
+    snooze_until: float | None
+    disabled: bool
+    signals: list[SignalHistory]
+    recent_alerts: list[AlertBrief]
+
+
+class Timeline(_Out):
+    """Recent alerts of the fleet, newest first."""
+
+    alerts: list[AlertBrief]
+
+
+class FrameRef(_Out):
+    """An example frame of an alert: its id, and where to get it if it is stored."""
+
+    event_id: str
+    frame_id: str
+    url: str | None = Field(description="API path of the stored frame; null when not stored.")
+
+
+class AlertDetail(_Out):
+    """One alert with its example frames before and after the change."""
+
+    alert: Alert
+    lifecycle: str = "firing"
+    frames_before: list[FrameRef]
+    frames_after: list[FrameRef]
+    frames_note: str = Field(description="What is shown, or why frames are not.")
+
+
+class ControlRequest(BaseModel):
+    """An operator control on one stream (published as a ``Command``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signals: list[str] | None = Field(default=None, min_length=1,
+                                      description="Signals it applies to (default: all).")
+    model_version: str | None = Field(default=None, description="Default: every version.")
+    reason: str = Field(default="", max_length=500)
+    by: str = Field(default="api", max_length=200, description="Who asks (recorded).")
+
+
+class AckRequest(ControlRequest):
+    alert_id: str | None = Field(default=None, description="The alert acknowledged.")
+
+
+class SnoozeRequest(ControlRequest):
+    until: AwareDatetime | None = Field(default=None, description="When the snooze ends.")
+    for_s: float | None = Field(default=None, gt=0, le=90 * 86400,
+                                description="Or: how long it lasts, in seconds.")
+
+
+class BudgetRequest(ControlRequest):
+    false_alarms_per_week: float = Field(gt=0, le=10_000)
+
+
+class ControlAccepted(_Out):
+    """The command is on the control topic (the broker acknowledged it)."""
+
+    command_id: str
+    action: str
+    stream_id: str
+    topic: str
+    signed: bool

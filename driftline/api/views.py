@@ -1,0 +1,163 @@
+"""The API's reads: Redis (``sinks.redis_state``, ``sinks.redis_series``) shaped for the page.
+
+Every read is bounded: a fleet page is at most ``MAX_PAGE`` streams, a
+timeline at most ``MAX_ALERTS`` alerts, a series what the sinks keep.
+
+Examples
+--------
+>>> frame_id_of("cam-1-f00000123:emb"), frame_id_of("cam-1-p00000123")
+('cam-1-f00000123', 'cam-1-p00000123')
+>>> stream_status([{"status": "ok"}, {"status": "drift"}]), stream_status([])
+('drift', 'unknown')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from driftline.api.models import (
+    AlertBrief,
+    AlertDetail,
+    ChangePoint,
+    Fleet,
+    FrameRef,
+    SeriesPoint,
+    SignalHistory,
+    StreamSignals,
+    StreamStatus,
+    StreamSummary,
+    Timeline,
+)
+from driftline.settings import Settings
+from schemas.events import Alert
+from sinks.redis_series import read_series
+from sinks.redis_state import list_streams, read_alert, read_stream
+
+MAX_PAGE = 500
+MAX_ALERTS = 500
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def stream_status(signals: list[dict[str, Any]]) -> StreamStatus:
+    statuses = {s.get("status") for s in signals}
+    if not statuses:
+        return "unknown"
+    if "drift" in statuses:
+        return "drift"
+    return "ok" if "ok" in statuses else "warming_up"
+
+
+def brief(doc: dict[str, Any]) -> AlertBrief:
+    return AlertBrief.model_validate({k: doc.get(k) for k in AlertBrief.model_fields
+                                      if k in doc})
+
+
+class Views:
+    """Reads for one deployment (its Redis and namespace)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.redis_url = settings.redis_url
+        self.ns = settings.topic_prefix
+        self.frames_dir = settings.api.frames_dir
+
+    def _stream(self, stream_id: str, recent: int) -> dict[str, Any]:
+        return read_stream(self.redis_url, stream_id, recent=recent, namespace=self.ns)
+
+    def fleet(self, offset: int = 0, limit: int = 100) -> Fleet:
+        ids = list_streams(self.redis_url, namespace=self.ns)
+        out = []
+        for sid in ids[offset:offset + min(limit, MAX_PAGE)]:
+            st = self._stream(sid, recent=1)
+            sigs = st["signals"]
+            out.append(StreamSummary(
+                stream_id=sid,
+                status=stream_status(sigs),
+                model_versions=sorted({s["model_version"] for s in sigs}),
+                last_update_ts=max((s["updated_ts"] for s in sigs if s["updated_ts"]),
+                                   default=None),
+                signals_in_drift=sorted({s["signal"] for s in sigs if s["status"] == "drift"}),
+                signals=len(sigs),
+                last_alert=brief(st["recent_alerts"][0]) if st["recent_alerts"] else None,
+                snooze_until=st["snooze_until"],
+                disabled=st["disabled"],
+            ))
+        return Fleet(total=len(ids), streams=out)
+
+    def signals(self, stream_id: str, *, signal: str | None = None,
+                model_version: str | None = None, points: int | None = None) -> StreamSignals:
+        st = self._stream(stream_id, recent=100)
+        sigs = [s for s in st["signals"]
+                if (signal is None or s["signal"] == signal)
+                and (model_version is None or s["model_version"] == model_version)]
+        series: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for mv in sorted({s["model_version"] for s in sigs}):
+            names = [s["signal"] for s in sigs if s["model_version"] == mv]
+            got = read_series(self.redis_url, stream_id, mv, names, last=points, namespace=self.ns)
+            series.update({(mv, n): pts for n, pts in got.items()})
+        alerts = st["recent_alerts"]
+        out = []
+        for s in sigs:
+            changes = [ChangePoint(alert_id=a["alert_id"], change_index=a["change_index"],
+                                   detected_index=a["detected_index"], severity=a["severity"])
+                       for a in alerts
+                       if a["signal"] == s["signal"] and a["model_version"] == s["model_version"]]
+            out.append(SignalHistory(
+                **s, series=[SeriesPoint(**p) for p in series.get((s["model_version"],
+                                                                   s["signal"]), [])],
+                change_points=changes))
+        return StreamSignals(stream_id=stream_id, known=st["known"],
+                             snooze_until=st["snooze_until"], disabled=st["disabled"],
+                             signals=out, recent_alerts=[brief(a) for a in alerts])
+
+    def timeline(self, *, stream_id: str | None = None, limit: int = 50) -> Timeline:
+        limit = min(limit, MAX_ALERTS)
+        ids = [stream_id] if stream_id else list_streams(self.redis_url, namespace=self.ns)
+        alerts: list[dict[str, Any]] = []
+        for sid in ids[:MAX_PAGE]:
+            alerts += self._stream(sid, recent=limit)["recent_alerts"]
+        alerts.sort(key=lambda a: a["ts"], reverse=True)
+        return Timeline(alerts=[brief(a) for a in alerts[:limit]])
+
+    def alert(self, alert_id: str) -> AlertDetail | None:
+        doc = read_alert(self.redis_url, alert_id, namespace=self.ns)
+        if doc is None:
+            return None
+        alert = Alert.model_validate(doc)
+        before = [self._frame(alert.stream_id, e) for e in alert.examples_before]
+        after = [self._frame(alert.stream_id, e) for e in alert.examples_after]
+        stored = sum(f.url is not None for f in before + after)
+        if self.frames_dir is None:
+            note = ("frames are not stored where the API can read them (set "
+                    "DRIFTLINE_API__FRAMES_DIR): only their ids are shown")
+        else:
+            note = f"{stored} of {len(before) + len(after)} example frames found in the frame store"
+        return AlertDetail(alert=alert, lifecycle=str(doc.get("lifecycle", "firing")),
+                           frames_before=before, frames_after=after, frames_note=note)
+
+    def _frame(self, stream_id: str, event_id: str) -> FrameRef:
+        fid = frame_id_of(event_id)
+        path = self.frame_path(stream_id, fid)
+        url = f"/api/v1/frames/{stream_id}/{fid}" if path is not None else None
+        return FrameRef(event_id=event_id, frame_id=fid, url=url)
+
+    def frame_path(self, stream_id: str, frame_id: str) -> Path | None:
+        """The stored file of a frame (a regular file under ``frames_dir``), or ``None``."""
+        if self.frames_dir is None or not _safe_name(stream_id) or not _safe_name(frame_id):
+            return None
+        root = self.frames_dir.resolve()
+        for suffix in FRAME_SUFFIXES:
+            path = (root / stream_id / f"{frame_id}{suffix}").resolve()
+            if path.is_relative_to(root) and path.is_file():
+                return path
+        return None
+
+
+def frame_id_of(event_id: str) -> str:
+    """The frame an example event stands for (an embedding's id is ``<frame id>:emb``)."""
+    return event_id.removesuffix(":emb")
+
+
+def _safe_name(part: str) -> bool:
+    return bool(part) and part not in (".", "..") and "/" not in part and "\\" not in part \
+        and "\x00" not in part

@@ -1,0 +1,90 @@
+"""The operator's page in a real headless browser (Debian's chromium, selenium).
+
+The page is served by the API (uvicorn on a free port) over a real Redis
+that the real sinks filled (``api_data``); the test drives it as a user
+would: the fleet, a stream's chart, an alert and its frames, and a click on
+"snooze" that lands on the control topic as a signed command.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from pydantic import SecretStr
+
+from driftline.api import ApiServer
+from processors.commands import ControlAuth
+from schemas.events import Command
+from schemas.wire import decode_as
+
+pytestmark = [pytest.mark.integration]
+
+SECRET = "page-test-control-secret"
+STREAM, SIGNAL = "cam-api", "output.confidence"
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "install chromium and chromium-driver (scripts/install.sh)"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000"):
+        opts.add_argument(arg)
+    b = webdriver.Chrome(options=opts, service=Service(driver))
+    b.set_page_load_timeout(30)
+    try:
+        yield b
+    finally:
+        b.quit()
+
+
+def test_the_page_shows_a_chart_and_an_alert_and_a_snooze_click_publishes_a_signed_command(
+    api_data, browser, read_topic
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    settings = api_data.settings.model_copy(update={"control_secret": SecretStr(SECRET)})
+    wait = WebDriverWait(browser, 20)
+    with ApiServer(settings, port=0) as server:
+        browser.get(server.url)
+        row = wait.until(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, f'#fleet tr[data-stream="{STREAM}"]')))
+        assert "drift" in row.text and SIGNAL in row.text
+        row.click()
+
+        chart = wait.until(ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, f'.chart[data-signal="{SIGNAL}"] canvas')))
+        assert chart.size["width"] > 300 and chart.size["height"] > 100
+        legend = browser.find_element(By.CSS_SELECTOR, f'.chart[data-signal="{SIGNAL}"]').text
+        assert "threshold" in legend and "statistic" in legend
+
+        item = wait.until(ec.element_to_be_clickable(
+            (By.CSS_SELECTOR, f'#timeline li[data-alert="{api_data.alert_ids[0]}"]')))
+        item.click()
+        detail = wait.until(ec.visibility_of_element_located((By.ID, "alert-detail")))
+        wait.until(lambda b: "output.confidence fell" in detail.text)
+        assert "p139" in detail.text and "(not stored)" in detail.text
+        wait.until(lambda b: b.execute_script(
+            "const i = document.querySelector('#alert-detail img');"
+            "return i !== null && i.src.startsWith('blob:');"))
+
+        browser.find_element(By.ID, "btn-snooze").click()
+        result = browser.find_element(By.ID, "control-result")
+        wait.until(lambda b: "snooze sent" in result.text)
+        assert "(signed)" in result.text
+        command_id = result.get_attribute("data-command-id")
+
+    (record,) = read_topic(settings.topics.control, 1, timeout_s=20)
+    command = decode_as(Command, record.value)
+    ControlAuth(SECRET).verify(command)
+    assert (command.command_id, command.action, command.stream_id, command.signals) == (
+        command_id, "snooze", STREAM, [SIGNAL])
+    assert command.until is not None and command.requested_by == "web page"
