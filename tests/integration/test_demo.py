@@ -22,3 +22,6 @@ def test_demo_reports_the_injected_drift_and_nothing_before_it() -> None:
     assert "drift detected, no false alarm before it" in out
     assert "(0 before the drift," in out
     assert "0 rejected" in out
+    # It ends by printing the operator's page URL (and, not on a TTY, does not wait).
+    last = run.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("the operator's page: http://127.0.0.1:"), last

@@ -39,6 +39,7 @@ NOT_RUN = {
     "make demo    # the whole pipeline": "CI runs `make test` (.ci/run); test_demo runs the demo",
     "make test-fast   # unit tests and doctests only": "developer commands; CI runs lint",
     "{ns}:streams ": "the Redis layout; test_sinks.py and test_redis_keys.py read it",
+    "export DRIFTLINE_API__TOKEN=": "test_api.py makes these requests over real HTTP",
 }
 
 
