@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -151,7 +152,6 @@ def read_topic(broker: str) -> Callable[..., list[Record]]:
 # -- the operator's API and page (tests/integration/test_api*.py, test_page*.py) ----------
 
 API_STREAM = "cam-api"
-API_SIGNAL = "output.confidence"
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ class ApiData:
     settings: Settings
     alert_ids: list[str]
     snapshots: int
-    frames_dir: object
+    frames_dir: Path
 
 
 def _monitor_outputs(n: int = 220, shift_at: int = 140) -> tuple[list, list]:

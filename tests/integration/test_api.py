@@ -143,3 +143,34 @@ def test_without_a_token_the_api_refuses_to_listen_beyond_loopback(settings) -> 
         "host": "0.0.0.0"})})
     with pytest.raises(ConfigError, match="DRIFTLINE_API__TOKEN"):
         ApiServer(wide)
+
+
+def test_driftline_api_prints_its_ready_line_and_serves(settings) -> None:
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from driftline.cli import app
+    from driftline.errors import ConfigError
+    from driftline.local_infra import settings_env
+
+    env = settings_env(settings)
+    wide = CliRunner().invoke(app, ["api", "--host", "0.0.0.0"], env=env)
+    assert isinstance(wide.exception, ConfigError)  # `driftline` prints it, exit code 2
+    assert str(wide.exception).startswith("DRIFTLINE_API__TOKEN: required to listen on")
+    proc = subprocess.Popen([sys.executable, "-m", "driftline", "api", "--port", "0"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any("ready" in line for line in lines):
+            line = proc.stderr.readline() if proc.stderr else ""
+            assert line, f"exited {proc.poll()}: {lines}"
+            lines.append(line)
+        url = lines[-1].split("ready: ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:")
+        assert any("has no token" in line for line in lines)  # the warning, once
+        assert httpx.get(url + "healthz", timeout=10).json() == {"status": "ok"}
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
