@@ -23,7 +23,8 @@ when the token is set; ``/``, ``/static``, ``/healthz``, ``/metrics`` and
 # at run time, and some name closure variables (the bearer scheme, the request body).
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,16 +64,22 @@ VERSION = "1"
 
 def create_app(settings: Settings) -> FastAPI:
     """The API and page for one deployment (``settings``: its Redis, broker, token)."""
+    views = Views(settings)
+    controls = ControlPublisher(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        controls.close()  # flush the control producer on shutdown
+
     app = FastAPI(
-        title=TITLE, version=VERSION,
+        title=TITLE, version=VERSION, lifespan=lifespan,
         # The interactive docs pages load their scripts from a CDN: not served.
         docs_url=None, redoc_url=None,
         description="The operator's surface of driftline: the fleet of cameras, each "
         "stream's signals and alerts, and the controls (published as signed commands on "
         "the control topic).",
     )
-    views = Views(settings)
-    controls = ControlPublisher(settings)
     app.state.controls = controls
     bearer = HTTPBearer(auto_error=False, description="DRIFTLINE_API__TOKEN")
     token = settings.api.token.get_secret_value().encode() if settings.api.token else None
@@ -202,7 +209,6 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.router.add_event_handler("shutdown", controls.close)
     return app
 
 

@@ -21,6 +21,7 @@ from schemas.wire import decode_as
 pytestmark = [pytest.mark.integration]
 
 SECRET = "page-test-control-secret"
+TOKEN = "page-test-api-token-0123"
 STREAM, SIGNAL = "cam-api", "output.confidence"
 
 
@@ -81,6 +82,18 @@ def test_the_page_shows_a_chart_and_an_alert_and_a_snooze_click_publishes_a_sign
         wait.until(lambda b: "snooze sent" in result.text)
         assert "(signed)" in result.text
         command_id = result.get_attribute("data-command-id")
+
+    # With DRIFTLINE_API__TOKEN the page asks for the token, then shows the fleet.
+    guarded = settings.model_copy(update={"api": settings.api.model_copy(
+        update={"token": SecretStr(TOKEN)})})
+    with ApiServer(guarded, port=0) as server:
+        browser.get(server.url)
+        field = wait.until(ec.visibility_of_element_located((By.ID, "token")))
+        assert "needs a token" in browser.find_element(By.ID, "status-line").text
+        field.send_keys(TOKEN)
+        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        wait.until(ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, f'#fleet tr[data-stream="{STREAM}"]')))
 
     (record,) = read_topic(settings.topics.control, 1, timeout_s=20)
     command = decode_as(Command, record.value)
