@@ -139,7 +139,7 @@ class ControlRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    signals: list[str] | None = Field(default=None, min_length=1,
+    signals: list[str] | None = Field(default=None, min_length=1, max_length=64,
                                       description="Signals it applies to (default: all).")
     model_version: str | None = Field(default=None, description="Default: every version.")
     reason: str = Field(default="", max_length=500)
