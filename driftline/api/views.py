@@ -31,6 +31,7 @@ from driftline.api.models import (
 )
 from driftline.settings import Settings
 from schemas.events import Alert
+from sinks.redis_fleet import Head, read_heads
 from sinks.redis_series import read_series
 from sinks.redis_state import list_streams, read_alert, read_stream
 
@@ -66,10 +67,12 @@ class Views:
 
     def fleet(self, offset: int = 0, limit: int = 100) -> Fleet:
         ids = list_streams(self.redis_url, namespace=self.ns)
+        page = ids[offset:offset + min(limit, MAX_PAGE)]
+        heads = self._heads(page, recent=1)
         out = []
-        for sid in ids[offset:offset + min(limit, MAX_PAGE)]:
-            st = self._stream(sid, recent=1)
-            sigs = st["signals"]
+        for sid in page:
+            h = heads[sid]
+            sigs, alerts = h.signals, h.alerts
             out.append(StreamSummary(
                 stream_id=sid,
                 status=stream_status(sigs),
@@ -78,11 +81,15 @@ class Views:
                                    default=None),
                 signals_in_drift=sorted({s["signal"] for s in sigs if s["status"] == "drift"}),
                 signals=len(sigs),
-                last_alert=brief(st["recent_alerts"][0]) if st["recent_alerts"] else None,
-                snooze_until=st["snooze_until"],
-                disabled=st["disabled"],
+                last_alert=brief(alerts[0]) if alerts else None,
+                snooze_until=h.snooze_until,
+                disabled=h.disabled,
             ))
         return Fleet(total=len(ids), streams=out)
+
+    def _heads(self, ids: list[str], recent: int, signals: bool = True) -> dict[str, Head]:
+        return read_heads(self.redis_url, ids, recent=recent, signals=signals,
+                          namespace=self.ns)
 
     def signals(self, stream_id: str, *, signal: str | None = None,
                 model_version: str | None = None, points: int | None = None) -> StreamSignals:
@@ -114,8 +121,8 @@ class Views:
         limit = min(limit, MAX_ALERTS)
         ids = [stream_id] if stream_id else list_streams(self.redis_url, namespace=self.ns)
         alerts: list[dict[str, Any]] = []
-        for sid in ids[:MAX_PAGE]:
-            alerts += self._stream(sid, recent=limit)["recent_alerts"]
+        for head in self._heads(ids[:MAX_PAGE], recent=limit, signals=False).values():
+            alerts += head.alerts
         alerts.sort(key=lambda a: a["ts"], reverse=True)
         return Timeline(alerts=[brief(a) for a in alerts[:limit]])
 

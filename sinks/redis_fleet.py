@@ -1,0 +1,85 @@
+"""The fleet at a glance from Redis: a page of streams in three pipelined round trips.
+
+``read_stream`` (``sinks.redis_state``) reads one stream in full, a call per
+signal; the operator's fleet view and alert timeline need, for many streams,
+only each signal's status and update time, the latest alerts and the
+operator flags. ``read_heads`` reads exactly that for a list of stream ids:
+one pipeline for the signal indexes, alert histories and flags, one for the
+signal statuses and the alert documents. Bounded by the caller's page of
+ids and ``recent`` alerts per stream.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinks.redis_state import (
+    PREFIX,
+    _connection,
+    _guard,
+    alert_key,
+    disabled_key,
+    history_key,
+    signal_key,
+    signals_index_key,
+    snooze_key,
+)
+
+
+@dataclass(frozen=True)
+class Head:
+    """One stream at a glance.
+
+    ``signals``: ``{"model_version", "signal", "status", "updated_ts"}`` each
+    (sorted; empty when not asked for); ``alerts``: the latest alert
+    documents, newest first (expired ones skipped).
+    """
+
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    snooze_until: float | None = None
+    disabled: bool = False
+
+
+def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signals: bool = True,
+               namespace: str = PREFIX) -> dict[str, Head]:
+    """``Head`` of each stream id (see the module docstring)."""
+    ns = namespace
+
+    def read() -> dict[str, Head]:
+        with _connection(redis_url) as r:
+            pipe = r.pipeline(transaction=False)
+            for sid in stream_ids:
+                if signals:
+                    pipe.smembers(signals_index_key(sid, ns))
+                pipe.xrevrange(history_key(sid, ns), count=recent)
+                pipe.mget([snooze_key(sid, ns), disabled_key(sid, ns)])
+            first = iter(pipe.execute())
+            index: dict[str, list[tuple[str, str]]] = {}
+            alert_ids: dict[str, list[str]] = {}
+            flags: dict[str, list[str | None]] = {}
+            for sid in stream_ids:
+                index[sid] = sorted(tuple(json.loads(m)) for m in next(first)) if signals else []
+                alert_ids[sid] = [f["alert_id"] for _, f in next(first)]
+                flags[sid] = next(first)
+            for sid in stream_ids:
+                for mv, sig in index[sid]:
+                    pipe.hmget(signal_key(sid, mv, sig, ns), "status", "updated_ts")
+                if alert_ids[sid]:
+                    pipe.mget([alert_key(a, ns) for a in alert_ids[sid]])
+            second = iter(pipe.execute())
+            out = {}
+            for sid in stream_ids:
+                sigs = []
+                for mv, sig in index[sid]:
+                    status, updated = next(second)
+                    sigs.append({"model_version": mv, "signal": sig, "status": status,
+                                 "updated_ts": int(updated) / 1000 if updated else None})
+                docs = [json.loads(d) for d in next(second) if d] if alert_ids[sid] else []
+                snooze, disabled = flags[sid]
+                out[sid] = Head(sigs, docs, float(snooze) if snooze else None, disabled == "1")
+            return out
+
+    return _guard("read_heads", read)
