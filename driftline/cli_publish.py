@@ -148,6 +148,6 @@ def publish(
             typer.echo(f"error: {exc}", err=True)
             drained = False
         typer.echo(cam.counts.line(box), err=True)
-    typer.echo(counts.summary(source), err=True)
+    typer.echo(counts.summary(spec.shown), err=True)  # a URL's password is not shown
     if not drained:
         raise typer.Exit(1)
