@@ -108,9 +108,9 @@ def publish(
         from producers.publish_source import publish_source
 
         with Publisher.from_settings(settings, client_id="driftline-publish") as pub:
-            counts = publish_source(pub, settings.topics, source, stream_id=stream,
-                                    model_version=model_version, fps=fps, limit=limit)
-        typer.echo(counts.summary(source), err=True)
+            recorded = publish_source(pub, settings.topics, source, stream_id=stream,
+                                      model_version=model_version, fps=fps, limit=limit)
+        typer.echo(recorded.summary(source), err=True)
         return
     if stream is None:
         raise ConfigError("stream", f"a stream id (--stream) is needed to publish {spec.shown}")
