@@ -39,7 +39,8 @@ pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parent
 SYSTEM_PYTHON = "/usr/bin/python3"
-FPS = 10
+FPS = 10  # of the clips
+SERVER_FPS, SAMPLE_FPS = 30, 20  # the RTSP camera's rate; what the publisher keeps of it
 CLEAN = 110  # frames before the switch: the monitor's warm-up (PCA, then references of 50)
 
 
@@ -134,7 +135,7 @@ class RtspCamera:
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
                 [SYSTEM_PYTHON, str(HERE / "rtsp_camera.py"), "--port", str(self.port),
-                 "--fps", str(2 * FPS), "--control", str(self.control),
+                 "--fps", str(SERVER_FPS), "--control", str(self.control),
                  *map(str, self.videos)], stdout=subprocess.PIPE, stderr=out, text=True)
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "ready", self.log.read_text()
@@ -157,9 +158,9 @@ def test_rtsp_camera_switch_drop_and_reconnect(
     cam = RtspCamera(videos, control, tmp_path / "rtsp.log")
     cam.start()
     log = tmp_path / "publish.log"
-    # The server sends 20 fps; the publisher keeps 10 per second of wall clock.
+    # The server sends 30 fps; the publisher keeps 20 per second of wall clock.
     pub = _publish(cam_settings, log, cam.url, "--stream", "cam-rtsp", "--model-version", "v1",
-                   "--fps", str(FPS), "--timeout", "2", "--reconnect-max", "1",
+                   "--fps", str(SAMPLE_FPS), "--timeout", "2", "--reconnect-max", "1",
                    "--progress-every", "2")
     topics = cam_settings.topics
     logs = [log, worker, cam.log]
