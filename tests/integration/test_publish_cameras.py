@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -34,6 +34,7 @@ from driftline.settings import Settings
 from producers.simulated_camera import SimulatedCamera
 from schemas.events import Alert, CameraStatus, Embedding, Frame, Prediction
 from schemas.wire import decode_event
+from tests.integration.test_sinks import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -103,15 +104,12 @@ def _events(read_topic: Callable, topic: str, n: int, timeout_s: float) -> list[
 
 
 def _wait(what: str, check: Callable[[], object], timeout_s: float,
-          logs: list[Path] = ()) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
-    raise AssertionError(f"timed out waiting for {what}\n{tails}")
+          logs: Sequence[Path] = ()) -> object:
+    try:
+        return wait_for(check, timeout_s, what)
+    except AssertionError as exc:  # with what the processes said
+        tails = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+        raise AssertionError(f"{exc}\n{tails}") from None
 
 
 def _alerts(read_topic: Callable, settings: Settings, stream: str) -> list[Alert]:
@@ -214,7 +212,7 @@ def test_rtsp_camera_switch_drop_and_reconnect(
 def test_edge_embeddings_alert_like_the_worker_embedding_the_same_frames(
     cam_settings: Settings, worker: Path, read_topic: Callable, tmp_path: Path
 ) -> None:
-    clip = _clip(tmp_path / "clip.avi", [("coffee", CLEAN), ("chelsea", 40)])
+    clip = _clip(tmp_path / "clip.avi", [("coffee", CLEAN), ("chelsea", 15)])
     logs = {s: tmp_path / f"{s}.log" for s in ("frames", "edge")}
     procs = [
         _publish(cam_settings, logs["frames"], str(clip), "--stream", "cam-frames",
@@ -227,7 +225,7 @@ def test_edge_embeddings_alert_like_the_worker_embedding_the_same_frames(
     topics = cam_settings.topics
     edge = [e for e in _events(read_topic, topics.predictions, 2000, timeout_s=2.0)
             if isinstance(e, Prediction) and e.stream_id == "cam-edge"]
-    assert len(edge) == CLEAN + 40 and all(len(e.embedding or []) == 1280 for e in edge)
+    assert len(edge) == CLEAN + 15 and all(len(e.embedding or []) == 1280 for e in edge)
     assert not [e for e in _events(read_topic, topics.frames, 4000, timeout_s=1.0)
                 if isinstance(e, Frame) and e.stream_id == "cam-edge"]  # no frame left
 
@@ -262,7 +260,8 @@ def test_a_folder_a_camera_writes_into_is_followed(
         (folder / f"shot-{s.index:04d}.jpg").write_bytes(s.jpeg())
     log = tmp_path / "publish.log"
     pub = _publish(cam_settings, log, str(folder), "--stream", "cam-drop", "--follow",
-                   "--order", "mtime", "--resize", "80x60", "--progress-every", "1")
+                   "--order", "mtime", "--resize", "80x60", "--progress-every", "1",
+                   "--predictions")
     try:
         for s in shots[4:]:  # the camera writes a file, then renames it into place
             time.sleep(0.15)
@@ -286,7 +285,12 @@ def test_a_folder_a_camera_writes_into_is_followed(
     assert [f.meta["source"] for f in got] == [f"shot-{s.index:04d}.jpg" for s in shots]
     assert {cv2.imdecode(np.frombuffer(f.image, np.uint8), 1).shape for f in got} == {(60, 80, 3)}
     assert log.read_text().strip().splitlines()[-1] == (
-        f"published 12 events from {folder} ({topics.frames} 12)")
+        f"published 24 events from {folder} ({topics.frames} 12, {topics.predictions} 12)")
+    # --predictions: the packaged classifier's verdict on each frame, linked to it.
+    preds = [e for e in _events(read_topic, topics.predictions, 4000, timeout_s=1.0)
+             if isinstance(e, Prediction) and e.stream_id == "cam-drop"]
+    assert [p.frame_id for p in preds] == [f.event_id for f in got]
+    assert all(p.top_class and p.scores and p.embedding is None for p in preds)
     _wait("the worker's embeddings of the folder", lambda: sum(
         isinstance(e, Embedding) and e.stream_id == "cam-drop"
         for e in _events(read_topic, topics.embeddings, 4000, timeout_s=1.0)) == 12, 30,
