@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -249,12 +250,15 @@ class CameraPublisher:
         t0 = utcnow()
         name = Path(spec.target).name if spec.kind == "video" else spec.shown
         sampler = TimeSampler(self.opt.fps)
-        for grabbed in capture.frames():
-            self.counts.read += 1
-            if not sampler.due(grabbed.t):
-                continue
-            ts = utcnow() if spec.live else t0 + timedelta(seconds=grabbed.t)
-            yield _Shot(grabbed.index, ts, name, grabbed.rgb)
+        # closing(): when this generator is closed early, the capture closes at once
+        # (its ``offline`` status sent, the camera released) before the outbox drains.
+        with closing(capture.frames()) as frames:
+            for grabbed in frames:
+                self.counts.read += 1
+                if not sampler.due(grabbed.t):
+                    continue
+                ts = utcnow() if spec.live else t0 + timedelta(seconds=grabbed.t)
+                yield _Shot(grabbed.index, ts, name, grabbed.rgb)
 
     def _folder_shots(self, spec: SourceSpec) -> Generator[_Shot, None, None]:
         self.status("online", spec.shown, 0, None)

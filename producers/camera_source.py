@@ -33,7 +33,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -230,8 +230,9 @@ class Capture:
         self.read = 0
         self.reconnects = 0  # outages recovered from
         self.attempt = 0  # reconnect attempts in the current outage
+        self._cap: cv2.VideoCapture | None = None
 
-    def frames(self) -> Iterator[Grabbed]:
+    def frames(self) -> Generator[Grabbed, None, None]:
         """Every frame, in order, until the end, ``stop`` or giving up; then ``offline``."""
         why = "stopped"
         try:
@@ -240,13 +241,21 @@ class Capture:
             self.on_status("offline", why, self.attempt, None)
 
     def _frames(self) -> Generator[Grabbed, None, str]:
+        try:
+            return (yield from self._loop())
+        finally:
+            if self._cap is not None:  # closed early (a limit, Ctrl-C): let the camera go
+                self._cap.release()
+                self._cap = None
+
+    def _loop(self) -> Generator[Grabbed, None, str]:
         spec = self.spec
         lost_at: float | None = None  # when the last frame came, during an outage
         cap = None
         while not self.stop.is_set():
             if cap is None:
                 try:
-                    cap = self.opener(spec, self.timeout_s)
+                    cap = self._cap = self.opener(spec, self.timeout_s)
                 except UndecodableImage as exc:
                     if not spec.live:
                         raise
@@ -263,7 +272,7 @@ class Capture:
                 self.attempt, lost_at = 0, None
             if not cap.grab():
                 cap.release()
-                cap = None
+                cap = self._cap = None
                 if not spec.live:
                     return "end of file"
                 lost_at = self.clock()
@@ -275,8 +284,6 @@ class Capture:
             self.read += 1
             t = self.clock() if spec.live else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             yield Grabbed(self.read - 1, t, cap)
-        if cap is not None:
-            cap.release()
         return "stopped"
 
     def _give_up(self, lost_at: float) -> bool:
