@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from driftline import cli_api
+from driftline import cli_api, cli_publish
 from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import Settings, load_settings
 
@@ -147,34 +147,7 @@ def simulate(
     typer.echo(f"published {n} events for {stream}", err=True)
 
 
-@app.command()
-def publish(
-    source: Annotated[Path, typer.Argument(exists=True, help="An image folder, a video file "
-                                           "or a JSONL recording (.jsonl, .jsonl.gz).")],
-    stream: Annotated[str | None, typer.Option(help="Stream id of the frames (required for a "
-                                               "folder or a video; filters a recording).")]
-    = None,
-    fps: Annotated[float | None, typer.Option(min=0.001, help="Pace at F events/s (a video is "
-                                              "also subsampled to F fps); default: at once.")]
-    = None,
-    model_version: Annotated[str, typer.Option(help="Model version of the frames.")]
-    = "unknown",
-    limit: Annotated[int | None, typer.Option(min=0, help="Publish at most N events.")] = None,
-) -> None:
-    """Publish frames from an image folder or a video, or a recording's events as they are.
-
-    Frames go to <prefix>.frames keyed by stream; a recording's events go to the
-    topic of their kind, and lines that are not input events to <prefix>.dead-letter.
-    Ends, flushed, with one line of counts.
-    """
-    from producers.publish_source import publish_source
-    from producers.publisher import Publisher
-
-    settings = _settings()
-    with Publisher.from_settings(settings, client_id="driftline-publish") as pub:
-        counts = publish_source(pub, settings.topics, source, stream_id=stream,
-                                model_version=model_version, fps=fps, limit=limit)
-    typer.echo(counts.summary(source), err=True)
+cli_publish.register(app)  # driftline publish: cameras, files, folders, recordings
 
 
 @app.command()

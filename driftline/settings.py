@@ -241,6 +241,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=6, ge=1, le=50)
     max_event_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    silent_after_s: float = Field(
+        default=60.0, ge=0, description="A stream without input for this many seconds of the "
+        "worker's wall clock raises one `camera.silent` alert (0 = off; replay never does).")
     # -- worker state (processors.stream_app: snapshots, restore) --
     state_every: int = Field(default=100, ge=1, description="Snapshot a stream every N of its "
                              "events (or STATE_INTERVAL_S after its first unsnapshotted one). "

@@ -11,7 +11,9 @@ Where an event may come from (``Source``):
   ``decode_frame`` / ``embed`` / ``embedded`` itself (embedding is the
   expensive step and runs in a thread); its output goes to the embeddings
   topic, keyed by stream, and comes back in as ``INPUTS``.
-- ``INPUTS``: embeddings, frame errors, predictions and labels: the monitor's.
+- ``INPUTS``: embeddings, frame errors, predictions and labels: the monitor's;
+  camera status events (on the predictions topic) go to ``Router.health``
+  (``processors.monitor.camera_health``), which every input also tells it saw.
 - ``CONTROL``: operator commands only. A command on an input topic (or an
   event on the control topic) is rejected (``unknown_kind``), not acted on:
   whoever may write events must not be able to re-reference a stream.
@@ -48,8 +50,18 @@ from driftline.settings import EmbedderSettings
 from processors.commands import ControlAuth, apply_command
 from processors.frame_pipeline import FramePipeline, frame_error
 from processors.monitor import MonitorRegistry, StreamMonitor
+from processors.monitor.camera_health import CameraHealth
 from processors.monitor.stream_monitor import Positions
-from schemas.events import Alert, Command, Embedding, Frame, FrameError, Label, Prediction
+from schemas.events import (
+    Alert,
+    CameraStatus,
+    Command,
+    Embedding,
+    Frame,
+    FrameError,
+    Label,
+    Prediction,
+)
 from schemas.wire import DEFAULT_MAX_BYTES, decode_as, decode_event
 
 log = logging.getLogger("driftline.router")
@@ -131,6 +143,8 @@ class Router:
         control: ControlAuth | None = None,
     ) -> None:
         self.registry = registry
+        # Camera status events and the last-seen times the worker's silence check reads.
+        self.health = CameraHealth()
         self.control = control
         self.max_bytes = max_bytes
         self._pipeline = pipeline if isinstance(pipeline, FramePipeline) else None
@@ -198,7 +212,10 @@ class Router:
                 if self.control is not None and source is Source.CONTROL:
                     self.control.verify(event)
                 return self._command(event, position)
+            if isinstance(event, CameraStatus) and source in (Source.INPUTS, Source.RECORDING):
+                return Routed(alerts=self.health.status(event, position))
             if isinstance(event, MONITOR_INPUTS) and source in (Source.INPUTS, Source.RECORDING):
+                self.health.seen(event, position)
                 if self.registry.applied(event.stream_id, event.model_version, position):
                     return Routed(skipped=True)
                 mon, alerts = self.registry.observe(event, position)

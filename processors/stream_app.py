@@ -613,6 +613,19 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         async with state_lock:
             await flush(due(time.monotonic(), force=bool(app.rebalancing)))
 
+    @app.timer(interval=1.0)
+    async def check_silent_cameras() -> None:
+        # camera.silent: streams of the partitions held here, quiet for SILENT_AFTER_S
+        # of wall clock (processors.monitor.camera_health; replay has no such check).
+        async with state_lock:
+            alerts = router.health.silent(settings.silent_after_s, restorer.assigned)
+            for alert in alerts:
+                counters["alerts"] += 1
+                metrics.count_alert(alert.signal)
+                log.warning("ALERT %s", alert.message)
+            await asyncio.gather(*[await alerts_out.send(key=a.stream_id.encode(),
+                                                         value=encode(a)) for a in alerts])
+
     @app.agent(monitor_in)
     async def monitor_events(stream: Any) -> None:
         # noack_take: this agent acks each event itself (see the invariant above).

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what driftline needs on a fresh Debian machine: redis-server (Debian)
+# Installs what driftline needs on a fresh Debian machine: redis-server, ffmpeg and
+# GStreamer's RTSP server (Debian)
 # and this checkout as an editable Python package with its extras (PyPI).
 # Idempotent: safe to run again; pip runs only when something is missing.
 #
@@ -64,32 +65,36 @@ PY
   )
 }
 
+# Debian packages for cameras: ffmpeg, and GStreamer's RTSP server (a real RTSP
+# camera for the tests, run with the system python3: tests/integration/rtsp_camera.py).
+CAMERA_DEBS="ffmpeg gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gst-1.0 \
+gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly"
+# The page tests drive a real headless browser: Debian's chromium and its driver.
+case ",$EXTRAS," in *,dev,*) CAMERA_DEBS="$CAMERA_DEBS chromium chromium-driver" ;; esac
+missing_debs() {
+  for deb in $CAMERA_DEBS; do
+    dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "install ok installed" \
+      || printf '%s ' "$deb"
+  done
+}
+
 if [ "${1:-}" = "--check" ]; then
   status=0
   command -v redis-server >/dev/null 2>&1 || { echo "redis-server is not on PATH" >&2; status=1; }
-  case ",$EXTRAS," in *,dev,*)
-    command -v chromedriver >/dev/null 2>&1 || { echo "chromedriver is not on PATH" >&2; status=1; } ;;
-  esac
+  [ -z "$(missing_debs)" ] || { echo "not installed (Debian): $(missing_debs)" >&2; status=1; }
   python_ready || status=1
   exit $status
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "installing redis-server (Debian)" >&2
+debs=$(missing_debs)
+command -v redis-server >/dev/null 2>&1 || debs="redis-server $debs"
+if [ -n "$debs" ]; then
+  echo "installing $debs(Debian)" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $debs >/dev/null
 fi
-# The page tests drive a real headless browser: Debian's chromium and its driver.
-case ",$EXTRAS," in
-  *,dev,*)
-    if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-      echo "installing chromium and chromium-driver (Debian) for the page tests" >&2
-      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
-    fi ;;
-esac
 if ! why=$(python_ready 2>&1); then
   echo "installing driftline[$EXTRAS] from $ROOT (PyPI): $why" >&2
   "$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"

@@ -60,6 +60,10 @@ QUALITY_METRICS = tuple(k for k in QUALITY_KEYS if k not in ("width", "height", 
 # (one alert per episode) and the registry's notice of a new model version.
 RETRAIN_SIGNAL = "performance.retrain_gain"
 VERSION_SIGNAL = "model.version"
+# Camera health (processors.monitor.camera_health): a publisher's status events
+# and a stream without input for SILENT_AFTER_S seconds of the worker's clock.
+STATUS_SIGNAL = "camera.status"
+SILENT_SIGNAL = "camera.silent"
 
 
 @dataclass(frozen=True)
@@ -374,6 +378,14 @@ _ALERT_ONLY = (
      "than the deployed model on the same frames, with the deployed model's accuracy by class"),
     (VERSION_SIGNAL, "the stream reports a model version it had not before", "info notice",
      "a deployment: the new version's monitor warms up on its own events first"),
+    (STATUS_SIGNAL, "`camera_status` events from `driftline publish`: online, reconnecting, "
+     "offline", "one alert per episode: reconnecting (warning), back online with the gap "
+     "(info), offline (info; critical when it gave up reconnecting)",
+     "the camera dropped (RTSP server restarted, cable pulled) and how long frames were "
+     "missing"),
+    (SILENT_SIGNAL, "seconds since the stream's last input, by the worker's wall clock",
+     "beyond `SILENT_AFTER_S` (default 60 s); never in replay, which has no wall clock",
+     "a camera or publisher that died without a word"),
 )
 
 

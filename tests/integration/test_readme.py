@@ -40,6 +40,11 @@ NOT_RUN = {
     "make test-fast   # unit tests and doctests only": "developer commands; CI runs lint",
     "{ns}:streams ": "the Redis layout; test_sinks.py and test_redis_keys.py read it",
     "export DRIFTLINE_API__TOKEN=": "test_api.py makes these requests over real HTTP",
+    "read 1250 frames, kept 100": "sample output; test_the_camera_quick_start checks the "
+    "progress and summary lines of a real run",
+    "driftline publish rtsp://cam.local/h264": "needs a camera: test_publish_cameras.py runs "
+    "--edge (a video file), --follow on a folder a camera writes into and an RTSP camera; "
+    "/dev/video0 is not tested on hardware (no device here; test_camera_sources parses it)",
 }
 
 
@@ -53,6 +58,7 @@ RUN = {
     "$ DRIFTLINE_MONITOR__ERT=5 driftline worker",
     "from pathlib import Path\nfrom producers.publisher import Publisher",
     "driftline publish ./shots",
+    "driftline publish rtsp://admin:secret@10.0.0.5:554/stream1",
     "from confluent_kafka import Consumer",
     "from sinks.webhook import InvalidSignature, verify",
 }
@@ -204,3 +210,46 @@ def test_snippets_are_valid_python():
     for lang, body in BLOCKS:
         if lang == "python":
             compile(textwrap.dedent(body), "README.md", "exec")
+
+
+def test_the_camera_quick_start(broker, readme_topics, tmp_path):
+    """The README's RTSP line against a real RTSP camera (GStreamer's server) until Ctrl-C."""
+    import signal
+
+    from tests.integration.test_publish_cameras import RtspCamera, _clip, _has_gst_rtsp
+
+    if not _has_gst_rtsp():
+        pytest.skip("needs Debian's GStreamer RTSP server (scripts/install.sh)")
+    line = _block("driftline publish rtsp://admin:secret@10.0.0.5:554/stream1").strip()
+    control = tmp_path / "playing"
+    control.write_text("0")
+    cam = RtspCamera([_clip(tmp_path / "gate.avi", [("coffee", 30)])], control,
+                     tmp_path / "rtsp.log")
+    cam.start()
+    line = line.replace("10.0.0.5:554/stream1", f"127.0.0.1:{cam.port}/cam")
+    log = tmp_path / "publish.log"
+    try:
+        with log.open("w") as out:
+            proc = subprocess.Popen([*_shell_line(line), "--progress-every", "1"],
+                                    env=_env(broker), stdout=out, stderr=subprocess.STDOUT,
+                                    text=True)
+        deadline = time.monotonic() + 60
+        while "kept 3 " not in log.read_text() and "kept 4 " not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0, log.read_text()
+    finally:
+        cam.kill()
+    *_, progress, summary = log.read_text().strip().splitlines()
+    assert "secret" not in log.read_text()
+    assert re.fullmatch(r"read \d+ frames, kept \d+ \(\d+\.\d/s\), sent \d+, dropped 0, "
+                        r"pending 0, \d+\.\d KB/frame, camera status offline 1, online 1",
+                        progress), progress
+    assert re.fullmatch(rf"published \d+ events from rtsp://\*\*\*@127.0.0.1:{cam.port}/cam "
+                        r"\(driftline.frames \d+\)", summary), summary
+    frames = [decode_event(v) for v in _read(broker, readme_topics.frames, 500, timeout_s=5)]
+    gate = [f for f in frames if isinstance(f, Frame) and f.stream_id == "gate-3"]
+    assert gate and {f.model_version for f in gate} == {"yolo-2026.11"}
+    assert {cv2.imdecode(np.frombuffer(f.image, np.uint8), 1).shape for f in gate} == {
+        (240, 320, 3)}
