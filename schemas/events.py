@@ -187,6 +187,15 @@ class FrameError(_Event):
     reason: str
 
 
+CommandAction = Literal[
+    "rereference", "ack", "snooze", "unsnooze", "disable", "enable", "set_budget"]
+"""What an operator command does (``Command.action``)."""
+
+
+AlertLifecycle = Literal["firing", "acknowledged", "resolved"]
+"""An alert's states: ``firing``, then ``acknowledged`` and/or ``resolved``."""
+
+
 class Alert(_Wire):
     """A detected change, with enough context to act on it.
 
@@ -223,6 +232,21 @@ class Alert(_Wire):
     examples_before: list[str] = Field(default_factory=list)
     examples_after: list[str] = Field(default_factory=list)
     ts: AwareDatetime = Field(default_factory=utcnow)
+    # The alert's lifecycle (issue #15): the firing event, then at most one
+    # ``acknowledged`` and one ``resolved`` event, each with the SAME
+    # ``alert_id`` and the firing alert's fields, so a consumer mirrors every
+    # alert's current state from this topic alone (``lifecycle`` of the
+    # latest event per ``alert_id``). See ``processors/monitor/controls.py``
+    # for when an alert resolves.
+    lifecycle: AlertLifecycle = "firing"
+    # False while the signal is snoozed (by ``snooze``): the alert is recorded
+    # (Redis, history, replay) but no webhook pages anyone.
+    notify: bool = True
+    # For ``acknowledged``/``resolved``: who (``by``), why, and the event (or
+    # command) that moved the alert there; ``ts`` is then that event's time.
+    lifecycle_by: str | None = Field(default=None, max_length=200)
+    lifecycle_reason: str | None = Field(default=None, max_length=500)
+    lifecycle_event_id: str | None = None
 
 
 class SignalState(BaseModel):
@@ -240,6 +264,41 @@ class SignalState(BaseModel):
     last_alert_id: str | None = None
 
 
+class ControlRecord(BaseModel):
+    """One operator control as a monitor applied it: what, on which signals, who, when, why.
+
+    ``ts`` is the command's own time, so a replay records the same.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: Name
+    action: CommandAction
+    signals: list[Name] | None = None
+    by: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=500)
+    ts: AwareDatetime
+    until: AwareDatetime | None = None
+    false_alarms_per_week: float | None = None
+    alert_id: Name | None = None
+
+
+class StreamControls(BaseModel):
+    """The controls in force on one stream's monitor, each with the command that set it.
+
+    ``snoozed``/``disabled``: signal -> the command (a snooze ends at its
+    ``until``, in event time); ``budget``: the last ``set_budget``;
+    ``history``: the latest controls of any kind, oldest first (bounded).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    snoozed: dict[str, ControlRecord] = Field(default_factory=dict)
+    disabled: dict[str, ControlRecord] = Field(default_factory=dict)
+    budget: ControlRecord | None = None
+    history: list[ControlRecord] = Field(default_factory=list)
+
+
 class StreamState(_Wire):
     """Snapshot of one stream's monitor (the compacted state topic's value).
 
@@ -254,6 +313,10 @@ class StreamState(_Wire):
     signals: dict[str, SignalState] = Field(default_factory=dict)
     monitor: dict[str, Any] = Field(default_factory=dict)
     ts: AwareDatetime = Field(default_factory=utcnow)
+    # Operator controls in force (issue #15) and the time of the stream's
+    # latest event, for the fleet view (``driftline streams``).
+    controls: StreamControls = Field(default_factory=StreamControls)
+    last_event_ts: AwareDatetime | None = None
 
 
 MAX_DEAD_LETTER_KEY = 1024
@@ -338,25 +401,63 @@ class Command(_Wire):
     monitor, between its events. ``model_version`` ``None`` means every model
     version of the stream; ``signals`` ``None`` means every signal.
 
-    ``rereference``: the named signals drop their reference and build a new
-    one from the next ``REFERENCE_SIZE`` values (see README "Reference
-    management"). ``action`` has no default: a command must say what it does.
+    Actions (``action`` has no default: a command must say what it does):
+
+    - ``rereference``: the named signals drop their reference and build a new
+      one from the next ``REFERENCE_SIZE`` values (README "Reference management");
+    - ``ack``: the open alerts of the named signals (or the one ``alert_id``)
+      become ``acknowledged`` and those signals re-reference (the change is the
+      new normal);
+    - ``snooze`` (needs ``until``) / ``unsnooze``: the signals keep updating but
+      their alerts carry ``notify: false`` until ``until`` (event time);
+    - ``disable`` / ``enable``: the signals are not monitored at all (their
+      values are ignored); enabling re-references them;
+    - ``set_budget`` (needs ``false_alarms_per_week``): the stream's false-alarm
+      budget; every calibrated signal recalibrates to it.
+
+    ``requested_by`` and ``reason`` are recorded with the control (who, why).
 
     ``signature``: with ``DRIFTLINE_CONTROL_SECRET`` set, ``v1,`` + base64
     HMAC-SHA256 of the command's canonical JSON without the signature
     (``processors.commands.canonical_bytes``), which includes ``ts``: the
     worker refuses unsigned, badly signed and stale commands.
+
+    Examples
+    --------
+    >>> Command(stream_id="cam-1", action="snooze")
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Command
+      Value error, snooze needs until (when the snooze ends) [type=value_error, ...]
+        ...
     """
 
     kind: Literal["command"] = "command"
     command_id: Name = Field(default_factory=lambda: uuid.uuid4().hex)
     stream_id: StreamId
     model_version: Name | None = None
-    action: Literal["rereference"]
+    action: CommandAction
     signals: list[Name] | None = Field(default=None, min_length=1)
     requested_by: str = Field(default="", max_length=200)
     ts: AwareDatetime = Field(default_factory=utcnow)
     signature: str | None = Field(default=None, max_length=400)
+    until: AwareDatetime | None = None
+    false_alarms_per_week: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    reason: str = Field(default="", max_length=500)
+    alert_id: Name | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_action(self) -> Command:
+        needs = {"snooze": "until", "set_budget": "false_alarms_per_week"}
+        only = {"until": "snooze", "false_alarms_per_week": "set_budget", "alert_id": "ack"}
+        field = needs.get(self.action)
+        if field is not None and getattr(self, field) is None:
+            what = "when the snooze ends" if field == "until" else "the new budget"
+            raise ValueError(f"{self.action} needs {field} ({what})")
+        for name, action in only.items():
+            if getattr(self, name) is not None and self.action != action:
+                raise ValueError(f"{name} belongs to {action} commands, not {self.action}")
+        return self
 
 
 InputEvent = Frame | Prediction | Label | Embedding
