@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -39,6 +40,7 @@ NOT_RUN = {
     "make demo    # the whole pipeline": "CI runs `make test` (.ci/run); test_demo runs the demo",
     "make test-fast   # unit tests and doctests only": "developer commands; CI runs lint",
     "{ns}:streams ": "the Redis layout; test_sinks.py and test_redis_keys.py read it",
+    "$ driftline streams": "test_controls.py runs `driftline streams` on a live fleet",
 }
 
 
@@ -54,6 +56,8 @@ RUN = {
     "driftline publish ./shots",
     "from confluent_kafka import Consumer",
     "from sinks.webhook import InvalidSignature, verify",
+    "$ driftline snooze cam-7",
+    "DRIFTLINE_WEBHOOKS=",
 }
 
 
@@ -203,3 +207,41 @@ def test_snippets_are_valid_python():
     for lang, body in BLOCKS:
         if lang == "python":
             compile(textwrap.dedent(body), "README.md", "exec")
+
+
+def test_the_control_commands_print_what_the_readme_shows(broker, redis_url, readme_topics):
+    import json
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from driftline.cli import app
+
+    lines = _block("$ driftline snooze cam-7").splitlines()
+    volatile = {"command_id", "ts", "until"}
+    # In this process (CliRunner): seven interpreters would cost a minute of imports.
+    env = {"DRIFTLINE_BOOTSTRAP_SERVERS": broker, "DRIFTLINE_REDIS_URL": redis_url,
+           "USER": "ana", "LOGNAME": "ana"}
+    for prompt, shown in zip(lines[::2], lines[1::2], strict=True):
+        driftline, *argv = shlex.split(prompt.removeprefix("$ "))
+        assert driftline == "driftline", prompt
+        res = CliRunner().invoke(app, argv, env=env)
+        assert res.exit_code == 0, (prompt, res.output)
+        got, want = json.loads(res.stdout), json.loads(shown)
+        assert list(got) == list(want), prompt
+        assert {k: v for k, v in got.items() if k not in volatile} == \
+            {k: v for k, v in want.items() if k not in volatile}, prompt
+        if "until" in want:  # --for 2h
+            span = (datetime.fromisoformat(got["until"]) - datetime.fromisoformat(got["ts"]))
+            assert span.total_seconds() == 7200
+
+
+def test_the_webhooks_setting_of_the_readme_is_valid(monkeypatch):
+    import shlex
+
+    from driftline.settings import load_settings
+
+    (assignment,) = shlex.split(_block("DRIFTLINE_WEBHOOKS="))
+    monkeypatch.setenv("DRIFTLINE_WEBHOOKS", assignment.removeprefix("DRIFTLINE_WEBHOOKS="))
+    hooks = load_settings().webhooks
+    assert [(h.name, h.format) for h in hooks] == [("dock-ops", "standard"), ("chat", "slack")]
