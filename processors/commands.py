@@ -210,9 +210,11 @@ def control_monitor(mon: StreamMonitor, command: Command) -> tuple[list[str], li
     ValueError
         ``rereference`` of a signal this monitor does not have.
     """
-    if command.action == "rereference":
-        return mon.rereference(command.signals), []
     names = list(command.signals) if command.signals else [*mon.signals, RETRAIN_SIGNAL]
+    if command.action == "rereference":
+        done = mon.rereference(command.signals)  # raises before anything is recorded
+        mon.controls.record(command, names)
+        return done, []
     events: list[Alert] = []
     mon.controls.record(command, names)
     again: list[str] = []

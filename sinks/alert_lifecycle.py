@@ -8,15 +8,19 @@ both here. Keys (``{ns}``, ``{sid}``, ``{mv}`` as in ``sinks.redis_state``)::
 
     {ns}:alert:{alert_id}:lifecycle       HASH   state, stream_id, model_version,
                                                  signal, severity, notify, ts,
-                                                 by, reason, event_id
-    {ns}:stream:{sid}:lifecycle           HASH   alert_id -> state (every alert
-                                                 of the stream; the fleet's "open")
+                                                 by, reason, event_id; expires
+                                                 as the alert document does
+    {ns}:stream:{sid}:lifecycle           HASH   alert_id -> state (the stream's
+                                                 alerts; the fleet's "open"); past
+                                                 ``index_cap`` entries its
+                                                 resolved ones are dropped
     {ns}:stream:{sid}:{mv}:controls       STRING JSON {controls, last_event_ts, ts}
 
 A lifecycle only moves forward (firing < acknowledged < resolved; one Lua
 script compares), so a redelivered or late event never moves an alert back:
 the Redis state after any at-least-once delivery equals ``mirror`` of the
-topic. A controls document is replaced only by a snapshot at least as new.
+topic (past the stream index's cap, less its oldest resolved alerts). A controls
+document is replaced only by a snapshot at least as new.
 An ``acknowledged`` event also sets the signal's ``ack`` document
 (``sinks.redis_state.ack_key``) that ``driftline state`` shows.
 
@@ -38,6 +42,7 @@ from typing import Any
 
 from schemas.events import Alert, StreamState
 from sinks.redis_state import (
+    DEFAULT_ALERT_TTL_S,
     PREFIX,
     _client,
     _connection,
@@ -76,15 +81,23 @@ def mirror(alerts: Iterable[Alert]) -> dict[str, str]:
 
 
 # KEYS: lifecycle hash, stream index, ack key (written only with an ack doc)
-# ARGV: rank, state, alert id, then field/value pairs for the hash; last: ack doc or ''
+# ARGV: rank, state, alert id, ttl s (0: none), index cap, then field/value pairs for
+#       the hash; last: ack doc or ''
 _WRITE = """
 local ranks = {firing = 0, acknowledged = 1, resolved = 2}
 local cur = redis.call('HGET', KEYS[1], 'state')
 if cur and ranks[cur] >= tonumber(ARGV[1]) then return 0 end
 local fields = {}
-for i = 4, #ARGV - 1 do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV - 1 do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], unpack(fields))
+if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[2])
+if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[5]) then
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    if all[i + 1] == 'resolved' then redis.call('HDEL', KEYS[2], all[i]) end
+  end
+end
 if ARGV[#ARGV] ~= '' then redis.call('SET', KEYS[3], ARGV[#ARGV]) end
 return 1
 """
@@ -104,8 +117,11 @@ return 1
 class LifecycleWriter:
     """Writes lifecycle events and stream controls to Redis, idempotently (module docstring)."""
 
-    def __init__(self, redis_url: str, *, namespace: str = PREFIX) -> None:
+    def __init__(self, redis_url: str, *, namespace: str = PREFIX,
+                 alert_ttl_s: int | None = DEFAULT_ALERT_TTL_S, index_cap: int = 1000) -> None:
         self.ns = namespace
+        self.alert_ttl_s = alert_ttl_s
+        self.index_cap = index_cap
         self.client = _client(redis_url)
         self._write = self.client.register_script(_WRITE)
         self._write_controls = self.client.register_script(_WRITE_CONTROLS)
@@ -125,7 +141,8 @@ class LifecycleWriter:
             "by": alert.lifecycle_by or "", "reason": alert.lifecycle_reason or "",
             "event_id": alert.lifecycle_event_id or alert.detected_event_id,
         }
-        args: list[Any] = [RANK[alert.lifecycle], alert.lifecycle, alert.alert_id]
+        args: list[Any] = [RANK[alert.lifecycle], alert.lifecycle, alert.alert_id,
+                           self.alert_ttl_s or 0, self.index_cap]
         for k, v in fields.items():
             args += [k, v]
         args.append(ack)
