@@ -16,23 +16,15 @@ from typing import Annotated
 
 import typer
 
+from driftline.cli_controls import cli_settings as _settings
 from driftline.cli_controls import register as register_controls
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import Settings, load_settings
 
 app = typer.Typer(
     help="driftline: drift monitoring for computer-vision models, Kafka in, alerts out.",
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _wait_for_interrupt() -> threading.Event:

@@ -47,7 +47,8 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _settings() -> Settings:
+def cli_settings() -> Settings:
+    """The settings, or exit 2 with one line naming the bad setting (every command)."""
     try:
         return load_settings()
     except ConfigError as exc:
@@ -118,9 +119,8 @@ def register(app: typer.Typer) -> None:
         by: By = None,
         reason: Reason = "",
     ) -> None:
-        """Re-reference STREAM on demand: signals rebuild their reference from the next
-        REFERENCE_SIZE events."""
-        settings = _settings()
+        """Re-reference STREAM: its signals rebuild their reference from the next events."""
+        settings = cli_settings()
         _check_signals(signal, "rereference")
         _echo(send(settings, stream, "rereference", model_version=model_version,
                    signals=signal or None, requested_by=by or _operator(), reason=reason))
@@ -135,11 +135,14 @@ def register(app: typer.Typer) -> None:
         by: By = None,
         reason: Reason = "",
     ) -> None:
-        """Acknowledge STREAM's open alerts (of SIGNAL): they become `acknowledged` and the
-        signal re-references on the new regime."""
+        """Acknowledge STREAM's open alerts (of SIGNAL); the signal re-references.
+
+        The alerts become `acknowledged` on the alert topic; the ack is also
+        written to Redis (`driftline state`).
+        """
         from sinks.redis_state import acknowledge
 
-        settings = _settings()
+        settings = cli_settings()
         _check_signals([signal] if signal else None, "ack")
         who = by or _operator()
         out = send(settings, stream, "ack", model_version=model_version,
@@ -165,7 +168,7 @@ def register(app: typer.Typer) -> None:
         """Snooze SIGNALS of STREAM: they keep updating, their alerts do not notify."""
         from schemas.events import utcnow
 
-        settings = _settings()
+        settings = cli_settings()
         _check_signals(signals, "snooze")
         try:
             span = parse_duration(for_)
@@ -185,7 +188,7 @@ def register(app: typer.Typer) -> None:
             by: By = None,
             reason: Reason = "",
         ) -> None:
-            settings = _settings()
+            settings = cli_settings()
             _check_signals(signals, action)
             _echo(send(settings, stream, action, model_version=model_version,
                        signals=signals or None, requested_by=by or _operator(),
@@ -208,17 +211,20 @@ def register(app: typer.Typer) -> None:
         reason: Reason = "",
     ) -> None:
         """Set STREAM's false-alarm budget: every calibrated signal recalibrates to it."""
-        settings = _settings()
+        settings = cli_settings()
         _echo(send(settings, stream, "set_budget", model_version=model_version,
                    false_alarms_per_week=false_alarms_per_week,
                    requested_by=by or _operator(), reason=reason))
 
     @app.command()
     def streams() -> None:
-        """The fleet as Redis holds it: one JSON line per stream (status, last event,
-        signals in drift, open alerts, snoozed and disabled signals)."""
+        """The fleet as Redis holds it: one JSON line per stream.
+
+        Status, last event time, signals in drift, open alerts, snoozed and
+        disabled signals.
+        """
         from sinks.alert_lifecycle import fleet
 
-        settings = _settings()
+        settings = cli_settings()
         for row in fleet(settings.redis_url, namespace=settings.topic_prefix):
             typer.echo(json.dumps(row))
