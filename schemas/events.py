@@ -238,15 +238,24 @@ class Alert(_Wire):
     # alert's current state from this topic alone (``lifecycle`` of the
     # latest event per ``alert_id``). See ``processors/monitor/controls.py``
     # for when an alert resolves.
-    lifecycle: AlertLifecycle = "firing"
+    lifecycle: AlertLifecycle = Field(default="firing", description=(
+        "firing: detected (first event of this alert_id); acknowledged: an operator's ack; "
+        "resolved: the signal back within half the alerted shift of `expected` (mean of its "
+        "last 16 values) for 30 values, or superseded by a new alert of the signal. Every "
+        "event of one alert_id carries the firing alert's fields; the latest is its state."))
     # False while the signal is snoozed (by ``snooze``): the alert is recorded
     # (Redis, history, replay) but no webhook pages anyone.
-    notify: bool = True
+    notify: bool = Field(default=True, description=(
+        "false while the signal is snoozed: record it, do not page anyone"))
     # For ``acknowledged``/``resolved``: who (``by``), why, and the event (or
     # command) that moved the alert there; ``ts`` is then that event's time.
-    lifecycle_by: str | None = Field(default=None, max_length=200)
-    lifecycle_reason: str | None = Field(default=None, max_length=500)
-    lifecycle_event_id: str | None = None
+    lifecycle_by: str | None = Field(default=None, max_length=200, description=(
+        "who acknowledged (the command's requested_by)"))
+    lifecycle_reason: str | None = Field(default=None, max_length=500, description=(
+        "why: the ack's reason, or how the alert resolved"))
+    lifecycle_event_id: str | None = Field(default=None, description=(
+        "the command_id (acknowledged) or event_id (resolved) that caused this event; "
+        "`ts` is its time"))
 
 
 class SignalState(BaseModel):
@@ -441,10 +450,14 @@ class Command(_Wire):
     requested_by: str = Field(default="", max_length=200)
     ts: AwareDatetime = Field(default_factory=utcnow)
     signature: str | None = Field(default=None, max_length=400)
-    until: AwareDatetime | None = None
-    false_alarms_per_week: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    reason: str = Field(default="", max_length=500)
-    alert_id: Name | None = None
+    until: AwareDatetime | None = Field(default=None, description=(
+        "snooze only (required): the snooze ends at this event time"))
+    false_alarms_per_week: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="set_budget only (required): false alarms a week, all signals together")
+    reason: str = Field(default="", max_length=500, description="why (recorded)")
+    alert_id: Name | None = Field(default=None, description=(
+        "ack only: acknowledge this alert (default: the open alerts of `signals`)"))
 
     @model_validator(mode="after")
     def _fields_of_the_action(self) -> Command:
