@@ -59,7 +59,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -98,20 +98,6 @@ class ControlsState(BaseModel):
     open_alerts: dict[str, OpenAlert] = Field(default_factory=dict)
 
 
-def budget_ert(settings: MonitorSettings, rate: float | None, per_week: float) -> float:
-    """The stream's ERT (events) for ``per_week`` false alarms a week.
-
-    >>> budget_ert(MonitorSettings(), 20.0, 2.0)    # 20 events/s
-    6048000.0
-    >>> budget_ert(MonitorSettings(), None, 4.0), budget_ert(MonitorSettings(ert=800), None, 2.0)
-    (2500.0, 400.0)
-    """
-    if rate is not None:
-        return rate * 7 * 24 * 3600.0 / per_week
-    base = float(settings.ert) if settings.ert is not None else 10_000.0
-    return base * settings.false_alarms_per_week / per_week
-
-
 class MonitorControls:
     """The operator's controls on one monitor and its open alerts (see the module docstring)."""
 
@@ -140,11 +126,31 @@ class MonitorControls:
             return values
         return {k: v for k, v in values.items() if k not in self.disabled}
 
-    def ert(self, settings: MonitorSettings, rate: float | None, default: float) -> float:
-        """The stream's ERT: ``default`` unless a ``set_budget`` is in force."""
-        if self.budget is None or self.budget.false_alarms_per_week is None:
-            return default
-        return budget_ert(settings, rate, self.budget.false_alarms_per_week)
+    def ert(self, settings: MonitorSettings, rate: float | None,
+            stream_ert: Callable[[MonitorSettings, float | None], float]) -> float:
+        """The stream's ERT: ``stream_ert(settings, rate)`` unless a ``set_budget`` is in force.
+
+        With a budget of N a week: ``stream_ert`` for N a week at a measured
+        ``rate`` (``settings.ert`` set or not); without a rate, the configured
+        ERT scaled by ``settings.false_alarms_per_week / N``.
+
+        >>> from datetime import timezone
+        >>> def ert_of(s, rate):  # the monitor's stream_ert
+        ...     weekly = None if rate is None else rate * 604800 / s.false_alarms_per_week
+        ...     return s.ert or weekly or 10_000.0
+        >>> c = MonitorControls()
+        >>> c.budget = ControlRecord(command_id="b", action="set_budget", false_alarms_per_week=2,
+        ...                          ts=datetime(2026, 1, 1, tzinfo=timezone.utc))
+        >>> c.ert(MonitorSettings(ert=800), 20.0, ert_of), c.ert(MonitorSettings(), None, ert_of)
+        (6048000.0, 5000.0)
+        """
+        per_week = None if self.budget is None else self.budget.false_alarms_per_week
+        if per_week is None:
+            return stream_ert(settings, rate)
+        if rate is not None:
+            return stream_ert(settings.model_copy(
+                update={"ert": None, "false_alarms_per_week": per_week}), rate)
+        return stream_ert(settings, None) * settings.false_alarms_per_week / per_week
 
     def view(self) -> StreamControls:
         """The controls in force, for the stream's snapshot."""

@@ -311,8 +311,7 @@ class StreamMonitor:
     @property
     def ert(self) -> float:
         """The stream's ERT in events: ``settings.ert`` or the weekly budget at the rate."""
-        return self.controls.ert(self.settings, self.event_rate,
-                                 stream_ert(self.settings, self.event_rate))
+        return self.controls.ert(self.settings, self.event_rate, stream_ert)
 
     def _measure_rate(self, ts: float, events: int) -> None:
         """Fix the event rate; set the budget and persistence of signals not yet calibrated.
