@@ -216,13 +216,14 @@ def control_monitor(mon: StreamMonitor, command: Command) -> tuple[list[str], li
         mon.controls.record(command, names)
         return done, []
     events: list[Alert] = []
+    was_disabled = [n for n in names if n in mon.controls.disabled]
     mon.controls.record(command, names)
     again: list[str] = []
     if command.action == "ack":
         events = mon.controls.acknowledge(command, names)
         again = [*(command.signals or []), *(e.signal for e in events)]
-    elif command.action == "enable":
-        again = names
+    elif command.action == "enable":  # only what was disabled: the rest kept watching
+        again = was_disabled
     elif command.action == "set_budget":
         ert_each = mon.ert * len(CALIBRATED)
         for sig in mon.signals.values():

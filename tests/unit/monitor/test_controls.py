@@ -130,7 +130,7 @@ def test_a_disabled_signal_is_not_monitored_and_enable_rereferences(events, plai
     mon = router.registry.monitors[("cam", "v1")]
     assert mon.signals[BRIGHT].updates == 300  # nothing fed since the command
     assert list(mon.snapshot().controls.disabled) == [BRIGHT]
-    on = build_command("cam", "enable", signals=[BRIGHT], command_id="e")
+    on = build_command("cam", "enable", command_id="e")  # every signal: only BRIGHT was off
     routed = router.route(encode(on), Source.RECORDING)
     assert routed.applied[0][1] == [BRIGHT]
     assert mon.signals[BRIGHT].status == "warming_up"
