@@ -40,7 +40,7 @@ NOT_RUN = {
     "make demo    # the whole pipeline": "CI runs `make test` (.ci/run); test_demo runs the demo",
     "make test-fast   # unit tests and doctests only": "developer commands; CI runs lint",
     "{ns}:streams ": "the Redis layout; test_sinks.py and test_redis_keys.py read it",
-    "$ driftline streams": "test_controls.py runs `driftline streams` on a live fleet",
+    "$ driftline streams": "test_operator_controls.py runs `driftline streams` on a live fleet",
 }
 
 
