@@ -17,22 +17,15 @@ from typing import Annotated
 import typer
 
 from driftline import cli_api, cli_publish
+from driftline.cli_controls import cli_settings as _settings
+from driftline.cli_controls import register as register_controls
 from driftline.errors import ConfigError, DriftlineError
-from driftline.settings import Settings, load_settings
 
 app = typer.Typer(
     help="driftline: drift monitoring for computer-vision models, Kafka in, alerts out.",
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _wait_for_interrupt() -> threading.Event:
@@ -240,99 +233,6 @@ def reference_export(
                    + ", ".join(result.warming_up), err=True)
 
 
-def _check_signals(signals: list[str] | None) -> None:
-    from processors.monitor import StreamMonitor
-
-    known = StreamMonitor.known_signals()
-    unknown = [s for s in signals or [] if s not in known]
-    if unknown:
-        typer.echo(f"unknown signal(s) {', '.join(unknown)}; known signals: {', '.join(known)}",
-                   err=True)
-        raise typer.Exit(2)
-
-
-def _publish_rereference(
-    settings: Settings, stream: str, model_version: str | None, signals: list[str] | None,
-    by: str,
-) -> str:
-    """Publish a ``rereference`` command on the control topic; its id once the broker has it."""
-    from producers.publisher import Publisher
-    from schemas.events import Command
-
-    command = Command(stream_id=stream, model_version=model_version, action="rereference",
-                      signals=signals or None, requested_by=by)
-    if settings.control_secret is not None:  # the worker refuses unsigned commands then
-        from processors.commands import sign_command
-
-        command = sign_command(command, settings.control_secret.get_secret_value())
-    with Publisher.from_settings(settings) as pub:  # flushed on exit: delivered, or it raises
-        pub.publish(settings.topics.control, command)
-    return command.command_id
-
-
-def _operator() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
-@app.command()
-def rereference(
-    stream: str,
-    model_version: Annotated[str | None, typer.Option(
-        help="Only this model version (default: every version of the stream).")] = None,
-    signal: Annotated[list[str] | None, typer.Option(
-        "--signal", help="Signal to re-reference (repeatable; default: all).")] = None,
-    by: Annotated[str | None, typer.Option(help="Who asks (default: the user).")] = None,
-) -> None:
-    """Re-reference STREAM on demand (a command on <prefix>.control).
-
-    The signals drop their reference and rebuild it from the stream's next
-    REFERENCE_SIZE events; the worker that owns the stream applies it in order
-    with the stream's events.
-    """
-    settings = _settings()
-    _check_signals(signal)
-    cid = _publish_rereference(settings, stream, model_version, signal, by or _operator())
-    typer.echo(json.dumps({"command_id": cid, "stream_id": stream,
-                           "model_version": model_version, "signals": signal or None}))
-
-
-@app.command()
-def ack(
-    stream: str,
-    signal: str,
-    model_version: Annotated[str | None, typer.Option(
-        help="Re-reference only this model version (default: every version).")] = None,
-    alert_id: Annotated[str | None, typer.Option(help="The alert acknowledged.")] = None,
-    by: Annotated[str | None, typer.Option(help="Who acknowledges (default: the user).")] = None,
-    rereference: Annotated[bool, typer.Option(
-        help="Also re-reference the signal on the acknowledged regime.")] = True,
-) -> None:
-    """Acknowledge SIGNAL of STREAM in Redis and re-reference it.
-
-    The operator accepts the change as the new normal: the signal builds its
-    reference on it and alerts on the next change.
-    """
-    from sinks.redis_state import acknowledge
-
-    settings = _settings()
-    _check_signals([signal])
-    who = by or _operator()
-    # Command first, then the ack that names it: an ack in Redis always means
-    # the re-reference was delivered to the broker. If the Redis write fails
-    # the command still stands, and running `ack` again is harmless (the
-    # ack is overwritten; the second re-reference restarts the warm-up).
-    cid = (_publish_rereference(settings, stream, model_version, [signal], who)
-           if rereference else None)
-    acknowledge(settings.redis_url, stream, signal, alert_id=alert_id, by=who, command_id=cid,
-                namespace=settings.topic_prefix)
-    typer.echo(json.dumps({"acknowledged": signal, "stream_id": stream, "command_id": cid}))
-
-
 @app.command()
 def redrive(
     from_beginning: Annotated[bool, typer.Option(
@@ -394,6 +294,7 @@ def demo(
 
 
 cli_api.register(app)  # `driftline api`: the HTTP API and the operator's page
+register_controls(app)
 
 
 def main() -> None:

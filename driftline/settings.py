@@ -21,7 +21,7 @@ import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -32,7 +32,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from driftline.errors import ConfigError, redact, redact_url
 
@@ -221,6 +221,52 @@ class ApiSettings(BaseModel):
         "page lists their ids only.")
 
 
+Lifecycle = Literal["firing", "acknowledged", "resolved"]
+LIFECYCLES: tuple[Lifecycle, ...] = ("firing", "acknowledged", "resolved")
+
+
+class WebhookEndpoint(BaseModel):
+    """One receiver of alert webhooks (``DRIFTLINE_WEBHOOKS``, a JSON list of these).
+
+    Filters (all must match; globs as in ``fnmatch``): ``streams`` and
+    ``signals`` (None: every signal), ``severities`` (None: every severity),
+    ``lifecycle`` (the alert's states sent). ``format``: ``standard`` (the
+    alert's JSON) or ``slack`` (``{"text": ...}``, for Slack-compatible
+    incoming webhooks); both signed (Standard Webhooks headers).
+
+    >>> WebhookEndpoint(name="ops", url="https://example.org/h", secret="s",
+    ...                 streams=["dock-*"], format="slack").lifecycle
+    ['firing', 'acknowledged', 'resolved']
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    url: str
+    secret: SecretStr
+    streams: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    signals: list[str] | None = Field(default=None, min_length=1)
+    severities: list[Literal["info", "warning", "critical"]] | None = Field(default=None,
+                                                                         min_length=1)
+    lifecycle: list[Lifecycle] = Field(default_factory=lambda: list(LIFECYCLES),
+                                       min_length=1)
+    format: Literal["standard", "slack"] = "standard"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return v
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value():
+            raise ValueError("empty secret")
+        return v
+
+
 class Settings(BaseSettings):
     """Everything driftline reads from its environment."""
 
@@ -240,6 +286,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    # Several receivers, each with its own secret and filters (issue #15); the
+    # single-endpoint WEBHOOK_URL/WEBHOOK_SECRET form is one more, named "default".
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list)
     max_event_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     silent_after_s: float = Field(
         default=60.0, ge=0, description="A stream without input for this many seconds of the "
@@ -345,6 +394,14 @@ class Settings(BaseSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise _config_error(exc) from None
+        except SettingsError as exc:  # a JSON setting that is not JSON (never echoed)
+            field = re.search(r'field "(\w+)"', str(exc))
+            raise ConfigError(ENV_PREFIX + (field.group(1).upper() if field else ""),
+                              "not valid JSON") from None
+        names = [w.name for w in self.webhooks]
+        if len(set(names)) != len(names) or (self.webhook_url and "default" in names):
+            raise ConfigError(f"{ENV_PREFIX}WEBHOOKS",
+                              "endpoint names must be unique (\"default\" is WEBHOOK_URL's)")
         if self.webhook_url and self.webhook_secret is None:
             raise ConfigError(
                 f"{ENV_PREFIX}WEBHOOK_SECRET", "required when DRIFTLINE_WEBHOOK_URL is set"
@@ -369,6 +426,11 @@ def _config_error(exc: ValidationError) -> ConfigError:
     loc = [str(p) for p in first["loc"]]
     setting = ENV_PREFIX + "__".join(loc).upper() if loc else ENV_PREFIX
     msg = first["msg"]
+    if loc[:1] == ["webhooks"]:  # a JSON list: the setting, and where in it
+        secret_field = "secret" in loc
+        setting, msg = f"{ENV_PREFIX}WEBHOOKS", f"[{']['.join(loc[1:])}]: {msg}"
+        if secret_field:
+            return ConfigError(setting, f"{msg} (got <redacted>)")
     if first["type"] == "extra_forbidden":
         msg = "unknown setting (misspelt?)"
     # The value is echoed only redacted: a Redis URL or a webhook URL can carry a
@@ -379,7 +441,7 @@ def _config_error(exc: ValidationError) -> ConfigError:
         value = {k: "..." for k in value}
     if secret:
         got = "<redacted>"
-    elif isinstance(value, str) and setting.endswith("_URL"):
+    elif isinstance(value, str) and (setting.endswith("_URL") or loc[-1:] == ["url"]):
         got = repr(redact_url(value))  # a webhook URL's path or query may be its token
     else:
         got = redact(repr(value))[:200]
@@ -421,6 +483,9 @@ def protect_secrets(settings: Settings) -> None:
             register_secret(value.get_secret_value())
     if settings.webhook_url:
         register_secret(settings.webhook_url)
+    for endpoint in settings.webhooks:
+        register_secret(endpoint.secret.get_secret_value())
+        register_secret(endpoint.url)
     with contextlib.suppress(ValueError):
         register_secret(urlsplit(settings.redis_url).password)
     install_log_redaction()

@@ -45,11 +45,14 @@ import json
 import logging
 from collections import OrderedDict
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
 
 from driftline.errors import ConfigError, InvalidEvent, PermanentError
-from processors.monitor import MonitorRegistry, StreamMonitor
-from schemas.events import Command, utcnow
+from processors.monitor import RETRAIN_SIGNAL, MonitorRegistry, StreamMonitor
+from processors.monitor.catalogue import CALIBRATED
+from schemas.events import Alert, Command, CommandAction, utcnow
 
 if TYPE_CHECKING:
     from driftline.settings import Settings
@@ -153,6 +156,106 @@ class ControlAuth:
             self._seen.popitem(last=False)
 
 
+def build_command(
+    stream_id: str, action: CommandAction, *, secret: str | bytes | SecretStr | None = None,
+    **fields: Any,
+) -> Command:
+    """A new ``Command`` (fresh ``command_id`` and ``ts``), signed when ``secret`` is given.
+
+    ``fields``: any other ``Command`` field (``signals``, ``until``,
+    ``false_alarms_per_week``, ``reason``, ``alert_id``, ``requested_by``,
+    ``model_version``). What the CLI and the HTTP API publish.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A field the action needs is missing (``snooze`` without ``until``) or wrong.
+
+    Examples
+    --------
+    >>> cmd = build_command("cam-1", "set_budget", false_alarms_per_week=2.0,
+    ...                     requested_by="ops", secret="0123456789abcdef")
+    >>> cmd.action, cmd.false_alarms_per_week, cmd.signature.startswith("v1,")
+    ('set_budget', 2.0, True)
+    >>> ControlAuth("0123456789abcdef").verify(cmd)
+    >>> build_command("cam-1", "ack", alert_id="a1").signature is None
+    True
+    """
+    command = Command(stream_id=stream_id, action=action, **fields)
+    if isinstance(secret, SecretStr):
+        secret = secret.get_secret_value()
+    return sign_command(command, secret) if secret else command
+
+
+def _check_signals(command: Command) -> None:
+    known = StreamMonitor.known_signals()
+    if command.action != "rereference":  # the retrain advice can be snoozed, acked...
+        known = [*known, RETRAIN_SIGNAL]
+    unknown = [s for s in command.signals or [] if s not in known]
+    if unknown:
+        raise InvalidEvent(
+            f"command {command.command_id}: unknown signal(s) "
+            f"{', '.join(map(repr, unknown))}; known signals: {', '.join(known)}",
+            reason="unknown_signal",
+        )
+
+
+def control_monitor(mon: StreamMonitor, command: Command) -> tuple[list[str], list[Alert]]:
+    """Apply ``command`` to one monitor: the signals it re-referenced, the alerts it emits.
+
+    See ``processors.monitor.controls`` for what each action does.
+
+    Raises
+    ------
+    ValueError
+        ``rereference`` of a signal this monitor does not have.
+    """
+    names = list(command.signals) if command.signals else [*mon.signals, RETRAIN_SIGNAL]
+    if command.action == "rereference":
+        done = mon.rereference(command.signals)  # raises before anything is recorded
+        mon.controls.record(command, names)
+        return done, []
+    events: list[Alert] = []
+    was_disabled = [n for n in names if n in mon.controls.disabled]
+    mon.controls.record(command, names)
+    again: list[str] = []
+    if command.action == "ack":
+        events = mon.controls.acknowledge(command, names)
+        again = [*(command.signals or []), *(e.signal for e in events)]
+    elif command.action == "enable":  # only what was disabled: the rest kept watching
+        again = was_disabled
+    elif command.action == "set_budget":
+        ert_each = mon.ert * len(CALIBRATED)
+        for sig in mon.signals.values():
+            sig.ert = ert_each
+        again = [n for n, sig in mon.signals.items() if sig.detector is not None]
+    again = [n for n in dict.fromkeys(again) if n in mon.signals]
+    return (mon.rereference(again) if again else []), events
+
+
+def apply_command_events(
+    registry: MonitorRegistry, command: Command
+) -> tuple[list[tuple[StreamMonitor, list[str]]], list[Alert]]:
+    """``apply_command``, and the alert lifecycle events the command caused (an ``ack``)."""
+    _check_signals(command)
+    if command.model_version is None:
+        targets = [m for (sid, _), m in registry.monitors.items() if sid == command.stream_id]
+    else:
+        key = (command.stream_id, command.model_version)
+        exists = key in registry.monitors or key in registry.references
+        targets = [registry.get(*key)] if exists else []
+    out = []
+    events: list[Alert] = []
+    for mon in targets:
+        try:
+            names, emitted = control_monitor(mon, command)
+        except ValueError as exc:  # a monitor restored from an older build's signal table
+            raise InvalidEvent(str(exc), reason="unknown_signal") from exc
+        out.append((mon, names))
+        events += emitted
+    return out, events
+
+
 def apply_command(
     registry: MonitorRegistry, command: Command
 ) -> list[tuple[StreamMonitor, list[str]]]:
@@ -171,24 +274,4 @@ def apply_command(
         before anything changes and whether or not a monitor exists, so a
         bad command is dead-lettered the same way on every worker.
     """
-    known = StreamMonitor.known_signals()
-    unknown = [s for s in command.signals or [] if s not in known]
-    if unknown:
-        raise InvalidEvent(
-            f"command {command.command_id}: unknown signal(s) "
-            f"{', '.join(map(repr, unknown))}; known signals: {', '.join(known)}",
-            reason="unknown_signal",
-        )
-    if command.model_version is None:
-        targets = [m for (sid, _), m in registry.monitors.items() if sid == command.stream_id]
-    else:
-        key = (command.stream_id, command.model_version)
-        exists = key in registry.monitors or key in registry.references
-        targets = [registry.get(*key)] if exists else []
-    out = []
-    for mon in targets:
-        try:
-            out.append((mon, mon.rereference(command.signals)))
-        except ValueError as exc:  # a monitor restored from an older build's signal table
-            raise InvalidEvent(str(exc), reason="unknown_signal") from exc
-    return out
+    return apply_command_events(registry, command)[0]

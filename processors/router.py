@@ -47,7 +47,7 @@ from enum import StrEnum
 
 from driftline.errors import InvalidEvent, PermanentError
 from driftline.settings import EmbedderSettings
-from processors.commands import ControlAuth, apply_command
+from processors.commands import ControlAuth, apply_command_events
 from processors.frame_pipeline import FramePipeline, frame_error
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.monitor.camera_health import CameraHealth
@@ -97,7 +97,7 @@ class Routed:
     embedded: list[Embedding | FrameError] = field(default_factory=list)
     # Monitors whose state this event changed (snapshotted by the worker).
     touched: list[StreamMonitor] = field(default_factory=list)
-    # Monitors a command re-referenced, with the signals it re-referenced.
+    # Monitors a command changed, with the signals it re-referenced.
     applied: list[tuple[StreamMonitor, list[str]]] = field(default_factory=list)
     command: Command | None = None
     # The event was already applied at this position (read again after a
@@ -219,7 +219,8 @@ class Router:
                 if self.registry.applied(event.stream_id, event.model_version, position):
                     return Routed(skipped=True)
                 mon, alerts = self.registry.observe(event, position)
-                return Routed(alerts=alerts, touched=[mon])
+                # Firing alerts, then the lifecycle events the event caused.
+                return Routed(alerts=alerts + mon.controls.drain(), touched=[mon])
             raise InvalidEvent(
                 f"{type(event).__name__} events do not belong on the {source.value} topic",
                 reason="unknown_kind",
@@ -252,7 +253,7 @@ class Router:
         for k in done:
             del monitors[k]
         try:
-            applied = apply_command(self.registry, command)
+            applied, lifecycle = apply_command_events(self.registry, command)
         finally:
             if done:  # put them back, in their order
                 created = {k: m for k, m in monitors.items() if k not in before}
@@ -263,7 +264,8 @@ class Router:
             mon.mark(position)
         if done and not applied:
             return Routed(skipped=True, command=command)
-        return Routed(applied=applied, touched=[m for m, _ in applied], command=command)
+        return Routed(alerts=lifecycle, applied=applied, touched=[m for m, _ in applied],
+                      command=command)
 
 
 def _stage(source: Source) -> str:

@@ -187,29 +187,13 @@ class FrameError(_Event):
     reason: str
 
 
-class CameraStatus(_Event):
-    """A publisher's word on its camera: ``online``, ``reconnecting`` or ``offline``.
+CommandAction = Literal[
+    "rereference", "ack", "snooze", "unsnooze", "disable", "enable", "set_budget"]
+"""What an operator command does (``Command.action``)."""
 
-    ``driftline publish`` sends one when it opens its source (``online``),
-    when the source drops and it starts reconnecting (``reconnecting``, with
-    the ``attempt`` number), when it is back (``online``, with ``gap_s``: the
-    seconds without frames) and when it stops (``offline``: Ctrl-C, the end
-    of a file, or giving up on reconnecting). It travels on the predictions
-    topic, keyed by stream like the stream's other input events; the
-    worker's camera-health monitor turns it into ``camera.status`` alerts.
-    ``detail`` says why, in words (a URL in it is redacted by the publisher).
 
-    >>> s = CameraStatus(event_id="s1", stream_id="cam-1", status="reconnecting", attempt=2)
-    >>> s.kind, s.status, s.attempt
-    ('camera_status', 'reconnecting', 2)
-    """
-
-    kind: Literal["camera_status"] = "camera_status"
-    status: Literal["online", "reconnecting", "offline"]
-    detail: str = Field(default="", max_length=500)
-    attempt: int = Field(default=0, ge=0)
-    gap_s: float | None = Field(default=None, ge=0.0)
-    frames_read: int | None = Field(default=None, ge=0)
+AlertLifecycle = Literal["firing", "acknowledged", "resolved"]
+"""An alert's states: ``firing``, then ``acknowledged`` and/or ``resolved``."""
 
 
 class Alert(_Wire):
@@ -248,6 +232,30 @@ class Alert(_Wire):
     examples_before: list[str] = Field(default_factory=list)
     examples_after: list[str] = Field(default_factory=list)
     ts: AwareDatetime = Field(default_factory=utcnow)
+    # The alert's lifecycle (issue #15): the firing event, then at most one
+    # ``acknowledged`` and one ``resolved`` event, each with the SAME
+    # ``alert_id`` and the firing alert's fields, so a consumer mirrors every
+    # alert's current state from this topic alone (``lifecycle`` of the
+    # latest event per ``alert_id``). See ``processors/monitor/controls.py``
+    # for when an alert resolves.
+    lifecycle: AlertLifecycle = Field(default="firing", description=(
+        "firing: detected (first event of this alert_id); acknowledged: an operator's ack; "
+        "resolved: the signal back within half the alerted shift of `expected` (mean of its "
+        "last 16 values) for 30 values, or superseded by a new alert of the signal. Every "
+        "event of one alert_id carries the firing alert's fields; the latest is its state."))
+    # False while the signal is snoozed (by ``snooze``): the alert is recorded
+    # (Redis, history, replay) but no webhook pages anyone.
+    notify: bool = Field(default=True, description=(
+        "false while the signal is snoozed: record it, do not page anyone"))
+    # For ``acknowledged``/``resolved``: who (``by``), why, and the event (or
+    # command) that moved the alert there; ``ts`` is then that event's time.
+    lifecycle_by: str | None = Field(default=None, max_length=200, description=(
+        "who acknowledged (the command's requested_by)"))
+    lifecycle_reason: str | None = Field(default=None, max_length=500, description=(
+        "why: the ack's reason, or how the alert resolved"))
+    lifecycle_event_id: str | None = Field(default=None, description=(
+        "the command_id (acknowledged) or event_id (resolved) that caused this event; "
+        "`ts` is its time"))
 
 
 class SignalState(BaseModel):
@@ -265,6 +273,41 @@ class SignalState(BaseModel):
     last_alert_id: str | None = None
 
 
+class ControlRecord(BaseModel):
+    """One operator control as a monitor applied it: what, on which signals, who, when, why.
+
+    ``ts`` is the command's own time, so a replay records the same.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    command_id: Name
+    action: CommandAction
+    signals: list[Name] | None = None
+    by: str = Field(default="", max_length=200)
+    reason: str = Field(default="", max_length=500)
+    ts: AwareDatetime
+    until: AwareDatetime | None = None
+    false_alarms_per_week: float | None = None
+    alert_id: Name | None = None
+
+
+class StreamControls(BaseModel):
+    """The controls in force on one stream's monitor, each with the command that set it.
+
+    ``snoozed``/``disabled``: signal -> the command (a snooze ends at its
+    ``until``, in event time); ``budget``: the last ``set_budget``;
+    ``history``: the latest controls of any kind, oldest first (bounded).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    snoozed: dict[str, ControlRecord] = Field(default_factory=dict)
+    disabled: dict[str, ControlRecord] = Field(default_factory=dict)
+    budget: ControlRecord | None = None
+    history: list[ControlRecord] = Field(default_factory=list)
+
+
 class StreamState(_Wire):
     """Snapshot of one stream's monitor (the compacted state topic's value).
 
@@ -279,6 +322,10 @@ class StreamState(_Wire):
     signals: dict[str, SignalState] = Field(default_factory=dict)
     monitor: dict[str, Any] = Field(default_factory=dict)
     ts: AwareDatetime = Field(default_factory=utcnow)
+    # Operator controls in force (issue #15) and the time of the stream's
+    # latest event, for the fleet view (``driftline streams``).
+    controls: StreamControls = Field(default_factory=StreamControls)
+    last_event_ts: AwareDatetime | None = None
 
 
 MAX_DEAD_LETTER_KEY = 1024
@@ -363,29 +410,67 @@ class Command(_Wire):
     monitor, between its events. ``model_version`` ``None`` means every model
     version of the stream; ``signals`` ``None`` means every signal.
 
-    ``rereference``: the named signals drop their reference and build a new
-    one from the next ``REFERENCE_SIZE`` values (see README "Reference
-    management"). ``action`` has no default: a command must say what it does.
+    Actions (``action`` has no default: a command must say what it does):
+
+    - ``rereference``: the named signals drop their reference and build a new
+      one from the next ``REFERENCE_SIZE`` values (README "Reference management");
+    - ``ack``: the open alerts of the named signals (or the one ``alert_id``)
+      become ``acknowledged`` and those signals re-reference (the change is the
+      new normal);
+    - ``snooze`` (needs ``until``) / ``unsnooze``: the signals keep updating but
+      their alerts carry ``notify: false`` until ``until`` (event time);
+    - ``disable`` / ``enable``: the signals are not monitored at all (their
+      values are ignored); enabling re-references them;
+    - ``set_budget`` (needs ``false_alarms_per_week``): the stream's false-alarm
+      budget; every calibrated signal recalibrates to it.
+
+    ``requested_by`` and ``reason`` are recorded with the control (who, why).
 
     ``signature``: with ``DRIFTLINE_CONTROL_SECRET`` set, ``v1,`` + base64
     HMAC-SHA256 of the command's canonical JSON without the signature
     (``processors.commands.canonical_bytes``), which includes ``ts``: the
     worker refuses unsigned, badly signed and stale commands.
+
+    Examples
+    --------
+    >>> Command(stream_id="cam-1", action="snooze")
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Command
+      Value error, snooze needs until (when the snooze ends) [type=value_error, ...]
+        ...
     """
 
     kind: Literal["command"] = "command"
     command_id: Name = Field(default_factory=lambda: uuid.uuid4().hex)
     stream_id: StreamId
     model_version: Name | None = None
-    action: Literal["rereference", "ack", "snooze", "unsnooze", "disable", "enable", "set_budget"]
+    action: CommandAction
     signals: list[Name] | None = Field(default=None, min_length=1)
     requested_by: str = Field(default="", max_length=200)
     ts: AwareDatetime = Field(default_factory=utcnow)
     signature: str | None = Field(default=None, max_length=400)
-    until: AwareDatetime | None = None
-    false_alarms_per_week: float | None = Field(default=None, gt=0)
-    reason: str = Field(default="", max_length=500)
-    alert_id: Name | None = None
+    until: AwareDatetime | None = Field(default=None, description=(
+        "snooze only (required): the snooze ends at this event time"))
+    false_alarms_per_week: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="set_budget only (required): false alarms a week, all signals together")
+    reason: str = Field(default="", max_length=500, description="why (recorded)")
+    alert_id: Name | None = Field(default=None, description=(
+        "ack only: acknowledge this alert (default: the open alerts of `signals`)"))
+
+    @model_validator(mode="after")
+    def _fields_of_the_action(self) -> Command:
+        needs = {"snooze": "until", "set_budget": "false_alarms_per_week"}
+        only = {"until": "snooze", "false_alarms_per_week": "set_budget", "alert_id": "ack"}
+        field = needs.get(self.action)
+        if field is not None and getattr(self, field) is None:
+            what = "when the snooze ends" if field == "until" else "the new budget"
+            raise ValueError(f"{self.action} needs {field} ({what})")
+        for name, action in only.items():
+            if getattr(self, name) is not None and self.action != action:
+                raise ValueError(f"{name} belongs to {action} commands, not {self.action}")
+        return self
 
 
 InputEvent = Frame | Prediction | Label | Embedding
@@ -393,6 +478,5 @@ MonitorEvent = Prediction | Label | Embedding
 
 WIRE_MODELS: tuple[type[BaseModel], ...] = (
     Frame, Prediction, Label, Embedding, Alert, StreamState, DeadLetter, Command, FrameError,
-    CameraStatus,
 )
 """Every model that travels on a topic; ``schemas.wire`` decodes them by their ``kind``."""

@@ -3,10 +3,15 @@
 Two consumer groups, each in its own thread:
 
 - ``<consumer_group>.redis``: the alerts topic -> ``RedisStateWriter.write_alert``
-  and the state topic -> ``RedisStateWriter.write_state``;
-- ``<consumer_group>.webhook`` (only when ``webhook_url`` is set): the alerts
-  topic -> ``WebhookNotifier.send``, skipped for streams an operator disabled
-  or snoozed in Redis.
+  (firing alerts) and ``LifecycleWriter.write_alert`` (every lifecycle event),
+  the state topic -> ``RedisStateWriter.write_state`` and
+  ``LifecycleWriter.write_controls`` (``sinks.alert_lifecycle``);
+- one webhook group per endpoint (``sinks.webhook_endpoints``):
+  ``<consumer_group>.webhook`` for ``DRIFTLINE_WEBHOOK_URL``,
+  ``<consumer_group>.webhook.<name>`` for each of ``DRIFTLINE_WEBHOOKS``: the
+  alerts topic -> that endpoint's filters -> ``WebhookNotifier``; alerts with
+  ``notify: false`` (snoozed signals) and streams an operator disabled or
+  snoozed in Redis are skipped.
 
 Separate groups mean a slow or failing webhook never holds back the Redis
 state, and each sink commits its own progress.
@@ -28,9 +33,10 @@ from driftline.settings import Settings
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
 from sinks.alert_consumer import SinkStats, run_sink, run_sink_concurrent
+from sinks.alert_lifecycle import LifecycleWriter
 from sinks.redis_series import with_series
 from sinks.redis_state import RedisStateWriter, muted
-from sinks.webhook import WebhookNotifier
+from sinks.webhook_endpoints import DEFAULT_NAME, endpoints, notifier_for, sender
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,7 @@ class RunningSinks:
 
 
 def _webhook_handler(
-    notifier: WebhookNotifier, redis_url: str, namespace: str
+    send: Callable[[Alert], None], redis_url: str, namespace: str
 ) -> Callable[[Alert], None]:
     client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
 
@@ -82,9 +88,32 @@ def _webhook_handler(
                      alert.alert_id, alert.stream_id, why)
             WEBHOOK_DELIVERIES.labels(f"skipped_{why}").inc()
             return
-        notifier.send(alert)
+        send(alert)
 
     return handle
+
+
+def _webhook_target(
+    settings: Settings, name: str, handle: Callable[[Alert], None], stop: threading.Event,
+    dead_letter: Publisher, consumer_conf: Mapping[str, Any] | None,
+) -> Callable[[SinkStats, threading.Event], object]:
+    def target(stats: SinkStats, assigned: threading.Event) -> object:
+        # Several alerts in flight: a receiver that holds or refuses one
+        # alert (retries with backoff) does not delay the others.
+        return run_sink_concurrent(
+            settings,
+            f"{settings.consumer_group}.{name}",
+            {settings.topics.alerts: (Alert, handle)},
+            stop,
+            dead_letter,
+            concurrency=settings.webhook_concurrency,
+            stage=name,
+            stats=stats,
+            assigned=assigned,
+            consumer_conf=consumer_conf,
+        )
+
+    return target
 
 
 def start_sinks(
@@ -106,6 +135,19 @@ def start_sinks(
     writer = RedisStateWriter(settings.redis_url, history=settings.redis_history,
                               namespace=settings.topic_prefix)
     running._closers.append(writer.close)
+    lifecycles = LifecycleWriter(settings.redis_url, namespace=settings.topic_prefix)
+    running._closers.append(lifecycles.close)
+
+    def on_alert(alert: Alert) -> None:
+        if alert.lifecycle == "firing":
+            writer.write_alert(alert)
+        lifecycles.write_alert(alert)
+
+    write_state = with_series(writer, settings.api.series_points)  # state, then chart points
+
+    def on_state(state: StreamState) -> None:
+        write_state(state)
+        lifecycles.write_controls(state)
 
     def launch(name: str, target: Callable[[SinkStats, threading.Event], object]) -> None:
         stats, assigned = SinkStats(), threading.Event()
@@ -130,8 +172,8 @@ def start_sinks(
             settings,
             f"{settings.consumer_group}.redis",
             {
-                topics.alerts: (Alert, writer.write_alert),
-                topics.state: (StreamState, with_series(writer, settings.api.series_points)),
+                topics.alerts: (Alert, on_alert),
+                topics.state: (StreamState, on_state),
             },
             stop,
             dead_letter,
@@ -141,30 +183,14 @@ def start_sinks(
             consumer_conf=consumer_conf,
         ),
     )
-    if settings.webhook_url:
-        notifier = WebhookNotifier.from_settings(
-            settings, stop=stop, base_delay_s=webhook_base_delay_s,
-            max_delay_s=webhook_max_delay_s,
-        )
+    for endpoint in endpoints(settings):
+        notifier = notifier_for(endpoint, settings, stop=stop, base_delay_s=webhook_base_delay_s,
+                                max_delay_s=webhook_max_delay_s)
         running._closers.append(notifier.close)
-        handle = _webhook_handler(notifier, settings.redis_url, settings.topic_prefix)
-        launch(
-            "webhook",
-            # Several alerts in flight: a receiver that holds or refuses one
-            # alert (retries with backoff) does not delay the others.
-            lambda stats, assigned: run_sink_concurrent(
-                settings,
-                f"{settings.consumer_group}.webhook",
-                {topics.alerts: (Alert, handle)},
-                stop,
-                dead_letter,
-                concurrency=settings.webhook_concurrency,
-                stage="webhook",
-                stats=stats,
-                assigned=assigned,
-                consumer_conf=consumer_conf,
-            ),
-        )
+        handle = _webhook_handler(sender(endpoint, notifier), settings.redis_url,
+                                  settings.topic_prefix)
+        name = "webhook" if endpoint.name == DEFAULT_NAME else f"webhook.{endpoint.name}"
+        launch(name, _webhook_target(settings, name, handle, stop, dead_letter, consumer_conf))
     return running
 
 

@@ -4,6 +4,7 @@
 - ``features``: the memory some signals need (embedding references, class
   ids, the label join);
 - ``alerts``: deterministic alert ids and alert text;
+- ``controls``: operator controls in force and open alerts (their lifecycle);
 - ``stream_monitor``: ``StreamMonitor``, the observe loop, re-reference and
   checkpoint;
 - ``registry``: ``MonitorRegistry``, monitors by (stream, model version).

@@ -21,6 +21,7 @@ events.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +47,7 @@ from processors.monitor.catalogue import (
     VERSION_SIGNAL,
     MonitorEvent,
 )
+from processors.monitor.controls import RESOLVE_MEAN_OF, MonitorControls
 from processors.monitor.features import (
     MAX_CLASS_IDS,
     ClassIds,
@@ -161,6 +163,8 @@ class MonitorState(BaseModel):
     first_ts: float | None = None
     event_rate: float | None = None
     tiles: dict[str, Any] | None = None
+    # Operator controls and open alerts (``processors.monitor.controls``).
+    controls: dict[str, Any] | None = None
 
 
 class StreamMonitor:
@@ -199,6 +203,7 @@ class StreamMonitor:
         self._advice: RetrainAdvice | None = None
         self.first_ts: float | None = None
         self.event_rate: float | None = None
+        self.controls = MonitorControls()
         ert_each = stream_ert(self.settings, None) * len(CALIBRATED)
         halflife = self.settings.baseline_halflife
         track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
@@ -278,7 +283,7 @@ class StreamMonitor:
                 f"{self.stream_id}/{self.model_version}",
                 reason="wrong_stream",
             )
-        values = self._signal_values(event)
+        values = self.controls.monitored(self._signal_values(event))
         index = self.events_seen
         if index == 0:
             self.first_ts = event.ts.timestamp()
@@ -296,13 +301,17 @@ class StreamMonitor:
         if advice is not None:
             self._advice = None
             alerts.append(self._alert(retrain_detection(advice, index), event))
+        alerts = self.controls.observed(
+            alerts, values, {s: self.signals[s].recent_mean(RESOLVE_MEAN_OF)
+                             for s in self.controls.open if s in self.signals},
+            event.event_id, event.ts)
         self.mark(position)
         return alerts
 
     @property
     def ert(self) -> float:
         """The stream's ERT in events: ``settings.ert`` or the weekly budget at the rate."""
-        return stream_ert(self.settings, self.event_rate)
+        return self.controls.ert(self.settings, self.event_rate, stream_ert)
 
     def _measure_rate(self, ts: float, events: int) -> None:
         """Fix the event rate; set the budget and persistence of signals not yet calibrated.
@@ -539,6 +548,9 @@ class StreamMonitor:
             events_seen=self.events_seen,
             signals=signals,
             monitor=self.state(warmup=warmup),
+            controls=self.controls.view(),
+            last_event_ts=(datetime.fromisoformat(self.history.items[-1][2])
+                           if self.history.items else None),
         )
 
     def state(self, *, warmup: bool = True) -> dict[str, Any]:
@@ -572,6 +584,7 @@ class StreamMonitor:
             "first_ts": self.first_ts,
             "event_rate": self.event_rate,
             "tiles": self.tiles.state(),
+            "controls": self.controls.state(),
         }
 
     @classmethod
@@ -603,6 +616,7 @@ class StreamMonitor:
         m.positions = dict(s.positions)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
         m.first_ts, m.event_rate = s.first_ts, s.event_rate
+        m.controls = MonitorControls.from_state(s.controls)
         if s.tiles is not None:
             m.tiles = TileFeatures.from_state(s.tiles, m.settings.reference_size,
                                               _track(m.settings) / TILE_TRACK_SLOWER)

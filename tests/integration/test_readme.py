@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -45,6 +46,7 @@ NOT_RUN = {
     "driftline publish rtsp://cam.local/h264": "needs a camera: test_publish_cameras.py runs "
     "--edge (a video file), --follow on a folder a camera writes into and an RTSP camera; "
     "/dev/video0 is not tested on hardware (no device here; test_camera_sources parses it)",
+    "$ driftline streams": "test_operator_controls.py runs `driftline streams` on a live fleet",
 }
 
 
@@ -61,6 +63,8 @@ RUN = {
     "driftline publish rtsp://admin:secret@10.0.0.5:554/stream1",
     "from confluent_kafka import Consumer",
     "from sinks.webhook import InvalidSignature, verify",
+    "$ driftline snooze cam-7",
+    "DRIFTLINE_WEBHOOKS=",
 }
 
 
@@ -253,3 +257,41 @@ def test_the_camera_quick_start(broker, readme_topics, tmp_path):
     assert gate and {f.model_version for f in gate} == {"yolo-2026.11"}
     assert {cv2.imdecode(np.frombuffer(f.image, np.uint8), 1).shape for f in gate} == {
         (240, 320, 3)}
+
+
+def test_the_control_commands_print_what_the_readme_shows(broker, redis_url, readme_topics):
+    import json
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from driftline.cli import app
+
+    lines = _block("$ driftline snooze cam-7").splitlines()
+    volatile = {"command_id", "ts", "until"}
+    # In this process (CliRunner): seven interpreters would cost a minute of imports.
+    env = {"DRIFTLINE_BOOTSTRAP_SERVERS": broker, "DRIFTLINE_REDIS_URL": redis_url,
+           "USER": "ana", "LOGNAME": "ana"}
+    for prompt, shown in zip(lines[::2], lines[1::2], strict=True):
+        driftline, *argv = shlex.split(prompt.removeprefix("$ "))
+        assert driftline == "driftline", prompt
+        res = CliRunner().invoke(app, argv, env=env)
+        assert res.exit_code == 0, (prompt, res.output)
+        got, want = json.loads(res.stdout), json.loads(shown)
+        assert list(got) == list(want), prompt
+        assert {k: v for k, v in got.items() if k not in volatile} == \
+            {k: v for k, v in want.items() if k not in volatile}, prompt
+        if "until" in want:  # --for 2h
+            span = (datetime.fromisoformat(got["until"]) - datetime.fromisoformat(got["ts"]))
+            assert span.total_seconds() == 7200
+
+
+def test_the_webhooks_setting_of_the_readme_is_valid(monkeypatch):
+    import shlex
+
+    from driftline.settings import load_settings
+
+    (assignment,) = shlex.split(_block("DRIFTLINE_WEBHOOKS="))
+    monkeypatch.setenv("DRIFTLINE_WEBHOOKS", assignment.removeprefix("DRIFTLINE_WEBHOOKS="))
+    hooks = load_settings().webhooks
+    assert [(h.name, h.format) for h in hooks] == [("dock-ops", "standard"), ("chat", "slack")]

@@ -38,8 +38,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.stream_app", "producers", "sinks", "driftline.local_infra",
         "driftline.kafka_config", "driftline.metrics",
     )),
-    ("app", ("driftline.cli", "driftline.cli_api", "driftline.cli_publish", "driftline.api",
-             "driftline.demo", "driftline.__main__")),
+    ("app", ("driftline.cli", "driftline.cli_api", "driftline.cli_controls",
+             "driftline.cli_publish", "driftline.api", "driftline.demo", "driftline.__main__")),
 ]
 # Libraries that talk to the outside world: only the runtime and the app use them.
 IO_LIBRARIES = ("confluent_kafka", "faust", "aiokafka", "redis", "httpx", "prometheus_client")
