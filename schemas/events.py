@@ -196,6 +196,31 @@ AlertLifecycle = Literal["firing", "acknowledged", "resolved"]
 """An alert's states: ``firing``, then ``acknowledged`` and/or ``resolved``."""
 
 
+class CameraStatus(_Event):
+    """A publisher's word on its camera: ``online``, ``reconnecting`` or ``offline``.
+
+    ``driftline publish`` sends one when it opens its source (``online``),
+    when the source drops and it starts reconnecting (``reconnecting``, with
+    the ``attempt`` number), when it is back (``online``, with ``gap_s``: the
+    seconds without frames) and when it stops (``offline``: Ctrl-C, the end
+    of a file, or giving up on reconnecting). It travels on the predictions
+    topic, keyed by stream like the stream's other input events; the
+    worker's camera-health monitor turns it into ``camera.status`` alerts.
+    ``detail`` says why, in words (a URL in it is redacted by the publisher).
+
+    >>> s = CameraStatus(event_id="s1", stream_id="cam-1", status="reconnecting", attempt=2)
+    >>> s.kind, s.status, s.attempt
+    ('camera_status', 'reconnecting', 2)
+    """
+
+    kind: Literal["camera_status"] = "camera_status"
+    status: Literal["online", "reconnecting", "offline"]
+    detail: str = Field(default="", max_length=500)
+    attempt: int = Field(default=0, ge=0)
+    gap_s: float | None = Field(default=None, ge=0.0)
+    frames_read: int | None = Field(default=None, ge=0)
+
+
 class Alert(_Wire):
     """A detected change, with enough context to act on it.
 
@@ -478,5 +503,6 @@ MonitorEvent = Prediction | Label | Embedding
 
 WIRE_MODELS: tuple[type[BaseModel], ...] = (
     Frame, Prediction, Label, Embedding, Alert, StreamState, DeadLetter, Command, FrameError,
+    CameraStatus,
 )
 """Every model that travels on a topic; ``schemas.wire`` decodes them by their ``kind``."""
