@@ -30,6 +30,7 @@ from schemas.events import Alert, StreamState
 from sinks.alert_consumer import SinkStats, run_sink, run_sink_concurrent
 from sinks.redis_state import RedisStateWriter, muted
 from sinks.webhook import WebhookNotifier
+from sinks.webhook_ledger import WebhookLedger
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,14 @@ def _webhook_handler(
     notifier: WebhookNotifier, redis_url: str, namespace: str
 ) -> Callable[[Alert], None]:
     client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
+    ledger = WebhookLedger(client, namespace)
 
     def handle(alert: Alert) -> None:
+        if ledger.delivered(alert.alert_id):
+            # Read again after a restart or a rebalance: POSTed before (webhook_ledger).
+            log.info("webhook for alert %s skipped: delivered before", alert.alert_id)
+            WEBHOOK_DELIVERIES.labels("skipped_delivered").inc()
+            return
         try:
             why = muted(client, alert.stream_id, namespace=namespace)
         except TransientError as exc:
@@ -82,6 +89,7 @@ def _webhook_handler(
             WEBHOOK_DELIVERIES.labels(f"skipped_{why}").inc()
             return
         notifier.send(alert)
+        ledger.record(alert.alert_id)
 
     return handle
 
