@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict
 from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
 from processors.class_novelty import ClassNovelty
-from processors.embedding_learners import RetrainAdvice
 from processors.embedding_reference import EmbeddingReference
 from processors.learners.outlier_scorer import OutlierScorer
 from processors.monitor.alerts import (
@@ -54,6 +53,7 @@ from processors.monitor.features import (
     TileFeatures,
     tile_name,
 )
+from processors.monitor.label_order import Matched, PendingLabels
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
@@ -161,6 +161,8 @@ class MonitorState(BaseModel):
     first_ts: float | None = None
     event_rate: float | None = None
     tiles: dict[str, Any] | None = None
+    # Labels waiting for their predictions (``PendingLabels.state``).
+    pending_labels: dict[str, Any] | None = None
 
 
 class StreamMonitor:
@@ -191,12 +193,11 @@ class StreamMonitor:
         self.novelty = ClassNovelty(max_classes=MAX_CLASS_IDS,
                                     warmup=self.settings.class_mix_reference_size)
         self.join = LabelJoin(self.settings.label_join_window)
+        # Labels in arrival order, waiting for their predictions (label_order).
+        self.pending_labels = PendingLabels()
         self.last_alert_ids: dict[str, str] = {}
         # Highest position applied per input: ``observe(event, position)``.
         self.positions: dict[str, int] = {}
-        # Set by a label that makes the retrain head's advice new; turned into
-        # an alert (and cleared) by the same ``observe`` call.
-        self._advice: RetrainAdvice | None = None
         self.first_ts: float | None = None
         self.event_rate: float | None = None
         ert_each = stream_ert(self.settings, None) * len(CALIBRATED)
@@ -292,10 +293,14 @@ class StreamMonitor:
             detection = self.signals[name].update(value, index)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
-        advice = self._advice
-        if advice is not None:
-            self._advice = None
-            alerts.append(self._alert(retrain_detection(advice, index), event))
+        if isinstance(event, Label):
+            ready = self.pending_labels.arrive(event, self.join)
+        elif isinstance(event, Prediction):
+            ready = self.pending_labels.prediction(self.join)
+        else:
+            ready = []
+        for matched in ready:
+            alerts += self._apply_label(matched, index)
         self.mark(position)
         return alerts
 
@@ -338,19 +343,30 @@ class StreamMonitor:
             if novelty is not None:
                 features["output.new_classes"] = novelty
             self.join.remember(event)
-        elif isinstance(event, Label):
-            predicted, frame = self.join.match(event)
-            if predicted is not None:
-                features["performance.error"] = float(predicted != event.true_class)
-                learners = self.embeddings.learners.get(frame[0]) if frame else None
-                if frame is not None and learners is not None:
-                    self._advice = learners.learn(frame[1], event.true_class, predicted)
         values: dict[str, float] = {}
         for spec in EXTRACTORS[type(event)]:
             value = spec.extract(event) if spec.extract is not None else features.get(spec.name)
             if value is not None:
                 values[spec.name] = value
         return values
+
+    def _apply_label(self, m: Matched, index: int) -> list[Alert]:
+        """A label whose prediction is known: the error signal and the retrain head learn it.
+
+        Its alerts are the label's (their ids name the label's event), at
+        whichever event it became applicable (``label_order``).
+        """
+        alerts = []
+        d = self.signals["performance.error"].update(float(m.predicted != m.label.true_class),
+                                                     index)
+        if d is not None:
+            alerts.append(self._alert(d, m.label))
+        learners = self.embeddings.learners.get(m.frame[0]) if m.frame else None
+        if m.frame is not None and learners is not None:
+            advice = learners.learn(m.frame[1], m.label.true_class, m.predicted)
+            if advice is not None:
+                alerts.append(self._alert(retrain_detection(advice, index), m.label))
+        return alerts
 
     def _alert(self, d: Detection, event: MonitorEvent) -> Alert:
         alert = compose_alert(
@@ -572,6 +588,7 @@ class StreamMonitor:
             "first_ts": self.first_ts,
             "event_rate": self.event_rate,
             "tiles": self.tiles.state(),
+            "pending_labels": self.pending_labels.state() if self.pending_labels else None,
         }
 
     @classmethod
@@ -601,6 +618,8 @@ class StreamMonitor:
             m.novelty = ClassNovelty.from_state(s.novelty)
         m.last_alert_ids = dict(s.last_alert_ids)
         m.positions = dict(s.positions)
+        if s.pending_labels is not None:
+            m.pending_labels = PendingLabels.from_state(s.pending_labels)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
         m.first_ts, m.event_rate = s.first_ts, s.event_rate
         if s.tiles is not None:

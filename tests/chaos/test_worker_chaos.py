@@ -248,6 +248,8 @@ class Run:
                               DRIFTLINE_WEBHOOK_SECRET=SECRET)
         self.sinks: list[Worker] = []
         self.published = 0
+        # (fraction, event): publishing stops at the fraction until the event is set.
+        self.gates: list[tuple[float, threading.Event]] = []
         self._publisher = threading.Thread(target=self._publish, args=(publish_s,), daemon=True)
 
     def context(self) -> str:
@@ -261,6 +263,9 @@ class Run:
         chunk = 100
         with Publisher(self.settings.bootstrap_servers) as pub:
             for i in range(0, self.total, chunk):
+                for frac, gate in self.gates:
+                    if i >= frac * self.total:
+                        gate.wait(300)
                 for kind, key, value in self.lines[i:i + chunk]:
                     pub.publish_raw(topics[kind], key, value)
                 pub.flush()
@@ -269,6 +274,16 @@ class Run:
 
     def start_publishing(self) -> None:
         self._publisher.start()
+
+    def hold_at(self, frac: float) -> threading.Event:
+        """Publishing stops at ``frac`` of the input until the returned event is set.
+
+        Workers start slowly on a loaded machine; a gate keeps input arriving
+        across each step of a scenario instead of racing it.
+        """
+        gate = threading.Event()
+        self.gates.append((frac, gate))
+        return gate
 
     def spawn(self) -> Worker:
         w = Worker(self.env, self.tmp_path / f"worker-{len(self.workers)}.log")
@@ -405,12 +420,17 @@ def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
 @pytest.mark.parametrize("run", [(40.0, {})], indirect=True)
 def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
     join_at, kill_at = sorted([run.rng.uniform(0.15, 0.3), run.rng.uniform(0.45, 0.6)])
+    joined = run.hold_at(join_at + 0.1)
+    killed = run.hold_at(0.8)
     run.start_sinks()
     run.start_publishing()
     first = run.spawn()
     wait_for(lambda: run.applied() >= join_at * run.total, 150, f"{join_at:.0%} applied",
              run.context)
     second = run.spawn()
+    wait_for(lambda: "restored" in second.log.read_text(), 150, "the second worker restores",
+             run.context)
+    joined.set()
     # The second worker got partitions of its own, restored their streams and went on.
     wait_for(lambda: second.applied() > 0, 90, "the second worker applies", run.context)
     run.restart_sinks_at(run.rng.uniform(join_at, kill_at))
@@ -420,6 +440,7 @@ def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
     # Input still arrives for the first worker's streams: the second must take
     # them over from their snapshots, not just drain its own.
     assert run.published < run.total, run.context()
+    killed.set()
     run.finish()
     restores = re.findall(r"restored (\d+) stream monitors from (\d+) partitions",
                           second.log.read_text())
