@@ -72,11 +72,6 @@ def _webhook_handler(
     ledger = WebhookLedger(client, namespace)
 
     def handle(alert: Alert) -> None:
-        if ledger.delivered(alert.alert_id):
-            # Read again after a restart or a rebalance: POSTed before (webhook_ledger).
-            log.info("webhook for alert %s skipped: delivered before", alert.alert_id)
-            WEBHOOK_DELIVERIES.labels("skipped_delivered").inc()
-            return
         try:
             why = muted(client, alert.stream_id, namespace=namespace)
         except TransientError as exc:
@@ -88,8 +83,10 @@ def _webhook_handler(
                      alert.alert_id, alert.stream_id, why)
             WEBHOOK_DELIVERIES.labels(f"skipped_{why}").inc()
             return
-        notifier.send(alert)
-        ledger.record(alert.alert_id)
+        if not ledger.deliver_once(alert.alert_id, lambda: notifier.send(alert)):
+            # Read again after a restart or a rebalance: POSTed before (webhook_ledger).
+            log.info("webhook for alert %s skipped: delivered before", alert.alert_id)
+            WEBHOOK_DELIVERIES.labels("skipped_delivered").inc()
 
     return handle
 

@@ -24,6 +24,8 @@ Examples
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from driftline.errors import TransientError
@@ -54,6 +56,33 @@ class WebhookLedger:
         self.client = client
         self.ns = namespace
         self.ttl_s = ttl_s
+        # Per alert id being delivered: its lock and how many copies wait on it.
+        self._busy: dict[str, tuple[threading.Lock, list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def deliver_once(self, alert_id: str, send: Callable[[], object]) -> bool:
+        """``send()`` unless this alert was delivered; record it after. ``True`` if sent.
+
+        Two copies of one alert in flight at once (the webhook sink handles
+        several messages concurrently) are delivered one after the other, so
+        the second finds the first's record. An exception from ``send``
+        propagates, nothing recorded.
+        """
+        with self._lock:
+            lock, waiting = self._busy.setdefault(alert_id, (threading.Lock(), [0]))
+            waiting[0] += 1
+        try:
+            with lock:
+                if self.delivered(alert_id):
+                    return False
+                send()
+                self.record(alert_id)
+                return True
+        finally:
+            with self._lock:
+                waiting[0] -= 1
+                if not waiting[0]:
+                    del self._busy[alert_id]
 
     def delivered(self, alert_id: str) -> bool:
         """True when this alert was delivered before; ``False`` if unknown or Redis is down."""
