@@ -68,7 +68,7 @@ PROCESSING_SECONDS = Histogram(
 WEBHOOK_DELIVERIES = Counter(
     "driftline_webhook_deliveries",
     "Webhook outcomes: delivered, retried (a failed attempt that is retried), undeliverable, "
-    "skipped_disabled, skipped_snoozed.",
+    "skipped_disabled, skipped_snoozed, skipped_delivered (delivered before a restart).",
     ["outcome"],
 )
 REDIS_WRITES = Counter(

@@ -27,7 +27,11 @@ Ordering and delivery (the guarantees in docs/architecture.md):
   the committed offsets, never behind: what is read again and already in a
   snapshot is skipped; what is not is applied exactly as before the crash
   (the checkpoint is exact), re-firing the same alerts with the same
-  deterministic ids, which the sinks deduplicate.
+  deterministic ids -- which are not produced again: a restore also reads
+  the alerts topic, and an alert whose id its stream already emitted is
+  dropped (``processors.emitted_alerts``). So the alerts topic holds each
+  alert once, and the sinks deduplicate on ``alert_id`` only for their own
+  redeliveries.
 - Restore on assignment (``StateRestorer``). A stream's monitor lives in the
   worker that owns its partition. On every assignment the monitors of lost
   partitions are dropped, and before any event of a gained partition is
@@ -62,18 +66,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import faust
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from driftline import metrics
 from driftline.errors import InvalidEvent
-from driftline.kafka_config import client_options, consumer_config, faust_credentials
+from driftline.kafka_config import client_options, faust_credentials
 from driftline.settings import Settings
 from processors.bundles import load_references
 from processors.commands import ControlAuth
+from processors.emitted_alerts import EmittedAlerts, emitted_key
 from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.router import Rejected, Router, Source
+from processors.topic_reader import read_to_end
 from schemas.events import DeadLetter, Frame, StreamState
 from schemas.wire import decode_as, encode
 
@@ -143,73 +148,32 @@ def read_state_topic(
 ) -> tuple[dict[bytes, bytes], int]:
     """The latest value per key of the state topic, read to the end of every partition.
 
-    Returns ``(latest, partitions)``. No deadline: a broker that does not
-    answer is retried (and logged) until it does, because a worker that
-    started its streams from a partial restore would re-apply their history.
-    "The end" is tracked here, not taken from the high watermark alone: a
-    partition is done when a poll has returned nothing for ``quiet_s`` *and*
-    the watermark (which Tansu can under-report after a batched produce, but
-    never over-report) is not beyond the last offset read.
+    Returns ``(latest, partitions)``; see ``processors.topic_reader.read_to_end``
+    (no deadline, the end tracked by offsets as well as watermarks).
     """
-    topic = settings.topics.state
-    consumer = Consumer(consumer_config(settings.bootstrap_servers,
-                                        f"{settings.consumer_group}.restore",
-                                        client_id="driftline-restore",
-                                        options=client_options(settings)))
+    latest, counts = read_restore_topics(settings, quiet_s=quiet_s, stop=stop)
+    return latest, counts.get(settings.topics.state, 0)
+
+
+def read_restore_topics(
+    settings: Settings, *, quiet_s: float = 1.0, stop: Callable[[], bool] = lambda: False,
+    alerts: Callable[[Any], None] | None = None,
+) -> tuple[dict[bytes, bytes], dict[str, int]]:
+    """The state topic's latest value per key and, with ``alerts``, every alert record.
+
+    One read of both topics to their end (one quiet period): a restore needs
+    the snapshots and the alerts already emitted (``EmittedAlerts``).
+    """
     latest: dict[bytes, bytes] = {}
-    try:
-        while True:
-            try:
-                meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-                if meta is not None and meta.error is None and meta.partitions:
-                    parts = sorted(meta.partitions)
-                    lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                              timeout=10)[0] for p in parts}
-                    break
-                log.warning("state topic %s not available yet (%s); retrying", topic,
-                            None if meta is None else meta.error)
-            except KafkaException as exc:
-                log.warning("state topic %s not readable yet (%s); retrying", topic, exc)
-            if stop():
-                return latest, 0
-            time.sleep(1.0)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-        next_offset = dict(lows)
-        last_record = last_log = time.monotonic()
-        while not stop():
-            msg = consumer.poll(0.2)
-            now = time.monotonic()
-            if msg is None:
-                if now - last_record < quiet_s:
-                    continue
-                try:
-                    behind = {p: high for p in parts
-                              if (high := consumer.get_watermark_offsets(
-                                  TopicPartition(topic, p), timeout=10, cached=False)[1])
-                              > next_offset[p]}
-                except KafkaException as exc:
-                    log.warning("restore: watermarks of %s unavailable (%s); retrying",
-                                topic, exc)
-                    continue
-                if not behind:
-                    break
-                if now - last_log > 10.0:
-                    last_log = now
-                    log.info("restore: still reading %s (read up to %s, ends at least %s)",
-                             topic, next_offset, behind)
-                continue
-            if msg.error():
-                log.warning("restore: error reading %s: %s", topic, msg.error())
-                continue
-            partition, offset = msg.partition(), msg.offset()
-            if partition is None or offset is None:
-                continue
-            next_offset[partition] = offset + 1
-            last_record = now
-            latest[msg.key() or b""] = msg.value() or b""
-        return latest, len(parts)
-    finally:
-        consumer.close()
+
+    def keep(msg: Any) -> None:
+        latest[msg.key() or b""] = msg.value() or b""
+
+    handlers: dict[str, Callable[[Any], None]] = {settings.topics.state: keep}
+    if alerts is not None:
+        handlers[settings.topics.alerts] = alerts
+    counts = read_to_end(settings, handlers, quiet_s=quiet_s, stop=stop)
+    return latest, counts
 
 
 def decode_snapshots(
@@ -262,6 +226,9 @@ class StateRestorer:
         self.assigned: set[int] | None = None  # None: no assignment seen yet
         self.restored: set[int] = set()
         self.restores = 0
+        # Alerts already on the alerts topic: not produced again when a
+        # restored stream re-applies the events after its snapshot.
+        self.emitted = EmittedAlerts()
         self._lock = asyncio.Lock()
         self._stopping = False
 
@@ -295,16 +262,21 @@ class StateRestorer:
             want = missing | ((self.assigned or set()) - self.restored)
             started = time.monotonic()
             loop = asyncio.get_running_loop()
-            raw, nparts = await loop.run_in_executor(
-                None, lambda: read_state_topic(self.settings, stop=lambda: self._stopping))
+            found, collect = self.emitted.collector(self.settings.output_max_bytes)
+            raw, counts = await loop.run_in_executor(
+                None, lambda: read_restore_topics(self.settings, stop=lambda: self._stopping,
+                                                  alerts=collect))
             snaps = await loop.run_in_executor(
                 None, decode_snapshots, raw, self.settings.output_max_bytes)
             installed = self._install(snaps, want)
+            self.emitted.replace(found)
             self.restored |= want
             self.restores += 1
             log.info("restored %d stream monitors from %d partitions %s "
-                     "(%d snapshots on %d state partitions read to their end in %.1f s)",
-                     installed, len(want), sorted(want), len(snaps), nparts,
+                     "(%d snapshots on %d state partitions and the alerts of %d streams "
+                     "read to their end in %.1f s)",
+                     installed, len(want), sorted(want), len(snaps),
+                     counts.get(self.settings.topics.state, 0), len(found),
                      time.monotonic() - started)
 
     def _install(self, snaps: dict[tuple[str, str], StreamState], want: set[int]) -> int:
@@ -404,7 +376,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         control=ControlAuth.from_settings(settings),
     )
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
-                "commands": 0, "monitor_errors": 0, "skipped": 0}
+                "commands": 0, "monitor_errors": 0, "skipped": 0, "alerts_not_resent": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
@@ -676,6 +648,13 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             elif routed.touched:
                 counters["events"] += 1
             for alert in routed.alerts:
+                if restorer.emitted.already_sent(alert.stream_id, emitted_key(alert)):
+                    # Fired again by an event applied again after a restore; it
+                    # was delivered before the crash (EmittedAlerts).
+                    counters["alerts_not_resent"] += 1
+                    log.info("alert %s is on the alerts topic already (sent before a "
+                             "restart): not sent again", alert.alert_id)
+                    continue
                 counters["alerts"] += 1
                 fired += 1
                 metrics.count_alert(alert.signal)

@@ -36,7 +36,8 @@ from sinks.alert_consumer import SinkStats, run_sink, run_sink_concurrent
 from sinks.alert_lifecycle import LifecycleWriter
 from sinks.redis_series import with_series
 from sinks.redis_state import RedisStateWriter, muted
-from sinks.webhook_endpoints import DEFAULT_NAME, endpoints, notifier_for, sender
+from sinks.webhook_endpoints import DEFAULT_NAME, endpoints, message_id, notifier_for, sender
+from sinks.webhook_ledger import WebhookLedger
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,10 @@ class RunningSinks:
 
 
 def _webhook_handler(
-    send: Callable[[Alert], None], redis_url: str, namespace: str
+    send: Callable[[Alert], None], redis_url: str, namespace: str, endpoint: str = DEFAULT_NAME
 ) -> Callable[[Alert], None]:
     client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
+    ledger = WebhookLedger(client, namespace)
 
     def handle(alert: Alert) -> None:
         try:
@@ -88,7 +90,14 @@ def _webhook_handler(
                      alert.alert_id, alert.stream_id, why)
             WEBHOOK_DELIVERIES.labels(f"skipped_{why}").inc()
             return
-        send(alert)
+        # One ledger entry per endpoint and webhook-id (a lifecycle event has its own).
+        key = message_id(alert)
+        if endpoint != DEFAULT_NAME:
+            key = f"{endpoint}/{key}"
+        if not ledger.deliver_once(key, lambda: send(alert)):
+            # Read again after a restart or a rebalance: POSTed before (webhook_ledger).
+            log.info("webhook %s for alert %s skipped: delivered before", endpoint, key)
+            WEBHOOK_DELIVERIES.labels("skipped_delivered").inc()
 
     return handle
 
@@ -188,7 +197,7 @@ def start_sinks(
                                 max_delay_s=webhook_max_delay_s)
         running._closers.append(notifier.close)
         handle = _webhook_handler(sender(endpoint, notifier), settings.redis_url,
-                                  settings.topic_prefix)
+                                  settings.topic_prefix, endpoint.name)
         name = "webhook" if endpoint.name == DEFAULT_NAME else f"webhook.{endpoint.name}"
         launch(name, _webhook_target(settings, name, handle, stop, dead_letter, consumer_conf))
     return running

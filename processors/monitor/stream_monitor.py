@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict
 from driftline.errors import InvalidEvent
 from driftline.settings import MonitorSettings
 from processors.class_novelty import ClassNovelty
-from processors.embedding_learners import RetrainAdvice
 from processors.embedding_reference import EmbeddingReference
 from processors.learners.outlier_scorer import OutlierScorer
 from processors.monitor.alerts import (
@@ -56,6 +55,7 @@ from processors.monitor.features import (
     TileFeatures,
     tile_name,
 )
+from processors.monitor.label_order import Matched, PendingLabels
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
@@ -165,6 +165,8 @@ class MonitorState(BaseModel):
     tiles: dict[str, Any] | None = None
     # Operator controls and open alerts (``processors.monitor.controls``).
     controls: dict[str, Any] | None = None
+    # Labels waiting for their predictions (``PendingLabels.state``).
+    pending_labels: dict[str, Any] | None = None
 
 
 class StreamMonitor:
@@ -195,12 +197,11 @@ class StreamMonitor:
         self.novelty = ClassNovelty(max_classes=MAX_CLASS_IDS,
                                     warmup=self.settings.class_mix_reference_size)
         self.join = LabelJoin(self.settings.label_join_window)
+        # Labels in arrival order, waiting for their predictions (label_order).
+        self.pending_labels = PendingLabels()
         self.last_alert_ids: dict[str, str] = {}
         # Highest position applied per input: ``observe(event, position)``.
         self.positions: dict[str, int] = {}
-        # Set by a label that makes the retrain head's advice new; turned into
-        # an alert (and cleared) by the same ``observe`` call.
-        self._advice: RetrainAdvice | None = None
         self.first_ts: float | None = None
         self.event_rate: float | None = None
         self.controls = MonitorControls()
@@ -297,10 +298,14 @@ class StreamMonitor:
             detection = self.signals[name].update(value, index)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
-        advice = self._advice
-        if advice is not None:
-            self._advice = None
-            alerts.append(self._alert(retrain_detection(advice, index), event))
+        if isinstance(event, Label):
+            ready = self.pending_labels.arrive(event, self.join)
+        elif isinstance(event, Prediction):
+            ready = self.pending_labels.prediction(self.join)
+        else:
+            ready = []
+        for matched in ready:
+            alerts += self._apply_label(matched, index)
         alerts = self.controls.observed(
             alerts, values, {s: self.signals[s].recent_mean(RESOLVE_MEAN_OF)
                              for s in self.controls.open if s in self.signals},
@@ -347,19 +352,32 @@ class StreamMonitor:
             if novelty is not None:
                 features["output.new_classes"] = novelty
             self.join.remember(event)
-        elif isinstance(event, Label):
-            predicted, frame = self.join.match(event)
-            if predicted is not None:
-                features["performance.error"] = float(predicted != event.true_class)
-                learners = self.embeddings.learners.get(frame[0]) if frame else None
-                if frame is not None and learners is not None:
-                    self._advice = learners.learn(frame[1], event.true_class, predicted)
         values: dict[str, float] = {}
         for spec in EXTRACTORS[type(event)]:
             value = spec.extract(event) if spec.extract is not None else features.get(spec.name)
             if value is not None:
                 values[spec.name] = value
         return values
+
+    def _apply_label(self, m: Matched, index: int) -> list[Alert]:
+        """A label whose prediction is known: the error signal and the retrain head learn it.
+
+        Its alerts are the label's (their ids name the label's event), at
+        whichever event it became applicable (``label_order``).
+        """
+        alerts = []
+        # A disabled performance.error is not fed (as ``controls.monitored`` does for the rest).
+        for name, v in self.controls.monitored(
+                {"performance.error": float(m.predicted != m.label.true_class)}).items():
+            d = self.signals[name].update(v, index)
+            if d is not None:
+                alerts.append(self._alert(d, m.label))
+        learners = self.embeddings.learners.get(m.frame[0]) if m.frame else None
+        if m.frame is not None and learners is not None:
+            advice = learners.learn(m.frame[1], m.label.true_class, m.predicted)
+            if advice is not None:
+                alerts.append(self._alert(retrain_detection(advice, index), m.label))
+        return alerts
 
     def _alert(self, d: Detection, event: MonitorEvent) -> Alert:
         alert = compose_alert(
@@ -585,6 +603,7 @@ class StreamMonitor:
             "event_rate": self.event_rate,
             "tiles": self.tiles.state(),
             "controls": self.controls.state(),
+            "pending_labels": self.pending_labels.state() if self.pending_labels else None,
         }
 
     @classmethod
@@ -614,6 +633,8 @@ class StreamMonitor:
             m.novelty = ClassNovelty.from_state(s.novelty)
         m.last_alert_ids = dict(s.last_alert_ids)
         m.positions = dict(s.positions)
+        if s.pending_labels is not None:
+            m.pending_labels = PendingLabels.from_state(s.pending_labels)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
         m.first_ts, m.event_rate = s.first_ts, s.event_rate
         m.controls = MonitorControls.from_state(s.controls)

@@ -11,12 +11,18 @@ real ``driftline worker`` processes:
   prediction on the predictions topic, under one stream id, so the worker
   sees them in another interleaving than the recording's order.
 
+The sinks run too (``driftline sinks``: Redis and a real, signature-checking
+webhook receiver), and are SIGKILLed and restarted once mid-run.
+
 Whatever the kills and rebalances, each stream's last snapshot on the state
 topic has ``events_seen`` equal to the stream's number of input events, and
-the set of alert ids on the alerts topic equals the one ``replay_lines``
-gives for the same recording: nothing missing, nothing extra. The kill points
-are drawn from a seeded RNG (``DRIFTLINE_CHAOS_SEED`` to reproduce one; the
-seed is in the failure message).
+the alert ids equal the ones ``replay_lines`` gives for the same recording,
+each exactly once, at three places: the alerts topic (records counted by
+alert id), Redis (the streams' alert histories) and the webhook receiver
+(accepted deliveries counted by ``webhook-id``): 0 lost, 0 duplicated. Each
+run prints these counts (``pytest -s``). The kill points are drawn from a
+seeded RNG (``DRIFTLINE_CHAOS_SEED`` to reproduce one; the seed is in the
+failure message).
 """
 
 from __future__ import annotations
@@ -30,11 +36,14 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.kafka_config import consumer_config
@@ -46,6 +55,8 @@ from processors.stream_app import decode_snapshots, key_partition, read_state_to
 from producers.publisher import Publisher
 from schemas.events import Alert, Prediction, StreamState
 from schemas.wire import decode_as, encode
+from sinks.redis_state import history_key
+from sinks.webhook_receiver import WebhookReceiver
 from tests.unit.test_monitor import camera_like
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
@@ -53,6 +64,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
 DIM = 32  # the embedder's vectors (embedding topic); edge vectors have their own length
 EDGE_DIM = 12
 N = 400  # events (frames) per stream
+SECRET = "whsec_Y2hhb3Mtd29ya2VyLXNlY3JldA=="
 MONITOR = MonitorSettings(reference_size=50, cooldown=50, class_mix_reference_size=100,
                           embedding_dim=DIM)
 
@@ -129,17 +141,36 @@ def replay_alerts(lines: list[tuple[str, bytes, bytes]]) -> dict[str, str]:
 
 
 class Worker:
-    """A ``driftline worker`` child process with its log."""
+    """A ``driftline worker`` (or ``driftline sinks``) child process with its log."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, command: str = "worker") -> None:
         self.log = log
-        cmd = [sys.executable, "-m", "driftline", "worker", "--loglevel", "info"]
+        cmd = [sys.executable, "-m", "driftline", command]
+        if command == "worker":
+            cmd += ["--loglevel", "info"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
     def applied(self) -> int:
         """Events this process applied so far (its last "monitor batch" log line)."""
         found = re.findall(r"monitor batch: .* applied (\d+) skipped", self.log.read_text())
         return int(found[-1]) if found else 0
+
+    def alerts(self) -> int:
+        """Alerts this process sent so far (its "ALERT" log lines)."""
+        return self.log.read_text().count("] ALERT ")
+
+    def not_resent(self) -> int:
+        """Alerts fired again after a restore and not produced again (already on the topic)."""
+        return self.log.read_text().count("not sent again")
+
+    def kill_after_next_alert(self, timeout_s: float = 30.0) -> None:
+        """SIGKILL just after this worker's next alert: delivered, its snapshot not yet sent."""
+        before = self.alerts()
+        deadline = time.monotonic() + timeout_s
+        while self.alerts() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # its delivery (the snapshot covering it waits STATE_EVERY events)
+        self.kill()
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -162,6 +193,14 @@ def wait_for(cond: Callable[[], object], timeout_s: float, what: str,
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}\n{context()}")
+
+
+def count(ids: list[str], expected: set[str]) -> dict[str, int]:
+    """Records, distinct ids, lost (expected, absent) and duplicated (records beyond the first)."""
+    seen = Counter(ids)
+    return {"records": len(ids), "distinct": len(seen), "lost": len(expected - set(seen)),
+            "extra": len(set(seen) - expected),
+            "duplicated": sum(n - 1 for n in seen.values())}
 
 
 def read_all(broker: str, topic: str, quiet_s: float = 2.0) -> list[bytes]:
@@ -204,12 +243,18 @@ class Run:
             DRIFTLINE_MONITOR__EMBEDDING_DIM=str(DIM),
         )
         self.workers: list[Worker] = []
+        self.receiver = WebhookReceiver(SECRET)
+        self.sinks_env = dict(self.env, DRIFTLINE_WEBHOOK_URL=self.receiver.url,
+                              DRIFTLINE_WEBHOOK_SECRET=SECRET)
+        self.sinks: list[Worker] = []
         self.published = 0
+        # (fraction, event): publishing stops at the fraction until the event is set.
+        self.gates: list[tuple[float, threading.Event]] = []
         self._publisher = threading.Thread(target=self._publish, args=(publish_s,), daemon=True)
 
     def context(self) -> str:
-        tails = "\n".join(f"--- worker {i} ---\n" + w.log.read_text()[-2500:]
-                          for i, w in enumerate(self.workers))
+        tails = "\n".join(f"--- {w.log.stem} ---\n" + w.log.read_text()[-2500:]
+                          for w in self.workers + self.sinks)
         return f"seed {self.seed}\n{tails}"
 
     def _publish(self, seconds: float) -> None:
@@ -218,6 +263,9 @@ class Run:
         chunk = 100
         with Publisher(self.settings.bootstrap_servers) as pub:
             for i in range(0, self.total, chunk):
+                for frac, gate in self.gates:
+                    if i >= frac * self.total:
+                        gate.wait(300)
                 for kind, key, value in self.lines[i:i + chunk]:
                     pub.publish_raw(topics[kind], key, value)
                 pub.flush()
@@ -227,6 +275,16 @@ class Run:
     def start_publishing(self) -> None:
         self._publisher.start()
 
+    def hold_at(self, frac: float) -> threading.Event:
+        """Publishing stops at ``frac`` of the input until the returned event is set.
+
+        Workers start slowly on a loaded machine; a gate keeps input arriving
+        across each step of a scenario instead of racing it.
+        """
+        gate = threading.Event()
+        self.gates.append((frac, gate))
+        return gate
+
     def spawn(self) -> Worker:
         w = Worker(self.env, self.tmp_path / f"worker-{len(self.workers)}.log")
         self.workers.append(w)
@@ -234,6 +292,31 @@ class Run:
 
     def applied(self) -> int:
         return sum(w.applied() for w in self.workers)
+
+    def start_sinks(self) -> Worker:
+        w = Worker(self.sinks_env, self.tmp_path / f"sinks-{len(self.sinks)}.log", "sinks")
+        self.sinks.append(w)
+        return w
+
+    def restart_sinks_at(self, frac: float) -> None:
+        """SIGKILL the sinks once ``frac`` of the input was applied, and start them again."""
+        wait_for(lambda: self.applied() >= frac * self.total, 150, f"{frac:.0%} applied",
+                 self.context)
+        self.sinks[-1].kill()
+        self.start_sinks()
+
+    def redis_ids(self) -> list[str]:
+        """Alert ids in the streams' Redis histories (one entry per stored alert)."""
+        client: Any = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        try:
+            return [fields["alert_id"] for sid in self.counts
+                    for _, fields in client.xrange(history_key(sid, self.settings.topic_prefix))]
+        finally:
+            client.close()
+
+    def webhook_ids(self) -> list[str]:
+        """``webhook-id`` of every delivery the receiver accepted (signature verified)."""
+        return [d.webhook_id for d in self.receiver.accepted()]
 
     def finish(self) -> None:
         """Wait until every stream's snapshot counts all its events, then check the alerts."""
@@ -254,13 +337,34 @@ class Run:
         # Exactly once: no stream short of its input (lost) and none beyond it (twice).
         assert last == self.counts, self.history(
             [sid for sid, n in self.counts.items() if last.get(sid) != n]) + self.context()
-        got = {a.alert_id: describe(a) for a in (
-            decode_as(Alert, v)
-            for v in read_all(self.settings.bootstrap_servers, self.settings.topics.alerts))}
+        records = [decode_as(Alert, v) for v in
+                   read_all(self.settings.bootstrap_servers, self.settings.topics.alerts)]
+        got = {a.alert_id: describe(a) for a in records}
         missing = sorted(v for k, v in self.expected.items() if k not in got)
         extra = sorted(v for k, v in got.items() if k not in self.expected)
         assert set(got) == set(self.expected), (
             f"missing {missing}\nextra {extra}\n" + self.context())
+        expected = set(self.expected)
+        # The sinks catch up (a restarted sink waits for its old member's session to end).
+        wait_for(lambda: expected <= set(self.redis_ids()) and expected <= set(self.webhook_ids()),
+                 90, "every alert in Redis and at the webhook receiver",
+                 lambda: f"redis {count(self.redis_ids(), expected)} "
+                         f"webhook {count(self.webhook_ids(), expected)}\n" + self.context())
+        time.sleep(3.0)  # a late duplicate would arrive now
+        counts = {"topic": count([a.alert_id for a in records], expected),
+                  "redis": count(self.redis_ids(), expected),
+                  "webhook": count(self.webhook_ids(), expected)}
+        print(f"\nchaos seed {self.seed}: events per stream {last} (input {self.counts}); "
+              f"alerts expected (replay) {len(expected)}; "
+              + "; ".join(f"{where} {c}" for where, c in counts.items())
+              + f"; worker restarts {len(self.workers) - 1}, sink restarts {len(self.sinks) - 1}"
+              + f"; alerts fired again after a restore and not re-sent "
+                f"{sum(w.not_resent() for w in self.workers)}"
+              + f"; webhook signatures rejected {self.receiver.rejected}")
+        for where, c in counts.items():
+            assert c["lost"] == 0 and c["duplicated"] == 0 and c["extra"] == 0, (
+                f"{where}: {c}\n" + self.context())
+        assert self.receiver.rejected == 0
 
     def history(self, streams: list[str]) -> str:
         """The snapshots of these streams, in order: (events seen, positions)."""
@@ -272,8 +376,9 @@ class Run:
         return "\n".join(out[-40:]) + "\n"
 
     def stop(self) -> None:
-        for w in self.workers:
+        for w in self.workers + self.sinks:
             w.stop()
+        self.receiver.close()
 
 
 @pytest.fixture
@@ -292,12 +397,20 @@ def run(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> I
 ], indirect=True)
 def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
     kill_at = sorted([run.rng.uniform(0.2, 0.45), run.rng.uniform(0.55, 0.8)])
+    run.start_sinks()
     run.start_publishing()
-    for frac in kill_at:
+    for i, frac in enumerate(kill_at):
         w = run.spawn()
         wait_for(lambda f=frac: run.applied() >= f * run.total, 150,  # type: ignore[misc]
                  f"{frac:.0%} applied", run.context)
-        w.kill()  # SIGKILL: offsets committed on faust's schedule, snapshots per batch
+        if i == 0:
+            # Right after an alert: the restarted worker applies its firing
+            # event again and must not produce the alert a second time.
+            w.kill_after_next_alert()
+            run.sinks[-1].kill()  # the sinks too, mid-delivery of whatever is in flight
+            run.start_sinks()
+        else:
+            w.kill()  # SIGKILL at a random point
     final = run.spawn()
     run.finish()
     log = final.log.read_text()
@@ -307,19 +420,27 @@ def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
 @pytest.mark.parametrize("run", [(40.0, {})], indirect=True)
 def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
     join_at, kill_at = sorted([run.rng.uniform(0.15, 0.3), run.rng.uniform(0.45, 0.6)])
+    joined = run.hold_at(join_at + 0.1)
+    killed = run.hold_at(0.8)
+    run.start_sinks()
     run.start_publishing()
     first = run.spawn()
     wait_for(lambda: run.applied() >= join_at * run.total, 150, f"{join_at:.0%} applied",
              run.context)
     second = run.spawn()
+    wait_for(lambda: "restored" in second.log.read_text(), 150, "the second worker restores",
+             run.context)
+    joined.set()
     # The second worker got partitions of its own, restored their streams and went on.
     wait_for(lambda: second.applied() > 0, 90, "the second worker applies", run.context)
+    run.restart_sinks_at(run.rng.uniform(join_at, kill_at))
     wait_for(lambda: run.applied() >= kill_at * run.total, 150, f"{kill_at:.0%} applied",
              run.context)
-    first.kill()
+    first.kill_after_next_alert(timeout_s=10.0)
     # Input still arrives for the first worker's streams: the second must take
     # them over from their snapshots, not just drain its own.
     assert run.published < run.total, run.context()
+    killed.set()
     run.finish()
     restores = re.findall(r"restored (\d+) stream monitors from (\d+) partitions",
                           second.log.read_text())

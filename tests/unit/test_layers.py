@@ -35,7 +35,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.bundle_export",
     )),
     ("runtime", (
-        "processors.stream_app", "producers", "sinks", "driftline.local_infra",
+        "processors.stream_app", "processors.topic_reader", "processors.emitted_alerts",
+        "producers", "sinks", "driftline.local_infra",
         "driftline.kafka_config", "driftline.metrics",
     )),
     ("app", ("driftline.cli", "driftline.cli_api", "driftline.cli_controls",
