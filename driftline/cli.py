@@ -12,9 +12,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from driftline.errors import ConfigError, DriftlineError
 from driftline.settings import Settings, load_settings
@@ -32,6 +33,18 @@ def _settings() -> Settings:
     except ConfigError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+class _SimulateHelp(TyperCommand):
+    """``simulate --help`` lists the drift kinds and scenes (imported only for the help)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from producers.drift_injection import KINDS
+        from producers.scenes import list_scenes
+
+        self.epilog = (f"Drift kinds: {', '.join(KINDS)}.\n\n"
+                       f"Scenes: {', '.join(list_scenes())} (or video:PATH).")
+        super().format_help(ctx, formatter)
 
 
 def _wait_for_interrupt() -> threading.Event:
@@ -92,13 +105,14 @@ def sinks() -> None:
     run_sinks(settings, _wait_for_interrupt())
 
 
-@app.command()
+@app.command(cls=_SimulateHelp)
 def simulate(
     stream: Annotated[str, typer.Option(help="Stream id of the simulated camera.")] = "cam-1",
     frames: Annotated[int, typer.Option(min=1)] = 800,
     scene: str = "coffee",
     seed: int = 0,
-    drift: Annotated[str | None, typer.Option(help="Drift kind to inject (none if unset).")] = None,
+    drift: Annotated[str | None, typer.Option(help="Drift kind to inject (none if unset; the "
+                                              "kinds are listed below).")] = None,
     onset: Annotated[int, typer.Option(help="Frame index where the drift begins.")] = 500,
     ramp: Annotated[int, typer.Option(help="Frames over which it ramps in (0 = sudden).")] = 0,
     severity: float = 1.0,
@@ -132,11 +146,17 @@ def simulate(
     if out is not None:
         from schemas.wire import encode
 
-        with out.open("wb") as fh:
-            n = 0
-            for ce in events:
-                fh.write(encode(ce.event) + b"\n")
-                n += 1
+        part = out.with_name(out.name + ".part")  # no empty or half file on a failure
+        try:
+            with part.open("wb") as fh:
+                n = 0
+                for ce in events:
+                    fh.write(encode(ce.event) + b"\n")
+                    n += 1
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        part.replace(out)
         typer.echo(f"wrote {n} events to {out}", err=True)
         return
     from producers.publisher import Publisher
@@ -266,11 +286,17 @@ def reference_export(
                    + ", ".join(result.warming_up), err=True)
 
 
-def _check_signals(signals: list[str] | None) -> None:
+def _check_signals(signals: list[str] | None, *, ack: bool = False) -> None:
     from processors.monitor import StreamMonitor
+    from processors.monitor.catalogue import RETRAIN_SIGNAL
 
     known = StreamMonitor.known_signals()
-    unknown = [s for s in signals or [] if s not in known]
+    if RETRAIN_SIGNAL in (signals or []) and not ack:
+        typer.echo(f"{RETRAIN_SIGNAL} has no reference to rebuild (it compares the deployed "
+                   f"model with a head retrained on live labels): acknowledge it with "
+                   f"`driftline ack STREAM {RETRAIN_SIGNAL}`", err=True)
+        raise typer.Exit(2)
+    unknown = [s for s in signals or [] if s not in known and not (ack and s == RETRAIN_SIGNAL)]
     if unknown:
         typer.echo(f"unknown signal(s) {', '.join(unknown)}; known signals: {', '.join(known)}",
                    err=True)
@@ -282,9 +308,12 @@ def _publish_rereference(
     by: str,
 ) -> str:
     """Publish a ``rereference`` command on the control topic; its id once the broker has it."""
+    from driftline.service_log import require_broker
     from producers.publisher import Publisher
     from schemas.events import Command
 
+    # One line when the broker is down, not a delivery timeout 30 s later.
+    require_broker(settings.bootstrap_servers, settings.kafka_client_options())
     command = Command(stream_id=stream, model_version=model_version, action="rereference",
                       signals=signals or None, requested_by=by)
     if settings.control_secret is not None:  # the worker refuses unsigned commands then
@@ -343,10 +372,21 @@ def ack(
     The operator accepts the change as the new normal: the signal builds its
     reference on it and alerts on the next change.
     """
-    from sinks.redis_state import acknowledge
+    from driftline.service_log import require_redis
+    from processors.monitor.catalogue import RETRAIN_SIGNAL
+    from sinks.redis_state import acknowledge, list_streams
 
     settings = _settings()
-    _check_signals([signal])
+    _check_signals([signal], ack=True)
+    require_redis(settings.redis_url)
+    streams = list_streams(settings.redis_url, namespace=settings.topic_prefix)
+    if stream not in streams:
+        typer.echo(f"unknown stream {stream!r}: Redis has no state for it (known: "
+                   f"{', '.join(streams[:20]) or 'none'}); check the id, or that "
+                   "`driftline sinks` runs", err=True)
+        raise typer.Exit(1)
+    # The retrain advice has no reference to rebuild: acknowledging it is the ack only.
+    rereference = rereference and signal != RETRAIN_SIGNAL
     who = by or _operator()
     # Command first, then the ack that names it: an ack in Redis always means
     # the re-reference was delivered to the broker. If the Redis write fails
@@ -397,9 +437,11 @@ def redrive(
 @app.command()
 def state(stream: str) -> None:
     """Print what Redis holds for STREAM: per-signal state and recent alerts."""
+    from driftline.service_log import require_redis
     from sinks.redis_state import read_stream
 
     settings = _settings()
+    require_redis(settings.redis_url)
     typer.echo(json.dumps(read_stream(settings.redis_url, stream, namespace=settings.topic_prefix),
                           indent=2, default=str))
 

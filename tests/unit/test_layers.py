@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("runtime", (
         "processors.stream_app", "producers", "sinks", "driftline.local_infra",
-        "driftline.kafka_config", "driftline.metrics",
+        "driftline.kafka_config", "driftline.metrics", "driftline.service_log",
     )),
     ("app", ("driftline.cli", "driftline.demo", "driftline.__main__")),
 ]
