@@ -34,12 +34,14 @@ SEEDS = (0, 1, 2)
 DRIFT, ONSET, FRAMES = "blur", 500, 900  # the README's example
 
 
-def run_one(scene: str, seed: int, predictor: Embedder) -> tuple[list[str], list[str], bool]:
+def run_one(scene: str, seed: int, predictor: Embedder,
+            monitor: dict | None = None) -> tuple[list[str], list[str], bool]:
     """(false alarms, detections, met) of one demo run over its recording."""
     events = camera_events(stream_id=STREAM, frames=FRAMES, scene=scene, seed=seed,
                            drift=DriftSpec(kind=DRIFT, onset=ONSET), predictor=predictor)
     lines = (encode(ce.event) for ce in events)
-    alerts = [item.alert for item in replay_lines(lines, monitor=MonitorSettings(**DEMO_MONITOR))
+    settings = MonitorSettings(**(monitor or DEMO_MONITOR))
+    alerts = [item.alert for item in replay_lines(lines, monitor=settings)
               if isinstance(item, Fired)]
     before, after, ok = expectation_met(alerts, ONSET)
     fmt = [f"{a.signal}@{a.detected_frame_index}" for a in before]
@@ -50,16 +52,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", default=",".join(SCENES))
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument("--min-duration", type=float, default=None,
+                        help="Override the demo's min_duration (seconds).")
     args = parser.parse_args()
+    monitor = dict(DEMO_MONITOR)
+    if args.min_duration is not None:
+        monitor["min_duration"] = args.min_duration
     predictor = Embedder.load()
-    print(f"# {DRIFT} at frame {ONSET} of {FRAMES}; monitor {DEMO_MONITOR}, defaults otherwise")
+    print(f"# {DRIFT} at frame {ONSET} of {FRAMES}; monitor {monitor}, defaults otherwise")
     print("| scene | seed | met | false alarms (signal@frame) | first detections | s |")
     print("|---|---:|:---:|---|---|---:|")
     met = total = 0
     for scene in args.scenes.split(","):
         for seed in map(int, args.seeds.split(",")):
             started = time.monotonic()
-            before, after, ok = run_one(scene, seed, predictor)
+            before, after, ok = run_one(scene, seed, predictor, monitor)
             met, total = met + ok, total + 1
             print(f"| {scene} | {seed} | {'yes' if ok else 'NO'} | {', '.join(before) or '—'} "
                   f"| {', '.join(after[:3]) or '—'} | {time.monotonic() - started:.0f} |",

@@ -74,10 +74,15 @@ fi
 if ! command -v redis-server >/dev/null 2>&1; then
   echo "installing redis-server (Debian)" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  # Quiet unless it fails: apt's and the package scripts' notices (invoke-rc.d,
+  # debconf) would otherwise fill the demo's first screen.
+  if ! out=$($SUDO apt-get update -qq 2>&1 \
+      && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server 2>&1); then
+    echo "$out" >&2
+    exit 1
+  fi
 fi
 if ! why=$(python_ready 2>&1); then
   echo "installing driftline[$EXTRAS] from $ROOT (PyPI): $why" >&2
-  "$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+  PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
 fi

@@ -141,3 +141,20 @@ def _alert(prefix: str) -> Alert:
                  message="test", statistic=1.0, threshold=0.5, detected_index=1,
                  change_index=1, detected_event_id="e1", ert=1000.0)
 
+
+
+def test_simulate_help_lists_drift_kinds_and_scenes():
+    res = CliRunner().invoke(app, ["simulate", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    for word in ("Drift kinds:", "blur", "color_cast", "Scenes:", "astronaut", "coffee"):
+        assert word in res.output, word
+
+
+def test_the_worker_keeps_its_files_under_data_dir(tmp_path, monkeypatch):
+    from processors.stream_app import build_app
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir=tmp_path / "data", consumer_group="first-hour")
+    worker_app = build_app(settings)
+    assert worker_app.conf.datadir == tmp_path / "data" / "first-hour.worker-data"
+    assert (tmp_path / "data").is_dir() and list(tmp_path.iterdir()) == [tmp_path / "data"]
