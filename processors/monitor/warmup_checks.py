@@ -127,8 +127,8 @@ class ReferenceCheck:
             change_index=change,
             reference_scale=float("nan"),
             note=(f"the reference this signal just calibrated on contains a change: its "
-                  f"median moved from {before:.4g} to {after:.4g} at event #{change} "
-                  f"({stat:.0f}x the spread within each part), so its threshold is too wide "
+                  f"median moved from {before:.4g} to {after:.4g} within it ({stat:.0f}x the "
+                  f"spread within each part; see change_frame_index), so its threshold is too wide "
                   f"to see changes of that size; re-reference once the scene is stable "
                   f"(driftline rereference STREAM --signal {sig.name})"),
         )

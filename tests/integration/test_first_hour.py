@@ -107,7 +107,7 @@ def test_sinks_say_ready_stay_quiet_while_the_broker_is_down_and_recover(
             broker.stop()
             down_at = time.monotonic()
             _wait_for(log, "unreachable, retrying", 30)
-            time.sleep(max(0.0, 12 - (time.monotonic() - down_at)))  # ~240 librdkafka attempts
+            time.sleep(max(0.0, 8 - (time.monotonic() - down_at)))  # ~150 librdkafka attempts
             while_down = log.read_text().splitlines()
             broker.start()  # same port
             ensure_topics(broker.bootstrap, settings.topics, settings.partitions)
