@@ -71,7 +71,7 @@ class _Bars:
     """The demo's live progress: events published, events monitored, signals calibrated."""
 
     def __init__(self, console: Console, events: int) -> None:
-        self.progress = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+        self.progress = Progress(TextColumn("{task.description:<30}"), BarColumn(bar_width=24),
                                  MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
                                  console=console)
         self.published = self.progress.add_task("camera: events published", total=events,
