@@ -110,7 +110,7 @@ class BrokerWatch:
         self.probe_every_s = probe_every_s
         self.down = False
         self.changes = 0  # state changes logged (tests read it)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._last_failure = 0.0
         self._detail = ""
         self._probe: threading.Thread | None = None
@@ -129,23 +129,27 @@ class BrokerWatch:
     def _run(self) -> None:
         while True:
             ok = reachable(self.bootstrap)
-            with self._lock:
+            say, done = None, False
+            with self._lock:  # never log while holding it: a handler may report a failure
                 now = time.monotonic()
                 if not ok and not self.down:
                     self.down, self.changes = True, self.changes + 1
-                    log.warning("broker %s unreachable, retrying", self.bootstrap)
+                    say = f"broker {self.bootstrap} unreachable, retrying"
                 elif ok and self.down:
                     self.down, self.changes = False, self.changes + 1
-                    log.warning("broker %s reachable again", self.bootstrap)
+                    say = f"broker {self.bootstrap} reachable again"
                 elif ok and now - self._last_stuck_log >= REPEAT_EVERY_S and \
                         now - self._last_failure < 1.0:
                     # It accepts connections, yet the clients fail: say why, rarely.
                     self._last_stuck_log = now
-                    log.warning("broker %s accepts connections but the client reports: %s",
-                                self.bootstrap, self._detail[:300])
+                    say = (f"broker {self.bootstrap} accepts connections but the client "
+                           f"reports: {self._detail[:300]}")
                 if ok and now - self._last_failure >= self.probe_every_s:
-                    self._probe = None
-                    return
+                    self._probe, done = None, True
+            if say is not None:
+                log.warning(say)
+            if done:
+                return
             time.sleep(self.probe_every_s if not ok else min(1.0, self.probe_every_s))
 
 
