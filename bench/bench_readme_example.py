@@ -11,7 +11,7 @@ frames decoded, measured and embedded, then observed with their
 predictions), and the demo's own verdict (``expectation_met``).
 ``tests/integration/test_demo.py`` runs one real demo end to end.
 
-Run from the repository root (~20 s per run on 2 quiet cores)::
+Run from the repository root (40 s to 4 min per run on 2 shared cores)::
 
     python -m bench.bench_readme_example [--scenes astronaut,coffee] [--seeds 0,1,2]
 """
