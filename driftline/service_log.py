@@ -127,12 +127,16 @@ class BrokerWatch:
                 self._probe.start()
 
     def _run(self) -> None:
+        misses = 0
         while True:
             ok = reachable(self.bootstrap)
+            misses = 0 if ok else misses + 1
             say, done = None, False
             with self._lock:  # never log while holding it: a handler may report a failure
                 now = time.monotonic()
-                if not ok and not self.down:
+                # Two failed probes a probe interval apart: a loaded machine's slow
+                # connect is not an outage.
+                if misses >= 2 and not self.down:
                     self.down, self.changes = True, self.changes + 1
                     say = f"broker {self.bootstrap} unreachable, retrying"
                 elif ok and self.down:
