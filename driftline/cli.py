@@ -12,9 +12,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from driftline import cli_api, cli_publish
 from driftline.cli_controls import cli_settings as _settings
@@ -26,6 +27,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+class _SimulateHelp(TyperCommand):
+    """``simulate --help`` lists the drift kinds and scenes (imported only for the help)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from producers.drift_injection import KINDS
+        from producers.scenes import list_scenes
+
+        self.epilog = (f"Drift kinds: {', '.join(KINDS)}.\n\n"
+                       f"Scenes: {', '.join(list_scenes())} (or video:PATH).")
+        super().format_help(ctx, formatter)
 
 
 def _wait_for_interrupt() -> threading.Event:
@@ -86,13 +99,14 @@ def sinks() -> None:
     run_sinks(settings, _wait_for_interrupt())
 
 
-@app.command()
+@app.command(cls=_SimulateHelp)
 def simulate(
     stream: Annotated[str, typer.Option(help="Stream id of the simulated camera.")] = "cam-1",
     frames: Annotated[int, typer.Option(min=1)] = 800,
     scene: str = "coffee",
     seed: int = 0,
-    drift: Annotated[str | None, typer.Option(help="Drift kind to inject (none if unset).")] = None,
+    drift: Annotated[str | None, typer.Option(help="Drift kind to inject (none if unset; the "
+                                              "kinds are listed below).")] = None,
     onset: Annotated[int, typer.Option(help="Frame index where the drift begins.")] = 500,
     ramp: Annotated[int, typer.Option(help="Frames over which it ramps in (0 = sudden).")] = 0,
     severity: float = 1.0,
@@ -126,11 +140,17 @@ def simulate(
     if out is not None:
         from schemas.wire import encode
 
-        with out.open("wb") as fh:
-            n = 0
-            for ce in events:
-                fh.write(encode(ce.event) + b"\n")
-                n += 1
+        part = out.with_name(out.name + ".part")  # no empty or half file on a failure
+        try:
+            with part.open("wb") as fh:
+                n = 0
+                for ce in events:
+                    fh.write(encode(ce.event) + b"\n")
+                    n += 1
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        part.replace(out)
         typer.echo(f"wrote {n} events to {out}", err=True)
         return
     from producers.publisher import Publisher
@@ -271,9 +291,11 @@ def redrive(
 @app.command()
 def state(stream: str) -> None:
     """Print what Redis holds for STREAM: per-signal state and recent alerts."""
+    from driftline.service_log import require_redis
     from sinks.redis_state import read_stream
 
     settings = _settings()
+    require_redis(settings.redis_url)
     typer.echo(json.dumps(read_stream(settings.redis_url, stream, namespace=settings.topic_prefix),
                           indent=2, default=str))
 

@@ -69,6 +69,11 @@ def _check_signals(signals: list[str] | None, action: str) -> None:
     from processors.monitor import RETRAIN_SIGNAL, StreamMonitor
 
     known = StreamMonitor.known_signals()
+    if action == "rereference" and RETRAIN_SIGNAL in (signals or []):
+        typer.echo(f"{RETRAIN_SIGNAL} has no reference to rebuild (it compares the deployed "
+                   f"model with a head retrained on live labels): acknowledge it with "
+                   f"`driftline ack STREAM {RETRAIN_SIGNAL}`", err=True)
+        raise typer.Exit(2)
     if action != "rereference":
         known = [*known, RETRAIN_SIGNAL]
     unknown = [s for s in signals or [] if s not in known]
@@ -80,6 +85,7 @@ def _check_signals(signals: list[str] | None, action: str) -> None:
 
 def send(settings: Settings, stream: str, action: CommandAction, **fields: Any) -> dict[str, Any]:
     """Build, sign and publish one command; the JSON line the CLI prints for it."""
+    from driftline.service_log import require_broker
     from processors.commands import build_command
     from producers.control import publish_command
 
@@ -88,6 +94,8 @@ def send(settings: Settings, stream: str, action: CommandAction, **fields: Any) 
     except ValueError as exc:  # pydantic: a field the action needs, a budget <= 0
         typer.echo(f"invalid command: {exc}", err=True)
         raise typer.Exit(2) from None
+    # One line when the broker is down, not a delivery timeout 30 s later.
+    require_broker(settings.bootstrap_servers, settings.kafka_client_options())
     publish_command(settings, command)
     doc = command.model_dump(mode="json", exclude={"kind", "schema_version", "signature"},
                              exclude_none=True)
@@ -140,10 +148,18 @@ def register(app: typer.Typer) -> None:
         The alerts become `acknowledged` on the alert topic; the ack is also
         written to Redis (`driftline state`).
         """
-        from sinks.redis_state import acknowledge
+        from driftline.service_log import require_redis
+        from sinks.redis_state import acknowledge, list_streams
 
         settings = cli_settings()
         _check_signals([signal] if signal else None, "ack")
+        require_redis(settings.redis_url)
+        streams = list_streams(settings.redis_url, namespace=settings.topic_prefix)
+        if stream not in streams:
+            typer.echo(f"unknown stream {stream!r}: Redis has no state for it (known: "
+                       f"{', '.join(streams[:20]) or 'none'}); check the id, or that "
+                       "`driftline sinks` runs", err=True)
+            raise typer.Exit(1)
         who = by or _operator()
         out = send(settings, stream, "ack", model_version=model_version,
                    signals=[signal] if signal else None, alert_id=alert_id, requested_by=who,

@@ -30,6 +30,7 @@ from driftline.errors import (
     PermanentError,
     TransientError,
 )
+from driftline.service_log import client_logging
 
 if TYPE_CHECKING:
     from driftline.settings import Settings
@@ -67,6 +68,9 @@ def producer_config(
         "linger.ms": linger_ms,
         "message.timeout.ms": delivery_timeout_ms,
         "message.max.bytes": max(1_000_000, max_event_bytes + _BATCH_OVERHEAD),
+        # librdkafka's logs and errors through the project's logging; a broker
+        # that is down is reported once per change (driftline.service_log).
+        **client_logging(bootstrap_servers),
     }
     conf.update({k.replace("_", "."): v for k, v in extra.items()})
     conf.update(options or {})
@@ -101,6 +105,7 @@ def consumer_config(
         "enable.partition.eof": False,
         "session.timeout.ms": session_timeout_ms,
         "heartbeat.interval.ms": min(3000, session_timeout_ms // 3),
+        **client_logging(bootstrap_servers),
     }
     conf.update({k.replace("_", "."): v for k, v in extra.items()})
     conf.update(options or {})

@@ -42,6 +42,7 @@ from typing import IO, Any, Self
 from pydantic import BaseModel, SecretStr
 
 from driftline.errors import ConfigError, DriftlineError, TransientError
+from driftline.service_log import client_logging
 from driftline.settings import ENV_PREFIX, Settings, Topics
 
 log = logging.getLogger(__name__)
@@ -360,7 +361,8 @@ class LocalBroker(_ChildProcess):
         from confluent_kafka.admin import AdminClient
 
         try:
-            admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 1000})
+            admin = AdminClient({"bootstrap.servers": self.bootstrap, "socket.timeout.ms": 1000,
+                                 **client_logging(self.bootstrap, report=False)})
             md = admin.list_topics(timeout=1.0)
         except Exception:  # KafkaException while the listener is not up yet
             return False
@@ -449,7 +451,8 @@ def ensure_topics(
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, **(options or {})})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(options or {}),
+                         **client_logging(bootstrap)})
 
     def create(specs: list[NewTopic]) -> dict[str, KafkaError | None]:
         try:

@@ -70,6 +70,7 @@ import faust
 from driftline import metrics
 from driftline.errors import InvalidEvent
 from driftline.kafka_config import client_options, faust_credentials
+from driftline.service_log import quiet_aiokafka, ready_line, require_broker
 from driftline.settings import Settings
 from processors.bundles import load_references
 from processors.commands import ControlAuth
@@ -306,6 +307,11 @@ class StateRestorer:
         return installed
 
 
+def _data_dir(settings: Settings) -> str:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return str(settings.data_dir / "{conf.name}-data")  # faust fills in the app's name
+
+
 def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faust.App:
     """A faust app wired to ``settings``; ``pipeline`` defaults to the configured embedder."""
     topics = settings.topics
@@ -338,6 +344,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # DRIFTLINE_KAFKA_OPTIONS (+ the typed passwords) mapped to aiokafka's
         # SASL/TLS credentials; None on a plaintext cluster.
         broker_credentials=faust_credentials(client_options(settings)),
+        # faust's own files under DRIFTLINE_DATA_DIR, not in the current directory.
+        datadir=_data_dir(settings),
     )
 
     def raw_topic(*names: str) -> Any:
@@ -415,6 +423,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         assigned: set[Any] = args[0]  # faust: receiver(app, assigned, signal=...)
         parts = {tp.partition for tp in assigned if tp.topic in input_topics}
         restorer.assign(parts)
+        ready_line("worker", [topics.frames, *sorted(input_topics)],
+              f"{len(parts)} of {settings.partitions} partitions assigned")
         if parts:
             # Start reading now; the monitor agent waits for it before applying
             # an event of a partition that is not restored yet.
@@ -693,7 +703,12 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     With ``DRIFTLINE_METRICS_PORT`` set, Prometheus metrics are served on it.
     """
+    # Without a broker: one line (the CLI prints it), not faust's traceback.
+    require_broker(settings.bootstrap_servers, client_options(settings))
     app = build_app(settings)
+    quiet_aiokafka(settings.bootstrap_servers)  # a lost broker: one line per change
     metrics.serve_metrics(settings.metrics_port)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    if not worker.stdout.isatty():
+        worker.spinner = None  # its cursor codes in a log file are noise
     worker.execute_from_commandline()

@@ -289,7 +289,9 @@ class SignalState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     signal: Name
-    status: Literal["warming_up", "ok", "drift"]
+    # not_seen: the stream sent no value of it in its first reference_size events;
+    # suspect_reference: its reference contains a change (processors.monitor.warmup_checks).
+    status: Literal["warming_up", "ok", "drift", "not_seen", "suspect_reference"]
     detector: str
     statistic: float | None = None
     threshold: float | None = None

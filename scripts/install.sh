@@ -91,11 +91,16 @@ command -v redis-server >/dev/null 2>&1 || debs="redis-server $debs"
 if [ -n "$debs" ]; then
   echo "installing $debs(Debian)" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
+  # Quiet unless it fails: apt's and the package scripts' notices (invoke-rc.d,
+  # debconf) would otherwise fill the demo's first screen.
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $debs >/dev/null
+  if ! out=$($SUDO apt-get update -qq 2>&1 \
+      && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $debs 2>&1); then
+    echo "$out" >&2
+    exit 1
+  fi
 fi
 if ! why=$(python_ready 2>&1); then
   echo "installing driftline[$EXTRAS] from $ROOT (PyPI): $why" >&2
-  "$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
+  PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
 fi

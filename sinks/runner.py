@@ -27,8 +27,9 @@ from typing import Any
 
 import redis
 
-from driftline.errors import TransientError
+from driftline.errors import TransientError, redact, redact_url
 from driftline.metrics import WEBHOOK_DELIVERIES, serve_metrics
+from driftline.service_log import ready_line, service_logging
 from driftline.settings import Settings
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
@@ -203,17 +204,30 @@ def start_sinks(
     return running
 
 
+def _destinations(settings: Settings) -> str:
+    """Where the sinks write, safe to log: ``redis → …; webhook → …``."""
+    out = f"redis → {redact(settings.redis_url)}"
+    if settings.webhook_url:
+        out += f"; webhook → {redact_url(settings.webhook_url)}"
+    return out
+
+
 def run_sinks(settings: Settings, stop: threading.Event) -> dict[str, SinkStats]:
     """Run the sinks until ``stop`` is set; raise the first sink error, if any.
 
     With ``metrics_port`` set (``DRIFTLINE_METRICS_PORT``) the process serves
     Prometheus metrics on ``/metrics`` there while the sinks run.
     """
+    service_logging()
     metrics = serve_metrics(settings.metrics_port)
     running = start_sinks(settings, stop)
+    announced = False
     try:
         while running.alive() and not stop.wait(0.5):
-            pass
+            if not announced and all(ev.is_set() for ev in running.assigned.values()):
+                announced = True
+                ready_line("sinks", [settings.topics.alerts, settings.topics.state],
+                      _destinations(settings))
     finally:
         stop.set()
         running.join(30.0)

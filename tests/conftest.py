@@ -102,7 +102,8 @@ def make_topics(broker: str, topic_prefix: str) -> Callable[..., Topics]:
 
 @pytest.fixture
 def settings(
-    broker: str, redis_url: str, topic_prefix: str, make_topics: Callable[..., Topics]
+    broker: str, redis_url: str, topic_prefix: str, make_topics: Callable[..., Topics],
+    tmp_path: Path,
 ) -> Settings:
     make_topics(topic_prefix, 2)
     return Settings(
@@ -111,6 +112,7 @@ def settings(
         topic_prefix=topic_prefix,
         partitions=2,
         consumer_group=f"{topic_prefix}.g",
+        data_dir=tmp_path / "data",  # a worker's files, never in the current directory
     )
 
 

@@ -122,9 +122,13 @@ def compose_alert(
     message = f"{d.signal}: {d.note}" if d.note else (
         f"{d.signal} {direction} from {d.expected:.4g} (reference) to {d.observed:.4g}"
         + (f" ({shift:+.1f} reference scales)" if math.isfinite(shift) else "")
-        + (f" since frame {change[1]}" if change and change[1] is not None else "")
-        + f" (event #{d.change_index}); detected at event #{d.detected_index}"
-        + (f" (frame {det_frame})" if det_frame is not None else "")
+        # Frames when the events carry them: a stream's event numbers count its
+        # embeddings and predictions in arrival order, which differs between a
+        # worker and a replay (one frame read as "event #300" and "event #800").
+        + (f" since frame {change[1]}; detected at frame {det_frame}"
+           if change and change[1] is not None and det_frame is not None else
+           f" since event #{d.change_index}; detected at event #{d.detected_index}"
+           + (f" (frame {det_frame})" if det_frame is not None else ""))
         + (f" by {d.detector} ({d.statistic:.3g} > {d.threshold:.3g}; stream budget:"
            f" 1 false alarm per {ert:g} events)"
            if math.isfinite(d.threshold) else

@@ -56,6 +56,7 @@ from processors.monitor.features import (
     tile_name,
 )
 from processors.monitor.label_order import Matched, PendingLabels
+from processors.monitor.warmup_checks import SUSPECT_SUFFIX, ReferenceCheck, signal_status
 from processors.signal_tracker import Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
@@ -295,9 +296,15 @@ class StreamMonitor:
                             event.ts.isoformat())
         alerts = []
         for name, value in values.items():
+            reference = ReferenceCheck.pending(self.signals[name], value)
             detection = self.signals[name].update(value, index)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
+            if reference is not None and (warn := ReferenceCheck.check(
+                    self.signals[name], reference, index, self.last_alert_ids)) is not None:
+                alert = self._alert(warn, event).model_copy(update={"severity": "warning"})
+                self.last_alert_ids[name + SUSPECT_SUFFIX] = alert.alert_id
+                alerts.append(alert)
         if isinstance(event, Label):
             ready = self.pending_labels.arrive(event, self.join)
         elif isinstance(event, Prediction):
@@ -538,7 +545,8 @@ class StreamMonitor:
             det = sig.detector
             signals[name] = SignalState(
                 signal=name,
-                status=sig.status,
+                status=signal_status(sig, self.events_seen, sig.reference_size,
+                                     self.last_alert_ids),
                 detector=sig.detector_kind,
                 statistic=_finite(det.statistic) if det is not None else None,
                 threshold=_finite(det.threshold) if det is not None else None,

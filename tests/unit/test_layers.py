@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", (
         "processors.stream_app", "processors.topic_reader", "processors.emitted_alerts",
         "producers", "sinks", "driftline.local_infra",
-        "driftline.kafka_config", "driftline.metrics",
+        "driftline.kafka_config", "driftline.metrics", "driftline.service_log",
     )),
     ("app", ("driftline.cli", "driftline.cli_api", "driftline.cli_controls",
              "driftline.cli_publish", "driftline.api", "driftline.demo", "driftline.__main__")),

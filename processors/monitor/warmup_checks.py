@@ -1,0 +1,150 @@
+"""Warm-up checks: a reference that contains a change, and signals a stream never feeds.
+
+A signal calibrates its detector on its first ``reference_size`` values.
+Two things can go wrong there without anyone noticing:
+
+- **The reference contains a change.** A camera bumped, or a lens smudged,
+  during the warm-up: the reference spans two regimes, its spread (and so
+  the detector's threshold) comes out several times that of a clean
+  reference, and changes of that size go unseen. ``ReferenceCheck`` runs a
+  change-point test on the buffer the signal is about to calibrate on: the
+  best split into two segments (each at least ``MIN_SEGMENT`` of it) whose
+  medians differ by more than ``REFERENCE_STEP`` times the segments' pooled
+  robust spread. A hit is a *warning* alert (detector ``reference_check``)
+  and the signal's status becomes ``suspect_reference`` until it calibrates
+  again (``driftline rereference``, or after its next alert).
+- **The stream never feeds the signal.** ``edge.*`` on a stream without edge
+  embeddings, ``output.boxes`` on a classifier, ``performance.*`` without
+  labels: after ``reference_size`` events of the stream without one value,
+  the signal is ``not_seen``, not ``warming_up`` forever.
+
+Threshold: on 20 simulated references (5 scenes x clean / brightness / blur /
+colour cast injected at frame 120 of the warm-up), the statistic of clean
+references reached 8.1 (``quality.contrast``; tile signals, which reached
+10.8, are not checked); every injected change gave at least one signal above
+12 (brightness 13-121, blur 57-362, colour cast 14-82 on the signals it moves).
+Embedding signals calibrate on the 200 events after their PCA warm-up: a
+change inside the PCA warm-up is not in their reference buffer (the quality
+signals, warming up on the same frames, are what catches it).
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> clean = list(rng.normal(10, 1, 200))
+>>> step_statistic(clean)[0] < REFERENCE_STEP
+True
+>>> stepped = clean[:120] + [x + 30 for x in clean[120:]]
+>>> stat, split = step_statistic(stepped)
+>>> stat > REFERENCE_STEP, abs(split - 120) <= 2
+(True, True)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from processors.signal_tracker import Detection, ScalarSignal
+
+REFERENCE_STEP = 12.0
+MIN_SEGMENT = 0.1
+# Signals not checked: deviations between tiles (noisy by design) and
+# discrete or event-rate signals (their reference has few distinct values).
+UNCHECKED_PREFIXES = ("quality.tile_",)
+MIN_DISTINCT = 20
+# Where the monitor keeps the id of a signal's reference-check warning
+# (``StreamMonitor.last_alert_ids``, part of its checkpoint).
+SUSPECT_SUFFIX = "#reference"
+DETECTOR = "reference_check"
+Status = Literal["warming_up", "ok", "drift", "not_seen", "suspect_reference"]
+
+
+def step_statistic(values: list[float]) -> tuple[float, int]:
+    """The largest median step between two segments, in pooled robust spreads; and where."""
+    x = np.asarray(values, dtype=np.float64)
+    n = len(x)
+    lo = max(5, int(n * MIN_SEGMENT))
+    best, where = 0.0, 0
+    for k in range(lo, n - lo + 1):
+        a, b = x[:k], x[k:]
+        ma, mb = float(np.median(a)), float(np.median(b))
+        sa = 1.4826 * float(np.median(np.abs(a - ma)))
+        sb = 1.4826 * float(np.median(np.abs(b - mb)))
+        spread = float(np.sqrt((k * sa * sa + (n - k) * sb * sb) / n))
+        if spread <= 0.0:
+            continue
+        stat = abs(ma - mb) / spread
+        if stat > best:
+            best, where = stat, k
+    return best, where
+
+
+class ReferenceCheck:
+    """Tests the buffer each signal calibrates on (see the module's docstring)."""
+
+    @staticmethod
+    def pending(sig: ScalarSignal, value: float) -> list[float] | None:
+        """The reference ``sig`` calibrates on if fed ``value`` now, or None.
+
+        Call before ``sig.update(value, ...)``; the signal clears its buffer
+        when it calibrates.
+        """
+        if (sig.detector is not None or sig.skip > 0
+                or len(sig.reference) != sig.reference_size - 1
+                or sig.name.startswith(UNCHECKED_PREFIXES)):
+            return None
+        return [*sig.reference, value]
+
+    @staticmethod
+    def check(sig: ScalarSignal, reference: list[float], index: int,
+              marks: dict[str, str]) -> Detection | None:
+        """After ``sig`` calibrated on ``reference`` at stream index ``index``: a warning or None.
+
+        ``marks`` (the monitor's ``last_alert_ids``) loses the signal's
+        suspect mark when its new reference is clean.
+        """
+        marks.pop(sig.name + SUSPECT_SUFFIX, None)
+        if sig.detector is None or len(set(reference)) < MIN_DISTINCT:
+            return None
+        stat, split = step_statistic(reference)
+        if stat <= REFERENCE_STEP:
+            return None
+        before = float(np.median(reference[:split]))
+        after = float(np.median(reference[split:]))
+        indices = list(sig.indices)
+        back = len(reference) - split
+        change = indices[-back] if back <= len(indices) else index
+        return Detection(
+            signal=sig.name,
+            detector=DETECTOR,
+            statistic=stat,
+            threshold=REFERENCE_STEP,
+            expected=before,
+            observed=after,
+            detected_index=index,
+            change_index=change,
+            reference_scale=float("nan"),
+            note=(f"the reference this signal just calibrated on contains a change: its "
+                  f"median moved from {before:.4g} to {after:.4g} within it ({stat:.0f}x the "
+                  f"spread within each part; see change_frame_index), so its threshold is too wide "
+                  f"to see changes of that size; re-reference once the scene is stable "
+                  f"(driftline rereference STREAM --signal {sig.name})"),
+        )
+
+
+def signal_status(sig: ScalarSignal, events_seen: int, reference_size: int,
+                  marks: dict[str, str]) -> Status:
+    """A signal's status for the state: its own, or ``not_seen`` / ``suspect_reference``.
+
+    >>> s = ScalarSignal("edge.distance", "cusum", ert=1e4, reference_size=50, cooldown=10,
+    ...                  seed=1)
+    >>> signal_status(s, 10, 50, {}), signal_status(s, 50, 50, {})
+    ('warming_up', 'not_seen')
+    """
+    if sig.updates == 0 and events_seen >= reference_size:
+        return "not_seen"
+    if sig.status == "ok" and sig.name + SUSPECT_SUFFIX in marks:
+        return "suspect_reference"
+    return sig.status
