@@ -35,8 +35,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.bundle_export",
     )),
     ("runtime", (
-        "processors.stream_app", "producers", "sinks", "driftline.local_infra",
-        "driftline.kafka_config", "driftline.metrics",
+        "processors.stream_app", "processors.stream_metrics", "producers", "sinks",
+        "driftline.local_infra", "driftline.kafka_config", "driftline.metrics",
     )),
     ("app", ("driftline.cli", "driftline.demo", "driftline.__main__")),
 ]
