@@ -63,6 +63,7 @@ from typing import Any, cast
 
 import faust
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from threadpoolctl import threadpool_limits
 
 from driftline import metrics
 from driftline.errors import InvalidEvent
@@ -714,7 +715,17 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
 
     With ``DRIFTLINE_METRICS_PORT`` set, Prometheus metrics are served on it.
     """
+    # One BLAS thread: a monitor's numpy work is small per-stream matrices
+    # (a 200x512 SVD per PCA warm-up), and parallelism comes from workers and
+    # partitions. OpenBLAS's own threads spin against the event loop: the SVD
+    # took 490 ms of CPU instead of 13 ms on the shared 2-core machine.
+    threadpool_limits(1, user_api="blas")
     app = build_app(settings)
     metrics.serve_metrics(settings.metrics_port)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # faust's progress spinner sets the root logger to DEBUG at loglevel
+    # warning and above: every debug call of faust and aiokafka (one per
+    # produced message, with its value's repr) was then formatted and
+    # redacted, ~40% of the worker's CPU (bench/bench_e2e.py, py-spy).
+    worker.spinner = None
     worker.execute_from_commandline()
