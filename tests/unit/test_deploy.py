@@ -125,8 +125,9 @@ def test_compose_runs_kafka_kraft_redis_prometheus_grafana_and_probes_healthz() 
 
 def registered_metric_names() -> set[str]:
     """Every sample name ``driftline.metrics`` can expose (``_total``, ``_bucket`` ... included)."""
-    import driftline.metrics  # noqa: F401  (registers the metrics)
     from prometheus_client import REGISTRY
+
+    import driftline.metrics  # noqa: F401  (registers the metrics)
 
     suffixes = {"counter": ("_total", "_created"), "gauge": ("",),
                 "histogram": ("_bucket", "_sum", "_count", "_created"),
