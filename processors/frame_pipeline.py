@@ -134,7 +134,8 @@ class FramePipeline:
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings, max_bytes: int = 8 << 20) -> FramePipeline:
-        embedder = Embedder.load(settings.model_path, settings.manifest_path, settings.threads)
+        embedder = Embedder.load(settings.model_path, settings.manifest_path, settings.threads,
+                                 settings.precision, settings.int8_dir)
         return cls(embedder, max_pixels=settings.max_image_pixels, max_bytes=max_bytes,
                    uri_root=settings.uri_root)
 

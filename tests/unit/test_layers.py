@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.class_novelty", "processors.embedding_reference",
         "processors.embedding_learners", "processors.image_decode", "processors.image_quality",
         "processors.top_scores", "processors.embedder", "processors.model_manifest",
-        "processors.frame_pipeline", "processors.models", "processors",
+        "processors.frame_pipeline", "processors.quantization", "processors.models",
+        "processors",
     )),
     ("monitor", ("processors.monitor",)),
     ("routing", (
