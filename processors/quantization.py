@@ -16,7 +16,7 @@ the embeddings to fp32, detections on a simulated drift); see bench/README.md.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.resources
 import logging
 import os
 import tempfile
@@ -53,13 +53,11 @@ def int8_path(int8_dir: Path, fp32_sha256: str) -> Path:
 
 
 def _package_file(package: str, relative: str) -> Path | None:
+    """A data file inside an installed package (``None`` if the package or file is absent)."""
     try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
+        path = Path(str(importlib.resources.files(package).joinpath(relative)))
+    except (ImportError, TypeError):
         return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
     return path if path.is_file() else None
 
 
