@@ -99,7 +99,7 @@ def next_event(s: Stream, rng: np.random.Generator, encoding: str) -> tuple[byte
     if encoding == "f16":
         emb = {"dtype": "float16", "data": base64.b64encode(vec.astype("<f2").tobytes()).decode()}
     else:
-        emb = [round(float(x), 5) for x in vec]
+        emb = np.round(vec.astype(np.float64), 5).tolist()
     value = orjson.dumps({
         "kind": "prediction", "event_id": eid, "stream_id": s.sid, "model_version": "v1",
         "frame_index": i, "top_class": CLASSES[0 if not shifted else 3],
