@@ -11,13 +11,24 @@ limit. "embed" is ``Embedder.embed`` on decoded RGB frames (resize,
 normalise, run, softmax). The ratio embed / raw says what the wrapper costs.
 
 Run: ``python bench/bench_embed.py`` (about a minute on 2 cores).
+
+``--int8``: the int8 embedder (``DRIFTLINE_EMBEDDER__PRECISION=int8``,
+``processors/quantization.py``) against fp32 on the same frames: frames/s
+per core (CPU time, interleaved, best of ``--reps``), the cosine of each
+frame's embedding to its fp32 embedding, and a detection check: a simulated
+camera with a drift (``driftline simulate --out``) replayed with each
+precision (``driftline replay``), alerts compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -99,13 +110,84 @@ def batches(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def cpu_rate(fn: Callable[[], int], reps: int) -> float:
+    """Items per CPU second of this process, best of ``reps``."""
+    best = 0.0
+    for _ in range(reps):
+        t = time.process_time()
+        n = fn()
+        best = max(best, n / max(time.process_time() - t, 1e-9))
+    return best
+
+
+def replay_alerts(recording: Path, precision: str, int8_dir: Path) -> list[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+    # Persistence off: the drift is reported when a detector fires (the check is
+    # about the embedder, not the persistence window).
+    env.update(DRIFTLINE_EMBEDDER__PRECISION=precision, DRIFTLINE_EMBEDDER__INT8_DIR=str(int8_dir),
+               DRIFTLINE_MONITOR__MIN_DURATION="0")
+    out = subprocess.run([sys.executable, "-m", "driftline", "replay", str(recording)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    fired = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [f"{f['alert']['signal']} at {f['alert']['detected_index']}" for f in fired]
+
+
+def int8_main(args: argparse.Namespace) -> None:
+    int8_dir = Path(tempfile.mkdtemp(prefix="driftline-int8-"))
+    t0 = time.perf_counter()
+    q = Embedder.load(threads=1, precision="int8", int8_dir=int8_dir)
+    made = time.perf_counter() - t0
+    f = Embedder.load(threads=1)
+    jpegs, src = make_frames(args.frames, seed=1)
+    rgbs = [decode_image(j) for j in jpegs]
+    print(f"# int8 vs fp32 embedder — {os.cpu_count()} cores, onnxruntime {ort.__version__}, "
+          f"1 thread; frames: {src}; quantized in {made:.0f} s (once, into the data dir)")
+    print("| batch | fp32 frames/s per core | int8 frames/s per core | int8 / fp32 | "
+          "cosine to fp32 min / mean |")
+    print("|---:|---:|---:|---:|---:|")
+    for b in args.batches:
+        bs = batches(rgbs, b)
+        f.embed(bs[0])
+        q.embed(bs[0])
+        r_f = r_q = 0.0
+        for _ in range(args.reps):  # interleaved: load drift hits both
+            r_f = max(r_f, cpu_rate(lambda bs=bs: sum(len(f.embed(x).embeddings) for x in bs), 1))
+            r_q = max(r_q, cpu_rate(lambda bs=bs: sum(len(q.embed(x).embeddings) for x in bs), 1))
+        ef = np.concatenate([f.embed(x).embeddings for x in bs])
+        eq = np.concatenate([q.embed(x).embeddings for x in bs])
+        cos = (ef * eq).sum(1) / np.linalg.norm(ef, axis=1) / np.linalg.norm(eq, axis=1)
+        print(f"| {b} | {r_f:.1f} | {r_q:.1f} | {r_q / r_f:.2f} | {cos.min():.3f} / "
+              f"{cos.mean():.4f} |", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = Path(tmp) / "rec.jsonl"
+        cmd = ["simulate", "--stream", "cam-q", "--frames", str(args.sim_frames), "--scene",
+               "coffee", "--drift", args.drift, "--onset", str(args.sim_frames * 2 // 3),
+               "--out", str(rec)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLINE_")}
+        subprocess.run([sys.executable, "-m", "driftline", *cmd], env=env, check=True,
+                       capture_output=True)
+        fp32 = replay_alerts(rec, "fp32", int8_dir)
+        int8 = replay_alerts(rec, "int8", int8_dir)
+    print(f"\n# detection check: driftline {' '.join(cmd[:-2])}, replayed with each precision")
+    print(f"# alerts (signal at stream index), onset {args.sim_frames * 2 // 3}; "
+          f"identical: {fp32 == int8}")
+    print(f"#   fp32: {', '.join(fp32) or 'none'}")
+    print(f"#   int8: {', '.join(int8) or 'none'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=96, help="frames per timed run")
     ap.add_argument("--reps", type=int, default=2, help="timed runs per figure (best kept)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--int8", action="store_true", help="int8 vs fp32 instead (see above)")
+    ap.add_argument("--drift", default="brightness", help="--int8: the simulated drift")
+    ap.add_argument("--sim-frames", type=int, default=900)
     args = ap.parse_args()
+    if args.int8:
+        int8_main(args)
+        return
 
     jpegs, src = make_frames(args.frames)
     rgbs = [decode_image(j) for j in jpegs]

@@ -21,7 +21,32 @@ metric                                 labels                  counted by
 ``driftline_sink_messages_total``      sink, outcome           the sink loop
 ``driftline_api_requests_total``       route, method, status   the HTTP API, per request
 ``driftline_api_controls_total``       action                  the HTTP API, per published control
+``driftline_stage_seconds``            stage                   per event (decode, monitor) or per
+                                                               batch (quality, embed, produce)
+``driftline_consumer_lag``             topic, partition        the worker, every second: high
+                                                               watermark - next offset to read
+``driftline_snapshot_bytes``           --                      size of each state snapshot sent
+``driftline_snapshot_seconds``         --                      building + delivering one flush
+``driftline_snapshot_age_seconds``     --                      oldest applied event not yet in a
+                                                               delivered snapshot (snapshot lag)
+``driftline_alerts_by_severity_total`` signal, severity        ``count_alert``
+``driftline_live_monitors``            state (live, packed)    the worker, every second
+``driftline_signal_statistic``         stream, signal          ``observe_snapshot``: the streams
+``driftline_signal_threshold``         stream, signal          of ``StreamSeries`` only (capped)
+``driftline_signal_streams_untracked`` --                      streams left out by the cap
 =====================================  ======================  =====================================
+
+``/healthz`` answers ``200 ok`` on the same port (``serve_metrics``).
+
+Cardinality: the per-stream signal series are capped at ``SIGNAL_STREAM_CAP``
+streams (100; with ~25 signals each, at most ~2,500 series per gauge and
+worker). A fleet of thousands of cameras would otherwise make Prometheus hold
+a series per camera and signal. Streams are taken in as they come until the
+cap; after that a stream that *alerts* replaces the tracked stream that
+alerted least recently (never-alerted first), so the streams an operator looks
+at are the ones on the dashboard; the others are counted in
+``driftline_signal_streams_untracked`` and have their alerts in
+``driftline_alerts_by_severity_total`` and Redis.
 
 Examples
 --------
@@ -35,12 +60,15 @@ True
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 from driftline.errors import ConfigError
 
@@ -94,6 +122,152 @@ SINK_MESSAGES = Counter(
 )
 
 
+STAGE_SECONDS = Histogram(
+    "driftline_stage_seconds",
+    "Time spent per stage: decode and monitor per event, quality, embed and produce per batch.",
+    ["stage"],
+    buckets=(0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0,
+             10.0),
+)
+CONSUMER_LAG = Gauge(
+    "driftline_consumer_lag",
+    "Messages not yet read, per input partition of this worker (high watermark - position).",
+    ["topic", "partition"],
+)
+SNAPSHOT_BYTES = Histogram(
+    "driftline_snapshot_bytes", "Size of each stream state snapshot produced.",
+    buckets=(1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000),
+)
+SNAPSHOT_SECONDS = Histogram(
+    "driftline_snapshot_seconds",
+    "Time to build and deliver one flush of stream snapshots (all streams due at once).",
+    buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0),
+)
+SNAPSHOT_AGE = Gauge(
+    "driftline_snapshot_age_seconds",
+    "Age of the oldest applied event that no delivered snapshot covers yet (snapshot lag: "
+    "its offset cannot be committed before).",
+)
+ALERTS_BY_SEVERITY = Counter(
+    "driftline_alerts_by_severity", "Alerts fired, by signal and severity.", ["signal", "severity"]
+)
+LIVE_MONITORS = Gauge(
+    "driftline_live_monitors",
+    "Stream monitors held by this worker: live, or packed (evicted, compressed).", ["state"]
+)
+SIGNAL_STATISTIC = Gauge(
+    "driftline_signal_statistic",
+    "A signal's detector statistic at the stream's last snapshot (capped streams, see docs).",
+    ["stream", "signal"],
+)
+SIGNAL_THRESHOLD = Gauge(
+    "driftline_signal_threshold",
+    "The threshold the statistic is compared with (capped streams, as the statistic).",
+    ["stream", "signal"],
+)
+SIGNAL_UNTRACKED = Gauge(
+    "driftline_signal_streams_untracked",
+    "Streams whose signal series are left out by SIGNAL_STREAM_CAP.",
+)
+
+SIGNAL_STREAM_CAP = 100
+"""Most streams with per-stream signal series (see the module docstring)."""
+
+
+class StreamSeries:
+    """Which streams get per-stream signal series: bounded, alerting streams first.
+
+    >>> s = StreamSeries(cap=2)
+    >>> [s.admit(x) for x in ("a", "b", "c")]
+    [True, True, False]
+    >>> s.alerted("c")  # c takes the place of the least recently alerted (a, never)
+    'a'
+    >>> sorted(s.tracked), s.untracked
+    (['b', 'c'], 1)
+    """
+
+    def __init__(self, cap: int = SIGNAL_STREAM_CAP) -> None:
+        self.cap = cap
+        self.tracked: dict[str, int] = {}  # stream -> clock of its last alert (0: never)
+        self.left_out: set[str] = set()
+        self._clock = 0
+
+    @property
+    def untracked(self) -> int:
+        return len(self.left_out)
+
+    def admit(self, stream: str) -> bool:
+        """True if ``stream`` has (or now gets) its own series."""
+        if stream in self.tracked:
+            return True
+        if len(self.tracked) < self.cap:
+            self.tracked[stream] = 0
+            self.left_out.discard(stream)
+            return True
+        if len(self.left_out) < 100 * self.cap:  # bounded too
+            self.left_out.add(stream)
+        return False
+
+    def alerted(self, stream: str) -> str | None:
+        """``stream`` alerted: track it; returns the stream it replaced, if any."""
+        self._clock += 1
+        if stream in self.tracked or len(self.tracked) < self.cap:
+            self.tracked[stream] = self._clock
+            self.left_out.discard(stream)
+            return None
+        victim = min(self.tracked, key=lambda k: self.tracked[k])
+        del self.tracked[victim]
+        self.tracked[stream] = self._clock
+        self.left_out.discard(stream)
+        self.left_out.add(victim)
+        return victim
+
+
+SERIES = StreamSeries()
+_SERIES_SIGNALS: dict[str, set[str]] = {}
+
+
+def _drop_stream_series(stream: str) -> None:
+    for signal in _SERIES_SIGNALS.pop(stream, set()):
+        for gauge in (SIGNAL_STATISTIC, SIGNAL_THRESHOLD):
+            try:
+                gauge.remove(stream, signal)
+            except KeyError:
+                continue
+
+
+def observe_stage(stage: str, seconds: float) -> None:
+    """``stage`` (decode, quality, embed, monitor, produce) took ``seconds``."""
+    STAGE_SECONDS.labels(stage).observe(seconds)
+
+
+def set_lag(topic: str, partition: int, lag: int) -> None:
+    """Consumer lag of one input partition."""
+    CONSUMER_LAG.labels(topic, str(partition)).set(max(0, lag))
+
+
+def set_live_monitors(live: int, packed: int) -> None:
+    LIVE_MONITORS.labels("live").set(live)
+    LIVE_MONITORS.labels("packed").set(packed)
+
+
+def observe_snapshot(stream: str, nbytes: int,
+                     signals: Iterable[tuple[str, float | None, float | None]]) -> None:
+    """One snapshot of ``stream`` sent: its size, and its signals' (name, statistic, threshold)."""
+    SNAPSHOT_BYTES.observe(nbytes)
+    if not SERIES.admit(stream):
+        SIGNAL_UNTRACKED.set(SERIES.untracked)
+        return
+    names = _SERIES_SIGNALS.setdefault(stream, set())
+    for name, statistic, threshold in signals:
+        if statistic is None:
+            continue
+        names.add(name)
+        SIGNAL_STATISTIC.labels(stream, name).set(statistic)
+        if threshold is not None:
+            SIGNAL_THRESHOLD.labels(stream, name).set(threshold)
+
+
 def count_in(topic: str, n: int = 1) -> None:
     """``n`` messages consumed from ``topic``."""
     EVENTS_IN.labels(topic).inc(n)
@@ -104,9 +278,15 @@ def count_out(topic: str, n: int = 1) -> None:
     EVENTS_OUT.labels(topic).inc(n)
 
 
-def count_alert(signal: str) -> None:
-    """One alert fired on ``signal``."""
+def count_alert(signal: str, severity: str = "warning", stream: str | None = None) -> None:
+    """One alert fired on ``signal`` (of ``stream``: it gets its signal series, see the cap)."""
     ALERTS.labels(signal).inc()
+    ALERTS_BY_SEVERITY.labels(signal, severity).inc()
+    if stream is not None:
+        victim = SERIES.alerted(stream)
+        if victim is not None:
+            _drop_stream_series(victim)
+        SIGNAL_UNTRACKED.set(SERIES.untracked)
 
 
 def count_dead_letter(stage: str, reason: str) -> None:
@@ -134,17 +314,33 @@ def timed(stage: str) -> Iterator[None]:
         observe_processing(stage, time.perf_counter() - start)
 
 
-def serve_metrics(port: int | None, addr: str = "0.0.0.0") -> WSGIServer | None:
-    """Serve ``/metrics`` on ``addr:port`` from a daemon thread; ``None``/0 = disabled.
+def health_app(metrics_app: Callable[..., Any]) -> Callable[..., Any]:
+    """A WSGI app: ``/healthz`` answers ``200 ok``, every other path the metrics."""
 
-    Returns the server (``shutdown()`` stops it), or ``None`` when disabled.
-    A port that cannot be bound is a ``ConfigError`` naming the setting.
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        return metrics_app(environ, start_response)
+
+    return app
+
+
+def serve_metrics(port: int | None, addr: str = "0.0.0.0") -> WSGIServer | None:
+    """Serve ``/metrics`` and ``/healthz`` on ``addr:port`` from a daemon thread.
+
+    ``None``/0 = disabled. Returns the server (``shutdown()`` stops it), or
+    ``None`` when disabled. A port that cannot be bound is a ``ConfigError``
+    naming the setting. ``/healthz`` answers while the process's threads
+    run; it is the liveness probe of compose and Kubernetes.
     """
     if not port:
         return None
     try:
-        server, _thread = start_http_server(port, addr)
+        server = make_server(addr, port, health_app(make_wsgi_app()),
+                             ThreadingWSGIServer, handler_class=_SilentHandler)
     except OSError as exc:
         raise ConfigError("DRIFTLINE_METRICS_PORT", f"cannot serve metrics on {addr}:{port}: "
                           f"{exc.strerror or exc}") from None
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()
     return server

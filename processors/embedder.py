@@ -86,6 +86,7 @@ from processors.model_manifest import (
     ModelManifest,
     load_manifest,
 )
+from processors.quantization import PRECISION_SETTING, ensure_int8
 
 T = TypeVar("T")
 
@@ -143,6 +144,8 @@ class Embedder:
         model_path: Path | str | None = None,
         manifest_path: Path | str | None = None,
         threads: int = 1,
+        precision: str = "fp32",
+        int8_dir: Path | str = Path(".driftline/models"),
     ) -> Embedder:
         """Load and verify a backbone; defaults to the packaged EfficientNet-Lite0.
 
@@ -155,6 +158,9 @@ class Embedder:
             the packaged manifest when ``model_path`` is ``None`` too.
         threads
             onnxruntime intra-op threads (one session; inter-op is 1).
+        precision
+            ``"fp32"``, or ``"int8"``: the verified fp32 model's static int8
+            quantization, made once into ``int8_dir`` (``processors.quantization``).
 
         Raises
         ------
@@ -185,17 +191,13 @@ class Embedder:
                 f"sha256 of {path} is {digest}, manifest {manifest_path} expects "
                 f"{manifest.sha256} (file corrupt, or manifest out of date)",
             )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            # Load from the bytes we hashed, not the path: the file could change
-            # between the check and the load.
-            session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ConfigError(MODEL_SETTING, f"onnxruntime cannot load {path}: {exc}") from None
+        if precision == "int8":
+            fp32 = cls(_session(data, threads, path), manifest, None, threads)
+            data = ensure_int8(path, digest, Path(int8_dir), manifest.input_name,
+                               lambda images: fp32.preprocess(images).copy())
+        elif precision != "fp32":
+            raise ConfigError(PRECISION_SETTING, f"must be fp32 or int8 (got {precision!r})")
+        session = _session(data, threads, path)
         _check_io(session, manifest)
         class_names = None
         if manifest.class_names_file is not None:
@@ -219,7 +221,9 @@ class Embedder:
     def from_settings(cls, settings: object) -> Embedder:
         """Build from a ``driftline.settings.EmbedderSettings`` (or full ``Settings``)."""
         emb = getattr(settings, "embedder", settings)
-        return cls.load(emb.model_path, emb.manifest_path, emb.threads)  # type: ignore[attr-defined]
+        return cls.load(emb.model_path, emb.manifest_path, emb.threads,  # type: ignore[attr-defined]
+                        getattr(emb, "precision", "fp32"),
+                        getattr(emb, "int8_dir", Path(".driftline/models")))
 
     @property
     def embedding_dim(self) -> int:
@@ -338,6 +342,20 @@ class Embedder:
 
 
 _SCRATCH = threading.local()
+
+
+def _session(data: bytes, threads: int, path: Path) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        # Load from the bytes we hashed, not the path: the file could change
+        # between the check and the load.
+        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ConfigError(MODEL_SETTING, f"onnxruntime cannot load {path}: {exc}") from None
 
 
 def _scratch(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:

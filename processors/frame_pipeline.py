@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
@@ -127,10 +128,14 @@ class FramePipeline:
         self.uri_root = uri_root
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
+        # Seconds spent per stage in the last ``process`` call (the worker's
+        # per-stage latency metrics read it; this module knows no Prometheus).
+        self.timings: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: EmbedderSettings, max_bytes: int = 8 << 20) -> FramePipeline:
-        embedder = Embedder.load(settings.model_path, settings.manifest_path, settings.threads)
+        embedder = Embedder.load(settings.model_path, settings.manifest_path, settings.threads,
+                                 settings.precision, settings.int8_dir)
         return cls(embedder, max_pixels=settings.max_image_pixels, max_bytes=max_bytes,
                    uri_root=settings.uri_root)
 
@@ -140,18 +145,28 @@ class FramePipeline:
         images: list[np.ndarray] = []
         slots: list[int] = []
         qualities: list[dict[str, float]] = []
+        clock = time.perf_counter
+        spent = {"image_decode": 0.0, "quality": 0.0, "embed": 0.0}
         for i, frame in enumerate(frames):
+            t0 = clock()
             try:
                 data = _frame_bytes(frame, self.max_bytes, self.uri_root)
                 rgb = decode_image(data, max_pixels=self.max_pixels)
             except PermanentError as exc:
                 results[i] = exc
                 continue
+            finally:
+                t1 = clock()
+                spent["image_decode"] += t1 - t0
             images.append(rgb)
             slots.append(i)
             qualities.append(image_quality(rgb, encoded_size=len(data)))
+            spent["quality"] += clock() - t1
+        self.timings = spent
         if images:
+            t0 = clock()
             out = self.embedder.embed(images)
+            spent["embed"] = clock() - t0
             for j, i in enumerate(slots):
                 frame = frames[i]
                 results[i] = Embedding(

@@ -66,6 +66,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import faust
+from threadpoolctl import threadpool_limits
 
 from driftline import metrics
 from driftline.errors import InvalidEvent
@@ -79,6 +80,7 @@ from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.router import Rejected, Router, Source
+from processors.stream_metrics import route_timed, sample, snapshot_observed
 from processors.topic_reader import read_to_end
 from schemas.events import DeadLetter, Frame, StreamState
 from schemas.wire import decode_as, encode
@@ -465,6 +467,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             started = time.perf_counter()
             results = await loop.run_in_executor(executor, router.embed, frames)
             metrics.observe_processing("embed", time.perf_counter() - started)
+            for stage, seconds in router.pipeline.timings.items():
+                metrics.observe_stage(stage, seconds)
             for ev, frame, res in zip(owners, frames, results, strict=True):
                 routed = router.embedded(frame, res)
                 for rejected in routed.rejected:
@@ -525,7 +529,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         waiting[id(ev)] = waiting.get(id(ev), 0) + 1
 
     def snapshot_bytes(mon: StreamMonitor) -> bytes:
-        value = encode(mon.snapshot())
+        state = mon.snapshot()
+        value = encode(state)
+        snapshot_observed(state, len(value))
         if len(value) <= STATE_MAX_BYTES:
             return value
         # Only during a PCA warm-up (the buffered vectors): rare, since warming
@@ -540,12 +546,14 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         """Snapshot these streams; ack the events whose last snapshot this was."""
         if not keys:
             return
+        started = time.perf_counter()
         entries = [dirty.pop(k) for k in keys]
         await asyncio.gather(*[
             await state_out.send(key=f"{mon.stream_id}|{mon.model_version}".encode(),
                                  value=snapshot_bytes(mon))
             for mon, _, _ in entries])
         metrics.count_out(topics.state, len(entries))
+        metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
         for _, evs, _ in entries:
             for ev in evs:
                 left = waiting[id(ev)] = waiting[id(ev)] - 1
@@ -594,6 +602,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # waits for every event in flight to be acked: all are flushed then.
         async with state_lock:
             await flush(due(time.monotonic(), force=bool(app.rebalancing)))
+        await sample(app, registry, input_topics | {topics.frames},
+                     min((since for _, _, since in dirty.values()), default=None))
 
     @app.timer(interval=1.0)
     async def check_silent_cameras() -> None:
@@ -645,7 +655,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             # offset, which may lie behind the restored snapshot.
             here = (input_key(msg.topic, msg.partition), msg.offset)
             origin = origin_of(msg.headers) if msg.topic == topics.embeddings else None
-            routed = router.route(ev.value, source, here if origin is None else (here, origin))
+            routed = route_timed(router, ev.value, source,
+                                 here if origin is None else (here, origin))
             if routed.skipped:
                 counters["skipped"] += 1
             for rejected in routed.rejected:
@@ -667,7 +678,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                     continue
                 counters["alerts"] += 1
                 fired += 1
-                metrics.count_alert(alert.signal)
+                metrics.count_alert(alert.signal, alert.severity, alert.stream_id)
                 log.info("ALERT %s", alert.message)
                 outputs.append(
                     await alerts_out.send(key=alert.stream_id.encode(), value=encode(alert)))
@@ -678,7 +689,10 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             if not routed.touched:
                 free.append(ev)
         # (1) outputs delivered, (2) then the snapshots that cover their events.
+        sent = time.perf_counter()
         await asyncio.gather(*outputs)
+        if outputs:
+            metrics.observe_stage("produce", time.perf_counter() - sent)
         ready.update(id(ev) for ev in free)
         release()
         await flush(due(time.monotonic()))
@@ -705,10 +719,18 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """
     # Without a broker: one line (the CLI prints it), not faust's traceback.
     require_broker(settings.bootstrap_servers, client_options(settings))
+    # One BLAS thread: a monitor's numpy work is small per-stream matrices
+    # (a 200x512 SVD per PCA warm-up), and parallelism comes from workers and
+    # partitions. OpenBLAS's own threads spin against the event loop: the SVD
+    # took 490 ms of CPU instead of 13 ms on the shared 2-core machine.
+    threadpool_limits(1, user_api="blas")
     app = build_app(settings)
     quiet_aiokafka(settings.bootstrap_servers)  # a lost broker: one line per change
     metrics.serve_metrics(settings.metrics_port)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    if not worker.stdout.isatty():
-        worker.spinner = None  # its cursor codes in a log file are noise
+    # faust's progress spinner sets the root logger to DEBUG at loglevel
+    # warning and above: every debug call of faust and aiokafka (one per
+    # produced message, with its value's repr) was then formatted and
+    # redacted, ~40% of the worker's CPU (bench/bench_e2e.py, py-spy).
+    worker.spinner = None
     worker.execute_from_commandline()

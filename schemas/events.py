@@ -27,6 +27,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     FiniteFloat,
@@ -37,6 +38,7 @@ from pydantic import (
 )
 
 from driftline.errors import redact
+from schemas.vectors import PACKED_VECTOR_SCHEMA, unpack_vector
 
 SCHEMA_VERSION: Final = 1
 
@@ -72,7 +74,20 @@ def utcnow() -> datetime:
 
 # NaN and inf are valid Python floats (and json.loads reads them): refuse them in
 # every vector and score map, checked by pydantic-core rather than a Python loop.
-Vector = Annotated[list[FiniteFloat], Field(min_length=1)]
+# A vector is a JSON list of numbers, or packed (processors' own helper:
+# ``schemas.vectors.pack_vector``): {"dtype": "float16"|"float32", "data": base64
+# of the little-endian values}, ~3x smaller and ~4x cheaper to decode than a
+# 512-number list. Either way the model holds a list of floats and encodes it
+# as a list.
+Vector = Annotated[
+    list[FiniteFloat],
+    BeforeValidator(unpack_vector),
+    Field(min_length=1),
+    WithJsonSchema({"anyOf": [
+        {"type": "array", "items": {"type": "number"}, "minItems": 1},
+        PACKED_VECTOR_SCHEMA,
+    ]}),
+]
 ScoreMap = dict[str, FiniteFloat]
 
 

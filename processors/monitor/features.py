@@ -69,7 +69,7 @@ class EmbeddingFeatures:
         self.settings = settings
         self.references: dict[str, EmbeddingReference] = {}
         self.learners: dict[str, EmbeddingLearners] = {}
-        self.warmup: dict[str, list[list[float]]] = {src: [] for src in EMBEDDING_SOURCES}
+        self.warmup: dict[str, list[Any]] = {src: [] for src in EMBEDDING_SOURCES}
         # A known dimension wins over what the stream sends: otherwise one
         # malformed vector arriving first would poison the stream's reference
         # and every good vector after it would be dead-lettered.
@@ -126,7 +126,9 @@ class EmbeddingFeatures:
                 reason="embedding_dimension",
             )
         if reference is None:
-            buffered.append(vector)
+            # One float64 array per vector (4 KB at 512-d), not a list of Python
+            # floats (16 KB): the warm-up buffer was ~3.3 MB per stream.
+            buffered.append(np.asarray(vector, dtype=np.float64))
             if len(buffered) >= self.settings.reference_size:
                 fitted = self.references[source] = EmbeddingReference.fit(
                     np.asarray(buffered), self.settings.pca_components

@@ -24,6 +24,7 @@ import math
 from datetime import datetime
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from driftline.errors import InvalidEvent
@@ -596,7 +597,7 @@ class StreamMonitor:
             "labels_unmatched": self.join.unmatched,
             "references": emb["references"],
             "warming": emb["warming"],
-            "warmup_vectors": {src: [list(v) for v in vs]
+            "warmup_vectors": {src: [np.asarray(v).tolist() for v in vs]
                                for src, vs in self.embeddings.warmup.items() if vs and warmup},
             "recent_events": [list(e) for e in self.history.items],
             "predictions": list(self.join.predictions.items()),
@@ -632,7 +633,7 @@ class StreamMonitor:
         m.embeddings.load_state({"references": s.references, "learners": s.learners})
         for src, vectors in s.warmup_vectors.items():
             if src in m.embeddings.warmup and src not in m.embeddings.references:
-                m.embeddings.warmup[src] = [list(v) for v in vectors]
+                m.embeddings.warmup[src] = [np.asarray(v, dtype=np.float64) for v in vectors]
         m.history.items.extend(s.recent_events)
         m.join.predictions.update(s.predictions)
         m.join.frames.update(s.pred_frames)

@@ -383,6 +383,8 @@ def test_sinks_process_serves_metrics_of_what_it_did(
             assert sample("driftline_dead_letters_total", stage=stage, reason="invalid_json") == 1
             assert sample("driftline_sink_messages_total", sink=stage, outcome="handled") == 1
             assert sample("driftline_processing_seconds_count", stage=stage) == 2
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert (health.status_code, health.text) == (200, "ok\n")
         assert [d.webhook_id for d in rx.accepted()] == [good.alert_id]
         assert read_alert(s.redis_url, good.alert_id, namespace=topic_prefix)
     finally:

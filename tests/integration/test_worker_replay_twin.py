@@ -116,6 +116,7 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
         letters = [decode_as(DeadLetter, v)
                    for v in _read_until(read_topic, settings.topics.dead_letter, len(reasons), 60)]
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        healthz = httpx.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=10)
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -140,3 +141,18 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
     assert fired == len(alerts)
     dead = sum(v for (name, _), v in samples.items() if name == "driftline_dead_letters_total")
     assert dead == len(reasons)
+    # Issue #16's families: per-stage latency, lag, snapshots, alerts by severity,
+    # dead letters by reason, live monitors, statistic vs threshold; and /healthz.
+    names = {name for name, _ in samples}
+    for family in ("driftline_stage_seconds_bucket", "driftline_consumer_lag",
+                   "driftline_snapshot_bytes_count", "driftline_snapshot_seconds_count",
+                   "driftline_snapshot_age_seconds", "driftline_alerts_by_severity_total",
+                   "driftline_live_monitors", "driftline_signal_statistic",
+                   "driftline_signal_threshold"):
+        assert family in names, family
+    stages = {dict(labels).get("stage") for name, labels in samples
+              if name == "driftline_stage_seconds_count"}
+    assert {"decode", "monitor", "produce"} <= stages
+    assert {dict(labels)["reason"] for name, labels in samples
+            if name == "driftline_dead_letters_total"} == set(reasons)
+    assert healthz.status_code == 200 and healthz.text == "ok\n"

@@ -27,7 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.class_novelty", "processors.embedding_reference",
         "processors.embedding_learners", "processors.image_decode", "processors.image_quality",
         "processors.top_scores", "processors.embedder", "processors.model_manifest",
-        "processors.frame_pipeline", "processors.models", "processors",
+        "processors.frame_pipeline", "processors.quantization", "processors.models",
+        "processors",
     )),
     ("monitor", ("processors.monitor",)),
     ("routing", (
@@ -35,8 +36,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.bundle_export",
     )),
     ("runtime", (
-        "processors.stream_app", "processors.topic_reader", "processors.emitted_alerts",
-        "producers", "sinks", "driftline.local_infra",
+        "processors.stream_app", "processors.stream_metrics", "processors.topic_reader",
+        "processors.emitted_alerts", "producers", "sinks", "driftline.local_infra",
         "driftline.kafka_config", "driftline.metrics", "driftline.service_log",
     )),
     ("app", ("driftline.cli", "driftline.cli_api", "driftline.cli_controls",
