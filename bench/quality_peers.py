@@ -46,3 +46,31 @@ def river_alarm_indices(q: dict[str, np.ndarray], keys: Sequence[str],
                     hits.add(i)
         out[name] = sorted(hits)
     return out
+
+
+def alibi_mmd_alarm_indices(q: dict[str, np.ndarray], keys: Sequence[str], warm: int, *,
+                            ert: float, window: int = 20, n_bootstraps: int = 3000,
+                            seed: int = 0) -> list[int]:
+    """Frame indices (>= ``warm``) at which alibi-detect's ``MMDDriftOnline`` fired.
+
+    Its reference is the standardised values of frames ``warm // 2 .. warm``
+    (a vector of ``len(keys)`` per frame); alibi's own bootstrap sets its
+    thresholds for ``ert`` frames between false alarms (``n_bootstraps`` must be
+    much larger than ``ert``: alibi's rule; a weekly budget at 10 frames/s is
+    6 million frames, out of reach). Restarted (``reset_state``) after every alarm.
+    Needs the ``bench`` extra (``bench/install_peers.sh``: torch + alibi-detect).
+    """
+    import torch
+    from alibi_detect.cd import MMDDriftOnline
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    z = standardised(q, keys, warm).astype(np.float32)
+    det = MMDDriftOnline(z[warm // 2 : warm], ert=ert, window_size=window, backend="pytorch",
+                         n_bootstraps=n_bootstraps, device="cpu", verbose=False)
+    hits = []
+    for i in range(warm, len(z)):
+        if det.predict(z[i], return_test_stat=False)["data"]["is_drift"]:
+            hits.append(i)
+            det.reset_state()
+    return hits
