@@ -360,10 +360,10 @@ class TileFeatures:
             if len(self.warmup) >= self.reference_size:
                 self._fit()
             return out
-        r = relative_tiles(vals)
+        lv = tile_levels(vals)
+        r = lv - np.median(lv, axis=1, keepdims=True)  # relative_tiles(vals), once
         z = (r - self.center) / self.tol
         a = np.abs(z)
-        lv = tile_levels(vals)
         if self.level is None:
             self.level = lv.copy()
         moved = np.abs(lv - self.level) > self.tol
