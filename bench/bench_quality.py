@@ -44,10 +44,24 @@ WINDOW = 600
 RAMP = 1500
 SHIFTS = ("smudge", "vignetting", "defocus", "motion_blur", "haze", "haze_ramp", "exposure",
           "color_cast", "resolution", "jpeg", "occlusion", "scene_change", "frozen")
-BUDGETS = (1.0, 10.0, 100.0)
+BUDGETS = (1.0, 100.0, 10_000.0)
+# Whole-frame values river's peers watch (bench/quality_peers.py).
+PEER_KEYS = ("brightness", "contrast", "sharpness", "saturation", "colourfulness", "noise",
+             "warmth", "tint")
+# The simulation profile in use (``--sim``); a list so worker processes get it too.
+SIM_MODE = ["fixed"]
 
 
-def _camera(scene: str, seed: int, shift: str | None):
+# The simulated camera: ``fixed`` (default) is a camera bolted to a wall -- the
+# view sways by ~1.5 px (correlation time 60 s) and the day/night cycle takes
+# 24 h of stream time; ``wander`` is the first version of this bench (the view
+# panning 0.7 px/frame over the whole photo, a light cycle of ~400 s).
+SIM = {"fixed": {"mount": "fixed", "lighting_period_s": 86_400.0},
+       "wander": {}}
+DAY_S = 86_400.0
+
+
+def _camera(scene: str, seed: int, shift: str | None, sim: str = "fixed"):
     from producers.drift_injection import DriftSpec
     from producers.simulated_camera import SimulatedCamera
 
@@ -58,13 +72,16 @@ def _camera(scene: str, seed: int, shift: str | None):
         drift = DriftSpec(shift, onset=ONSET)
     # Passers-by: one every ~100 s on average, each 10-40 s in view.
     return SimulatedCamera(scene, seed=seed, size=(320, 240), fps=FPS, drift=drift,
-                           occluder_rate=1 / 1000, occluder_frames=(100, 401))
+                           occluder_rate=1 / 1000, occluder_frames=(100, 401), **SIM[sim])
 
 
-def frames_quality(scene: str, seed: int, shift: str | None, n: int) -> dict[str, np.ndarray]:
+def frames_quality(scene: str, seed: int, shift: str | None, n: int,
+                   sim: str | None = None) -> dict[str, np.ndarray]:
     """Quality values of ``n`` frames (cached): keys and a (n, k) array."""
+    sim = sim or SIM_MODE[0]
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"{scene}-{seed}-{shift or 'clean'}-{n}.npz"
+    tag = "" if sim == "wander" else f"-{sim}"
+    path = CACHE / f"{scene}-{seed}-{shift or 'clean'}-{n}{tag}.npz"
     if path.exists():
         with np.load(path) as z:
             return {"keys": z["keys"], "values": z["values"], "seconds": z["seconds"]}
@@ -72,7 +89,7 @@ def frames_quality(scene: str, seed: int, shift: str | None, n: int) -> dict[str
 
     from processors.image_quality import image_quality
 
-    cam = _camera(scene, seed, shift)
+    cam = _camera(scene, seed, shift, sim)
     rows: list[dict[str, float]] = []
     t0 = time.process_time()
     for f in cam.frames(n):
@@ -87,42 +104,44 @@ def frames_quality(scene: str, seed: int, shift: str | None, n: int) -> dict[str
     return {"keys": keys, "values": values, "seconds": np.array(seconds)}
 
 
-def alerts_of(q: dict[str, np.ndarray], budget: float,
-              min_duration: float | None = None) -> list[tuple[str, int, int]]:
+def alerts_of(q: dict[str, np.ndarray], budget: float, min_duration: float | None = None,
+              global_min_duration: float | None = None) -> list[tuple[str, int, int]]:
     """(signal, change frame, detected frame) of every alert of a default monitor."""
     from driftline.settings import MonitorSettings
     from processors.monitor import StreamMonitor
     from schemas.events import Embedding
 
     extra = {} if min_duration is None else {"min_duration": min_duration}
+    if global_min_duration is not None:
+        extra["global_min_duration"] = global_min_duration
     mon = StreamMonitor("cam", "v1", MonitorSettings(false_alarms_per_week=budget, **extra))
     keys = [str(k) for k in q["keys"]]
     out = []
-    for i, row in enumerate(q["values"]):
+    for i, row in enumerate(q["values"].tolist()):
         e = Embedding(event_id=f"e{i}", stream_id="cam", model_version="v1", frame_id=f"f{i}",
-                      frame_index=i, vector=[1.0] * 8, quality=dict(zip(keys, row.tolist(),
-                                                                          strict=True)),
+                      frame_index=i, vector=[1.0] * 8, quality=dict(zip(keys, row, strict=True)),
                       ts=T0 + timedelta(seconds=i / FPS))
         out += [(a.signal, a.change_frame_index or 0, a.detected_frame_index or 0)
                 for a in mon.observe(e)]
     return out
 
 
-_CLEAN: dict[tuple[str, int, int, float | None], list[tuple[str, int, int]]] = {}
+_CLEAN: dict[tuple[str, int, int, float | None, float | None], list[tuple[str, int, int]]] = {}
 
 
-def clean_alerts(scene: str, seed: int, n: int,
-                 min_duration: float | None = None) -> list[tuple[str, int, int]]:
+def clean_alerts(scene: str, seed: int, n: int, min_duration: float | None = None,
+                 global_min_duration: float | None = None) -> list[tuple[str, int, int]]:
     """The alerts of the clean stream of a camera at the default budget (memoised)."""
-    key = (scene, seed, n, min_duration)
+    key = (scene, seed, n, min_duration, global_min_duration)
     if key not in _CLEAN:
-        _CLEAN[key] = alerts_of(frames_quality(scene, seed, None, n), 1.0, min_duration)
+        _CLEAN[key] = alerts_of(frames_quality(scene, seed, None, n), 1.0, min_duration,
+                                global_min_duration)
     return _CLEAN[key]
 
 
-def _job(args: tuple[str, int, str | None, int]) -> tuple[str, int, str | None, float]:
-    scene, seed, shift, n = args
-    q = frames_quality(scene, seed, shift, n)
+def _job(args: tuple[str, int, str | None, int, str]) -> tuple[str, int, str | None, float]:
+    scene, seed, shift, n, sim = args
+    q = frames_quality(scene, seed, shift, n, sim)
     return scene, seed, shift, float(q["seconds"]) / n
 
 
@@ -130,19 +149,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clean-frames", type=int, default=4000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--shift-scenes", default="coffee:1,china:3,rocket:11,flower:12")
+    ap.add_argument("--shift-scenes",
+                    default="rocket:11,flower:12,motorcycle_left:13,coffee:1,china:3")
     ap.add_argument("--no-clean", action="store_true", help="skip the clean-stream table")
     ap.add_argument("--persistence", action="store_true",
                     help="only the persistence table: clean alarms and delays per MIN_DURATION")
+    ap.add_argument("--sim", choices=sorted(SIM), default="fixed",
+                    help="simulated camera: fixed mount and a 24-h day (default) or the first "
+                    "version's wandering view and 400-s light cycle")
+    ap.add_argument("--alibi", action="store_true",
+                    help="only alibi-detect's MMDDriftOnline on the evaluation streams (needs "
+                    "bench/install_peers.sh)")
+    ap.add_argument("--global-min-duration", type=float, default=None,
+                    help="override GLOBAL_MIN_DURATION (s; 0 turns the fast path off)")
     args = ap.parse_args()
+    SIM_MODE[0] = args.sim
     shift_scenes = [(s.split(":")[0], int(s.split(":")[1])) for s in args.shift_scenes.split(",")]
-    jobs: list[tuple[str, int, str | None, int]] = [
-        (sc, sd, None, args.clean_frames) for sc, sd in TUNE + EVAL]
+    jobs: list[tuple[str, int, str | None, int, str]] = [
+        (sc, sd, None, args.clean_frames, args.sim) for sc, sd in TUNE + EVAL]
     for shift in SHIFTS:
         n = ONSET + (RAMP + WINDOW if shift == "haze_ramp" else WINDOW)
-        jobs += [(sc, sd, shift, n) for sc, sd in shift_scenes]
+        jobs += [(sc, sd, shift, n, args.sim) for sc, sd in shift_scenes]
     if args.persistence:
         persistence_table(args.clean_frames, shift_scenes)
+        return
+    if args.alibi:
+        alibi_rows(args.clean_frames, shift_scenes)
         return
     t0 = time.time()
     with ProcessPoolExecutor(args.workers) as ex:
@@ -151,60 +183,135 @@ def main() -> None:
           f"{1e3 * float(np.median([c[3] for c in costs])):.2f} ms/frame (320x240, median)")
 
     if not args.no_clean:
-        clean_table(args.clean_frames)
-    shift_table(args.clean_frames, shift_scenes)
+        clean_table(args.clean_frames, args.global_min_duration, args.workers)
+    shift_table(args.clean_frames, shift_scenes, args.global_min_duration, args.workers)
 
 
-def clean_table(clean_frames: int) -> None:
-    """Clean streams: alarms per camera-week at each budget."""
-    print("\n## Clean streams (passers-by 10-40 s), alarms after calibration (frame 400)\n")
-    print("| budget / camera-week | set | streams | monitored frames (camera-hours) | alarms | "
-          "alarms / camera-week (realized) | signals |")
-    print("|---|---|---|---|---|---|---|")
+def _clean_job(args: tuple[str, int, int, float, float | None]) -> list[tuple[str, int, int]]:
+    scene, seed, n, budget, gmd = args
+    q = frames_quality(scene, seed, None, n)
+    return [a for a in alerts_of(q, budget, None, gmd) if a[2] >= WARM]
+
+
+def clean_table(clean_frames: int, global_min_duration: float | None = None,
+                workers: int = 2) -> None:
+    """Clean streams: alarms per camera-week at each budget, and river's peers."""
+    from bench.quality_peers import river_alarm_indices
+
+    print(f"\n## Clean streams (passers-by 10-40 s), alarms after calibration (frame {WARM})\n")
+    print("| detector | budget / camera-week | set | streams | monitored frames (camera-hours) | "
+          "alarms | alarms / camera-week (realized) | signals |")
+    print("|---|---|---|---|---|---|---|---|")
+    jobs = [(sc, sd, clean_frames, b, global_min_duration)
+            for b in BUDGETS for sc, sd in TUNE + EVAL]
+    with ProcessPoolExecutor(workers) as ex:
+        found = dict(zip([(j[0], j[3]) for j in jobs], ex.map(_clean_job, jobs), strict=True))
     for budget in BUDGETS:
         for name, scenes in (("tuning", TUNE), ("evaluation", EVAL)):
-            alarms: list[tuple[str, int, int]] = []
-            frames = 0
-            for sc, sd in scenes:
-                q = frames_quality(sc, sd, None, clean_frames)
-                al = [a for a in alerts_of(q, budget) if a[2] >= WARM]
-                alarms += al
-                frames += clean_frames - WARM
+            alarms = [a for sc, _ in scenes for a in found[(sc, budget)]]
+            frames = len(scenes) * (clean_frames - WARM)
             weeks = frames / WEEK_FRAMES
             sigs: dict[str, int] = {}
             for s, _, _ in alarms:
                 sigs[s] = sigs.get(s, 0) + 1
-            print(f"| {budget:g} | {name} | {len(scenes)} | {frames:,} ({frames / FPS / 3600:.1f}) "
-                  f"| {len(alarms)} | {len(alarms) / weeks:,.0f} | "
+            print(f"| driftline | {budget:g} | {name} | {len(scenes)} | {frames:,} "
+                  f"({frames / FPS / 3600:.1f}) | {len(alarms)} | {len(alarms) / weeks:,.0f} | "
                   f"{', '.join(f'{k} {v}' for k, v in sorted(sigs.items())) or '—'} |")
+    for name, scenes in (("tuning", TUNE), ("evaluation", EVAL)):
+        counts: dict[str, int] = {}
+        for sc, sd in scenes:
+            q = frames_quality(sc, sd, None, clean_frames)
+            for peer, hits in river_alarm_indices(q, PEER_KEYS, WARM).items():
+                counts[peer] = counts.get(peer, 0) + len(hits)
+        frames = len(scenes) * (clean_frames - WARM)
+        for peer, c in counts.items():
+            print(f"| {peer} (defaults) | — | {name} | {len(scenes)} | {frames:,} "
+                  f"({frames / FPS / 3600:.1f}) | {c} | {c / (frames / WEEK_FRAMES):,.0f} | "
+                  f"any of {len(PEER_KEYS)} standardised values |")
 
 
-def shift_table(clean_frames: int, shift_scenes: list[tuple[str, int]]) -> None:
-    """Detection and delay per shift at the default budget."""
+def _shift_row(args: tuple[str, list[tuple[str, int]], int, float | None]) -> str:
+    """One row of the shift table (run in a worker process)."""
+    from bench.quality_peers import river_alarm_indices
+
+    shift, scenes, clean_frames, gmd = args
+    limit = RAMP + WINDOW if shift == "haze_ramp" else WINDOW
+    delays, firsts = [], []
+    peer: dict[str, list[int]] = {"river ADWIN": [], "river PageHinkley": []}
+    for sc, sd in scenes:
+        q = frames_quality(sc, sd, shift, ONSET + limit)
+        # Frames before the onset are the clean stream's: an alert the clean
+        # stream also raised (same signal and change frame) is its false
+        # alarm, not a detection.
+        clean = {(a[0], a[1]) for a in clean_alerts(sc, sd, clean_frames, None, gmd)}
+        after = [a for a in alerts_of(q, 1.0, None, gmd)
+                 if a[2] >= ONSET and (a[0], a[1]) not in clean]
+        if after:
+            first = min(after, key=lambda a: a[2])
+            delays.append(first[2] - ONSET)
+            firsts.append(f"{first[0].removeprefix('quality.')} ({sc}, {first[2] - ONSET})")
+        else:
+            firsts.append(f"miss ({sc})")
+        for name, hits in river_alarm_indices(q, PEER_KEYS, WARM).items():
+            late = [h - ONSET for h in hits if h >= ONSET]
+            if late:
+                peer[name].append(late[0])
+    med = f"{int(np.median(delays))}" if delays else "—"
+    p90 = f"{int(np.percentile(delays, 90))}" if delays else "—"
+    peers = " | ".join(f"{len(v)}/{len(scenes)}, {int(np.median(v)) if v else '—'}"
+                       for v in peer.values())
+    return (f"| {shift} | {len(delays)}/{len(scenes)} | {med} | {p90} | {peers} | "
+            f"{', '.join(firsts)} |")
+
+
+def shift_table(clean_frames: int, shift_scenes: list[tuple[str, int]],
+                global_min_duration: float | None = None, workers: int = 2) -> None:
+    """Detection and delay per shift at the default budget, with river's peers."""
     print(f"\n## Shifts from frame {ONSET} (default budget: 1 false alarm / camera-week)\n")
     print("Delay = frames (10 fps) from the onset to the first alert at or after it, within "
-          f"{WINDOW} frames ({RAMP + WINDOW} for the ramp); the persistence (45 s = 450 frames "
-          "from the change point) is part of it.\n")
-    print("| shift | detected | median delay (frames) | first signals |")
-    print("|---|---|---|---|")
-    for shift in SHIFTS:
-        limit = RAMP + WINDOW if shift == "haze_ramp" else WINDOW
-        delays, firsts = [], []
-        for sc, sd in shift_scenes:
-            q = frames_quality(sc, sd, shift, ONSET + limit)
-            # Frames before the onset are the clean stream's: an alert the clean
-            # stream also raised (same signal and change frame) is its false
-            # alarm, not a detection.
-            clean = {(a[0], a[1]) for a in clean_alerts(sc, sd, clean_frames)}
-            after = [a for a in alerts_of(q, 1.0) if a[2] >= ONSET and (a[0], a[1]) not in clean]
-            if after:
-                first = min(after, key=lambda a: a[2])
-                delays.append(first[2] - ONSET)
-                firsts.append(f"{first[0].removeprefix('quality.')} ({sc})")
-            else:
-                firsts.append(f"miss ({sc})")
-        med = f"{int(np.median(delays))}" if delays else "—"
-        print(f"| {shift} | {len(delays)}/{len(shift_scenes)} | {med} | {', '.join(firsts)} |")
+          f"{WINDOW} frames ({RAMP + WINDOW} for the ramp). Peers: river ADWIN / PageHinkley "
+          "(defaults) on each standardised whole-frame value, the first alarm of any after the "
+          "onset (detected, median delay).\n")
+    print("| shift | detected | median delay | p90 delay | river ADWIN | river PageHinkley | "
+          "first signal (scene, delay) |")
+    print("|---|---|---|---|---|---|---|")
+    with ProcessPoolExecutor(workers) as ex:
+        for row in ex.map(_shift_row, [(sh, shift_scenes, clean_frames, global_min_duration)
+                                       for sh in SHIFTS]):
+            print(row, flush=True)
+
+
+def _alibi_job(args: tuple[str, int, str | None, int]) -> tuple[str, str | None, list[int]]:
+    from bench.quality_peers import alibi_mmd_alarm_indices
+
+    scene, seed, shift, n = args
+    q = frames_quality(scene, seed, shift, n)
+    return scene, shift, alibi_mmd_alarm_indices(q, PEER_KEYS, WARM, ert=ALIBI_ERT)
+
+
+# alibi's bootstrap needs n_bootstraps >> ert: 1,000 frames (100 s at 10 fps) is
+# what it can calibrate here; the weekly budget (6e6 frames) is out of its reach.
+ALIBI_ERT = 1000.0
+ALIBI_SHIFTS = ("haze", "defocus")
+
+
+def alibi_rows(clean_frames: int, shift_scenes: list[tuple[str, int]]) -> None:
+    """alibi-detect MMDDriftOnline on the evaluation set: clean alarms, first alarm per shift."""
+    jobs: list[tuple[str, int, str | None, int]] = [
+        (sc, sd, None, clean_frames) for sc, sd in EVAL]
+    jobs += [(sc, sd, sh, ONSET + WINDOW) for sh in ALIBI_SHIFTS for sc, sd in EVAL]
+    with ProcessPoolExecutor(2) as ex:
+        res = list(ex.map(_alibi_job, jobs))
+    clean = sum(len(h) for _, sh, h in res if sh is None)
+    frames = len(EVAL) * (clean_frames - WARM)
+    print(f"| alibi-detect MMDDriftOnline (ERT {ALIBI_ERT:g} frames, window 20) | evaluation "
+          f"clean: {clean} alarms in {frames:,} frames ({clean / (frames / WEEK_FRAMES):,.0f} "
+          "per camera-week) |")
+    for sh in ALIBI_SHIFTS:
+        d = [min([i - ONSET for i in h if i >= ONSET], default=-1) for _, s, h in res if s == sh]
+        hit = [x for x in d if x >= 0]
+        print(f"| {sh} | {len(hit)}/{len(d)} first alarm after the onset, median "
+              f"{int(np.median(hit)) if hit else '—'} frames |")
 
 
 def persistence_table(clean_frames: int, shift_scenes: list[tuple[str, int]]) -> None:

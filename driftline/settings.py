@@ -132,6 +132,12 @@ class MonitorSettings(BaseModel):
         "(people walking through the view for 10-40 s are transient). Converted to each "
         "signal's updates with the stream's measured event rate; 0 (or no usable `ts`) = "
         "alert when the detector fires.")
+    global_min_duration: float = Field(
+        default=2.0, ge=0, le=86_400, description="Seconds a change must last when it is "
+        "global: when every frame since the change point was calm in the 4x4 tiles (nothing "
+        "local moved, or at least 3/4 of the tiles changed at once: blur, haze, exposure, a "
+        "new scene), a detection is confirmed after this instead of `min_duration` "
+        "(passers-by are local and keep `min_duration`). 0 = off.")
     # -- end of detection budget and persistence ----------------------------------------
     reference_size: int = Field(default=200, ge=50, le=100_000)
     class_mix_reference_size: int = Field(

@@ -107,6 +107,7 @@ class ScalarSignalState(StateModel):
     slow: AnyDetectorState | None = None
     pending: PendingChange | None = None
     transients: int = 0
+    fast: int = 0
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,13 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         ``change_index`` unchanged); otherwise it was transient (a person
         walking through the view): counted in ``transients``, nothing reported,
         and the detector watches on from its pre-change baseline.
+    fast : int
+        The fast path for global changes (0: off): a held detection is decided
+        as soon as it is ``fast`` updates old if every update since its change
+        point was *calm* -- ``update``'s ``calm`` (the run of consecutive calm
+        frames, ``processors.monitor.features.TileFeatures``) covers its age:
+        nothing local moved in the view, or (nearly) all of it changed at once.
+        A passer-by is local and keeps the full ``persist``.
 
     Examples
     --------
@@ -236,9 +244,11 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         tolerance: tuple[float, float] | None = None,
         track: float = 0.0,
         persist: int = 0,
+        fast: int = 0,
     ) -> None:
         self.name = name
         self.persist = int(persist)
+        self.fast = int(fast)
         self.pending: PendingChange | None = None
         self.transients = 0
         self.track = float(track)
@@ -263,8 +273,11 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
 
     # -- observing -----------------------------------------------------------------
 
-    def update(self, value: float, index: int) -> Detection | None:
-        """Feed one value observed at stream index ``index``."""
+    def update(self, value: float, index: int, calm: int | None = None) -> Detection | None:
+        """Feed one value observed at stream index ``index``.
+
+        ``calm``: consecutive calm frames up to this one (see ``fast``), or None.
+        """
         self.updates += 1
         self.recent.append(value)
         self.indices.append(index)
@@ -277,7 +290,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
                 self._calibrate()
             return None
         if self.pending is not None:
-            return self._confirm(value, index)
+            return self._confirm(value, index, calm)
         assert self.detector is not None
         self.detector.update(value)
         fired: Detector | None = self.detector if self.detector.drift_detected else None
@@ -288,10 +301,16 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         if fired is None:
             return None
         if self.persist > 0 and isinstance(fired, Cusum):
-            return self._hold(index, fired)
+            return self._hold(index, fired, calm)
         return self._detection(index, fired)
 
-    def _hold(self, index: int, det: Cusum) -> Detection | None:
+    def _fast(self, calm: int | None) -> bool:
+        """The held change is old enough and everything since it began was calm."""
+        p = self.pending
+        return (p is not None and self.fast > 0 and calm is not None
+                and p.age >= self.fast and calm >= p.age)
+
+    def _hold(self, index: int, det: Cusum, calm: int | None = None) -> Detection | None:
         """A detector fired: report now if the change already lasted, else wait."""
         detection = self._detection(index, det, rereference=False)
         age = det.change_offset + 1
@@ -300,17 +319,17 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             detection=dataclasses.asdict(detection), direction=det.direction,
             baseline=det.mean, scale=det.scale * det.k, age=age, values=seen,
         )
-        if age >= self.persist:
+        if age >= self.persist or self._fast(calm):
             return self._decide(index)
         return None
 
-    def _confirm(self, value: float, index: int) -> Detection | None:
+    def _confirm(self, value: float, index: int, calm: int | None = None) -> Detection | None:
         assert self.pending is not None
         self.pending.age += 1
         self.pending.values.append(value)
         if len(self.pending.values) > self.persist:
             del self.pending.values[0]
-        if self.pending.age < self.persist:
+        if self.pending.age < self.persist and not self._fast(calm):
             return None
         return self._decide(index)
 
@@ -492,6 +511,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             slow=None if self.slow is None else self.slow.state_model(),
             pending=None if self.pending is None else self.pending.model_copy(deep=True),
             transients=self.transients,
+            fast=self.fast,
         )
 
     @classmethod
@@ -506,6 +526,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             tolerance=state.tolerance,
             track=state.track,
             persist=state.persist,
+            fast=state.fast,
         )
         s.pending = None if state.pending is None else state.pending.model_copy(deep=True)
         s.transients = state.transients

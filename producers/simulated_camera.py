@@ -11,7 +11,12 @@ scene (see :mod:`producers.scenes`):
   Ornstein-Uhlenbeck velocity, ~0.7 output px/frame) and whose size drifts
   slowly, plus small per-frame jitter;
 - a gentle day/night cycle (gain +-15% and a slight colour-temperature swing,
-  period of thousands of frames);
+  period of thousands of frames, or ``lighting_period_s`` seconds of stream
+  time: 86,400 for a real day);
+- ``mount="fixed"``: a camera bolted to a wall instead of a wandering view --
+  the crop window stays where it started and only sways (a mean-reverting
+  offset of ``sway_px`` output pixels, correlation time ``sway_s`` seconds:
+  wind, a mast warming in the sun) with the same per-frame jitter;
 - occasional passing occluders: a dark, soft-edged blob crossing the frame for
   a few dozen frames;
 - Gaussian sensor noise (sigma 2 grey levels);
@@ -272,6 +277,16 @@ class SimulatedCamera:
         Standard deviation of the per-frame shake, in output pixels.
     lighting_period, lighting_amplitude
         Day/night cycle: mean period in frames and relative gain amplitude.
+    lighting_period_s
+        The cycle's period in seconds of stream time (frame ``i`` is at
+        ``i / fps`` s) instead of ``lighting_period`` frames, exactly (no random
+        stretch): 86,400 is a real day.
+    mount, sway_px, sway_s
+        ``"wander"`` (default): the crop window walks over the scene as
+        described above (a slowly panning view). ``"fixed"``: it stays at its
+        start and sways by a mean-reverting offset (standard deviation
+        ``sway_px`` output pixels, correlation time ``sway_s`` seconds); the
+        zoom stays fixed. What a fixed surveillance camera does.
     occluder_rate
         Probability per frame that an occluder starts crossing (when none is).
     occluder_frames
@@ -311,8 +326,19 @@ class SimulatedCamera:
         occluder_frames: tuple[int, int] = (20, 61),
         video_path: str | os.PathLike[str] | None = None,
         name: str | None = None,
+        lighting_period_s: float | None = None,
+        mount: str = "wander",
+        sway_px: float = 1.5,
+        sway_s: float = 60.0,
     ) -> None:
         out_w, out_h = size
+        if mount not in ("wander", "fixed"):
+            raise ConfigError("mount", f"mount must be 'wander' or 'fixed', got {mount!r}")
+        if lighting_period_s is not None and not lighting_period_s > 0:
+            raise ConfigError("lighting_period_s", f"must be > 0, got {lighting_period_s}")
+        if not (sway_px >= 0 and sway_s > 0):
+            raise ConfigError("sway_px", f"need sway_px >= 0 and sway_s > 0, got {sway_px}, "
+                              f"{sway_s}")
         if out_w < 16 or out_h < 16:
             raise ConfigError("size", f"frame size must be at least 16x16, got {size}")
         if not fps > 0:
@@ -360,6 +386,15 @@ class SimulatedCamera:
         self._cy = float(rng.uniform(*self._center_bounds(self._source, self._z, 1)))
         self._vx, self._vy = (float(v) for v in rng.normal(0.0, self._v_sd, 2))
         self._period = float(lighting_period) * float(rng.uniform(0.75, 1.25))
+        if lighting_period_s is not None:
+            self._period = float(lighting_period_s) * self.fps
+        self.mount = mount
+        # Fixed mount: the start of the walk is the mount point; the sway is an
+        # AR(1) offset in output pixels with the given correlation time.
+        self._anchor = (self._cx, self._cy)
+        self._sway = (0.0, 0.0)
+        self._sway_a = math.exp(-1.0 / (float(sway_s) * self.fps))
+        self._sway_sigma = float(sway_px) * math.sqrt(1.0 - self._sway_a**2)
         self._phase = float(rng.uniform(0, 2 * math.pi))
         self._light_amp = float(lighting_amplitude)
 
@@ -400,6 +435,13 @@ class SimulatedCamera:
         win_w = min(src.width, src.height * out_w / self.size[1])
         k = self._z * win_w / out_w  # source px per output px
         nx, ny, nz, jx, jy = rng.standard_normal(5)
+        if self.mount == "fixed":
+            a, sd = self._sway_a, self._sway_sigma
+            sx, sy = a * self._sway[0] + sd * nx, a * self._sway[1] + sd * ny
+            self._sway = (sx, sy)
+            self._cx = self._anchor[0] + sx * k / src.width
+            self._cy = self._anchor[1] + sy * k / src.height
+            return float(jx) * self.jitter, float(jy) * self.jitter
         self._vx = self._rho * self._vx + self._v_sigma * nx
         self._vy = self._rho * self._vy + self._v_sigma * ny
         self._cx += self._vx * k / src.width

@@ -263,6 +263,15 @@ TILE_SIGNALS = ("quality.tile_brightness", "quality.tile_sharpness")
 WORST_TILES = 4
 # The frozen run is capped (log1p(10^4) ~ 9.2): the value stays finite.
 FROZEN_CAP = 10_000
+# Spatial extent of a change (the fast path for global changes, issue #11). A
+# frame is *calm* for the persistence rule when no tile moved beyond one
+# tolerance relative to the median tile (nothing local: no passer-by, no
+# occluder in view), or when at least GLOBAL_SHARE of the tiles moved beyond
+# one tolerance from their own (absolute) baseline in one metric -- blur, haze,
+# exposure, defocus and a new scene change (nearly) every tile at once; a
+# person or a vehicle covers a few tiles and then others.
+GLOBAL_SHARE = 0.75
+LOCAL_LEVEL = 1.0
 
 
 def tile_name(index: int) -> str:
@@ -272,6 +281,19 @@ def tile_name(index: int) -> str:
     'row 1, column 3'
     """
     return f"row {index // TILES}, column {index % TILES}"
+
+
+def tile_levels(values: list[float]) -> np.ndarray:
+    """``TILE_KEYS`` values as (metric, tile) log-levels (each tile on its own).
+
+    >>> tile_levels([100.0] * 16 + [10.0] * 16 + [3.0] * 16)[:, 0].round(3).tolist()
+    [4.615, 2.398, 3.0]
+    """
+    x = np.asarray(values, dtype=float).reshape(len(TILE_METRICS), -1)
+    for m, metric in enumerate(TILE_METRICS):
+        if metric != "sharpness":
+            x[m] = np.log1p(np.maximum(x[m], 0.0))
+    return x
 
 
 def relative_tiles(values: list[float]) -> np.ndarray:
@@ -285,10 +307,7 @@ def relative_tiles(values: list[float]) -> np.ndarray:
     >>> r.shape, float(r[0].max()), float(r[2, -1])
     ((3, 16), 0.0, -2.0)
     """
-    x = np.asarray(values, dtype=float).reshape(len(TILE_METRICS), -1)
-    for m, metric in enumerate(TILE_METRICS):
-        if metric != "sharpness":
-            x[m] = np.log1p(np.maximum(x[m], 0.0))
+    x = tile_levels(values)
     return x - np.median(x, axis=1, keepdims=True)
 
 
@@ -303,7 +322,10 @@ class TileFeatures:
     baseline follows slow wander (an exponential weight, as the CUSUMs'
     tracking baseline, on deviations clipped to one tolerance).
     ``quality.frozen`` is ``log1p`` of the number of consecutive frames whose
-    tile statistics repeated exactly (0 on a live camera).
+    tile statistics repeated exactly (0 on a live camera). ``calm`` is the run
+    of consecutive frames in which nothing local moved or the change was
+    global (``GLOBAL_SHARE``; None for a frame without tile values): the
+    persistence rule's fast path (``ScalarSignal.update``).
     """
 
     def __init__(self, reference_size: int, track: float = 0.0) -> None:
@@ -315,10 +337,16 @@ class TileFeatures:
         self.previous: list[float] | None = None
         self.run = 0
         self.worst: dict[str, int] = {}
+        # Each tile's own (not median-relative) log-level baseline, and the run
+        # of consecutive calm frames (see GLOBAL_SHARE); None: no tile values.
+        self.level: np.ndarray | None = None
+        self.calm_run = 0
+        self.calm: int | None = None
 
     def values(self, quality: dict[str, float]) -> dict[str, float]:
         """The tile signals of one frame's quality (none when it has no tile values)."""
         row = [quality.get(k) for k in TILE_KEYS]
+        self.calm = None
         if any(v is None for v in row):
             return {}
         vals = [float(v) for v in row if v is not None]
@@ -334,14 +362,23 @@ class TileFeatures:
             if len(self.warmup) >= self.reference_size:
                 self._fit()
             return out
-        r = relative_tiles(vals)
+        lv = tile_levels(vals)
+        r = lv - np.median(lv, axis=1, keepdims=True)  # relative_tiles(vals), once
         z = (r - self.center) / self.tol
         a = np.abs(z)
+        if self.level is None:
+            self.level = lv.copy()
+        moved = np.abs(lv - self.level) > self.tol
+        calm = not (a > LOCAL_LEVEL).any() or bool(
+            (moved.sum(axis=1) >= GLOBAL_SHARE * moved.shape[1]).any())
+        self.calm_run = min(self.calm_run + 1, FROZEN_CAP) if calm else 0
+        self.calm = self.calm_run
         if self.track:
             # Each tile's baseline follows slow wander by at most ``track`` of a
             # tolerance per frame (deviations clipped to one tolerance): a lasting
             # step (a smudge) is absorbed by ~one tolerance per halflife only.
             self.center += self.track * np.clip(r - self.center, -self.tol, self.tol)
+            self.level += self.track * np.clip(lv - self.level, -self.tol, self.tol)
         for metric, ai in zip(TILE_METRICS, a, strict=True):
             if f"quality.tile_{metric}" not in TILE_SIGNALS:
                 continue
@@ -361,13 +398,15 @@ class TileFeatures:
                 tol[m, t] = max(rel * abs(center[m, t]), absolute, 2.5 * float(col.std()),
                                 reference_envelope(col))
         self.center, self.tol = center, tol
+        self.level = np.median(np.stack([tile_levels(r) for r in self.warmup]), axis=0)
         self.warmup = []
 
     def drop(self) -> None:
         """Refit the tile references on the next ``reference_size`` frames."""
-        self.center = self.tol = None
+        self.center = self.tol = self.level = None
         self.warmup = []
         self.worst = {}
+        self.calm_run = 0
 
     def state(self) -> dict[str, Any]:
         return {
@@ -377,6 +416,8 @@ class TileFeatures:
             "previous": self.previous,
             "run": self.run,
             "worst": dict(self.worst),
+            "level": None if self.level is None else self.level.tolist(),
+            "calm_run": self.calm_run,
         }
 
     @classmethod
@@ -391,4 +432,7 @@ class TileFeatures:
         t.previous = None if prev is None else [float(v) for v in prev]
         t.run = int(state.get("run", 0))
         t.worst = {str(k): int(v) for k, v in state.get("worst", {}).items()}
+        if state.get("level") is not None:
+            t.level = np.asarray(state["level"], dtype=float)
+        t.calm_run = int(state.get("calm_run", 0))
         return t

@@ -296,9 +296,11 @@ class StreamMonitor:
         self.history.append(event.event_id, getattr(event, "frame_index", None),
                             event.ts.isoformat())
         alerts = []
+        calm = self.tiles.calm if isinstance(event, Embedding) else None
         for name, value in values.items():
             reference = ReferenceCheck.pending(self.signals[name], value)
-            detection = self.signals[name].update(value, index)
+            detection = self.signals[name].update(
+                value, index, None if name.startswith("quality.tile_") else calm)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
             if reference is not None and (warn := ReferenceCheck.check(
@@ -341,6 +343,7 @@ class StreamMonitor:
                 sig.ert = ert_each
             share = sig.updates / max(1, events - 1) or 1.0
             sig.persist = math.ceil(self.settings.min_duration * self.event_rate * share)
+            sig.fast = math.ceil(self.settings.global_min_duration * self.event_rate * share)
 
     def _signal_values(self, event: MonitorEvent) -> dict[str, float]:
         # Stateful features first: an embedding of the wrong dimension raises

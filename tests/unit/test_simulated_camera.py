@@ -203,3 +203,22 @@ def test_vtest_real_video_scene() -> None:
     near = np.mean([mad(frames[i].rgb, frames[i + 1].rgb) for i in range(0, 50, 5)])
     far = mad(frames[0].rgb, frames[59].rgb)
     assert near < far
+
+
+def test_a_fixed_mount_sways_and_its_day_takes_a_day_of_stream_time() -> None:
+    """``mount="fixed"``: the view stays put (a sway of ~1.5 px); the light follows the clock."""
+    common = {"seed": 3, "size": (160, 120), "occluder_rate": 0.0, "noise_sigma": 0.0}
+    fixed = SimulatedCamera("rocket", mount="fixed", fps=10.0, lighting_period_s=86_400.0,
+                            **common)
+    wander = SimulatedCamera("rocket", fps=10.0, **common)
+    a = [f.rgb.astype(np.float64) for f in fixed.frames(300)]
+    b = [f.rgb.astype(np.float64) for f in wander.frames(300)]
+    # After 30 s a panning view shows another part of the scene; a fixed one the same.
+    assert np.abs(a[-1] - a[0]).mean() < 0.5 * np.abs(b[-1] - b[0]).mean()
+    # 30 s of a 24-h day: the light barely moves; a whole period at 1 frame/s is a day.
+    assert abs(a[-1].mean() / a[0].mean() - 1) < 0.03
+    day = SimulatedCamera("rocket", mount="fixed", fps=1.0, lighting_period_s=4.0, **common)
+    means = [f.rgb.mean() for f in day.frames(5)]
+    assert means[0] == pytest.approx(means[4], rel=0.02) and max(means) > 1.1 * min(means)
+    with pytest.raises(ConfigError, match="mount"):
+        SimulatedCamera("rocket", mount="tripod")
