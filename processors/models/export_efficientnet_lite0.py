@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 INPUT_SIZE = 224
@@ -47,7 +48,8 @@ def _build_wrapper():
     class Wrapper(torch.nn.Module):
         def __init__(self, backbone: torch.nn.Module) -> None:
             super().__init__()
-            self.backbone = backbone
+            # Any: torch's stubs type a submodule attribute as Tensor | Module.
+            self.backbone: Any = backbone
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             feats = self.backbone.extract_features(x)
