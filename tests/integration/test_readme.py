@@ -263,11 +263,18 @@ def test_the_control_commands_print_what_the_readme_shows(broker, redis_url, rea
     import json
     import shlex
 
+    import redis
     from typer.testing import CliRunner
 
     from driftline.cli import app
+    from sinks.redis_state import streams_key
 
     lines = _block("$ driftline snooze cam-7").splitlines()
+    # A stream Redis knows (the sinks, not running here, would have added it):
+    # `ack` refuses a stream id it has never seen.
+    known = redis.Redis.from_url(redis_url)
+    known.sadd(streams_key(), "cam-7")
+    known.close()
     volatile = {"command_id", "ts", "until"}
     # In this process (CliRunner): seven interpreters would cost a minute of imports.
     env = {"DRIFTLINE_BOOTSTRAP_SERVERS": broker, "DRIFTLINE_REDIS_URL": redis_url,
