@@ -39,6 +39,10 @@ from driftline.kafka_config import consumer_config
 from driftline.local_infra import LocalBroker, LocalRedis, ensure_topics
 from driftline.settings import Settings, Topics
 
+# A script run with the system python3 (GStreamer's bindings), not a test module:
+# --doctest-modules would import it with this interpreter, which has no `gi`.
+collect_ignore = ["integration/rtsp_camera.py"]
+
 
 def docker_available() -> bool:
     """True when a Docker engine answers (the client alone is not enough)."""
