@@ -73,7 +73,7 @@ def _snooze_on_the_page(browser, url: str) -> str:
     wait.until(lambda b: b.execute_script(  # once the sinks wrote the worker's snapshots
         "route(); return [...document.querySelectorAll('#control-signal option')]"
         f".some(o => o.value === '{SIGNAL}');"))
-    Select(browser.find_element(By.ID, "control-signal")).select_by_value(SIGNAL)
+    Select(browser.find_element(By.ID, "control-signal")).select_by_visible_text(SIGNAL)
     browser.find_element(By.ID, "btn-snooze").click()
     result = browser.find_element(By.ID, "control-result")
     wait.until(lambda b: "snooze sent" in result.text)
