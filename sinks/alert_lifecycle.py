@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from schemas.events import Alert, StreamState
@@ -57,6 +58,7 @@ from sinks.redis_state import (
 )
 
 RANK = {"firing": 0, "acknowledged": 1, "resolved": 2}
+HISTORY_SHOWN = 10  # controls of a stream ``in_force`` lists (newest last)
 
 
 def lifecycle_key(alert_id: str, ns: str = PREFIX) -> str:
@@ -175,6 +177,60 @@ def read_lifecycles(redis_url: str, stream_id: str, *, namespace: str = PREFIX) 
     return _guard("read_lifecycles", read)
 
 
+def read_alert_lifecycle(redis_url: str, alert_id: str, *, namespace: str = PREFIX
+                         ) -> dict[str, str] | None:
+    """One alert's lifecycle hash (``state``, ``by``, ``reason``, ``ts`` ms...), or ``None``."""
+
+    def read() -> dict[str, str] | None:
+        with _connection(redis_url) as r:
+            return dict(r.hgetall(lifecycle_key(alert_id, namespace))) or None
+
+    return _guard("read_alert_lifecycle", read)
+
+
+def in_force(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The controls in force on a stream, over its model versions' controls documents.
+
+    ``snoozed``: signal -> ``until`` (ISO) of each snooze still running at
+    its version's last event (event time, as the worker judges it; the
+    latest ``until`` over versions); ``disabled``: the disabled signals;
+    ``last_event_ts``: the latest event time (ISO) or ``None``; ``history``:
+    the latest ``HISTORY_SHOWN`` controls (``ControlRecord`` documents),
+    oldest first.
+
+    >>> rec = {"command_id": "c1", "action": "snooze", "signals": ["s"], "by": "ana",
+    ...        "reason": "", "ts": "2026-01-01T00:00:00+00:00",
+    ...        "until": "2026-01-01T02:00:00+00:00"}
+    >>> doc = {"controls": {"snoozed": {"s": rec}, "disabled": {"t": rec}, "budget": None,
+    ...                     "history": [rec]}, "last_event_ts": "2026-01-01T01:00:00+00:00"}
+    >>> got = in_force([doc])
+    >>> got["snoozed"], got["disabled"], len(got["history"])
+    ({'s': '2026-01-01T02:00:00+00:00'}, ['t'], 1)
+    >>> in_force([{**doc, "last_event_ts": "2026-01-01T03:00:00+00:00"}])["snoozed"]
+    {}
+    """
+    snoozed: dict[str, str] = {}
+    disabled: set[str] = set()
+    history: list[dict[str, Any]] = []
+    last: list[str] = []
+    for d in docs:
+        c, seen = d["controls"], d.get("last_event_ts")
+        now = datetime.fromisoformat(seen) if seen else None
+        for sig, rec in c["snoozed"].items():
+            until = rec.get("until")
+            if until and (now is None or datetime.fromisoformat(until) > now) and \
+                    until > snoozed.get(sig, ""):
+                snoozed[sig] = until
+        disabled.update(c["disabled"])
+        history += c.get("history", [])
+        if seen:
+            last.append(seen)
+    history.sort(key=lambda r: datetime.fromisoformat(r["ts"]))
+    return {"snoozed": dict(sorted(snoozed.items())), "disabled": sorted(disabled),
+            "last_event_ts": max(last, key=datetime.fromisoformat) if last else None,
+            "history": history[-HISTORY_SHOWN:]}
+
+
 def read_controls(redis_url: str, stream_id: str, model_versions: Iterable[str], *,
                   namespace: str = PREFIX) -> dict[str, dict[str, Any]]:
     """model version -> its controls document (``write_controls``), where one is stored."""
@@ -189,12 +245,18 @@ def read_controls(redis_url: str, stream_id: str, model_versions: Iterable[str],
     return _guard("read_controls", read)
 
 
+def open_count(lifecycles: dict[str, str]) -> int:
+    """Alerts firing or acknowledged, not resolved (``read_lifecycles``' values)."""
+    return sum(1 for v in lifecycles.values() if v != "resolved")
+
+
 def fleet(redis_url: str, *, namespace: str = PREFIX) -> list[dict[str, Any]]:
     """One row per stream (``driftline streams``): status, last event, drift, controls.
 
     ``status``: ``drift`` if any signal is in drift, else ``warming_up`` if
     any is, else ``ok`` (``unknown`` before any state); ``open_alerts``:
-    alerts firing or acknowledged, not yet resolved.
+    alerts firing or acknowledged, not yet resolved; ``snoozed`` and
+    ``disabled``: the controls ``in_force``.
     """
     rows = []
     for sid in list_streams(redis_url, namespace=namespace):
@@ -204,21 +266,15 @@ def fleet(redis_url: str, *, namespace: str = PREFIX) -> list[dict[str, Any]]:
         versions = sorted({s["model_version"] for s in view["signals"]})
         controls = read_controls(redis_url, sid, versions, namespace=namespace)
         lifecycles = read_lifecycles(redis_url, sid, namespace=namespace)
-        last = [d["last_event_ts"] for d in controls.values() if d.get("last_event_ts")]
-        snoozed: dict[str, str] = {}
-        disabled: set[str] = set()
-        for d in controls.values():
-            c = d["controls"]
-            snoozed.update({sig: rec["until"] for sig, rec in c["snoozed"].items()})
-            disabled.update(c["disabled"])
+        now = in_force(controls.values())
         rows.append({
             "stream_id": sid,
             "status": status,
-            "last_event_ts": max(last) if last else None,
+            "last_event_ts": now["last_event_ts"],
             "drift": sorted({s["signal"] for s in view["signals"] if s["status"] == "drift"}),
-            "open_alerts": sum(1 for v in lifecycles.values() if v != "resolved"),
-            "snoozed": dict(sorted(snoozed.items())),
-            "disabled": sorted(disabled),
+            "open_alerts": open_count(lifecycles),
+            "snoozed": now["snoozed"],
+            "disabled": now["disabled"],
             "model_versions": versions,
         })
     return rows

@@ -2,11 +2,12 @@
 
 ``read_stream`` (``sinks.redis_state``) reads one stream in full, a call per
 signal; the operator's fleet view and alert timeline need, for many streams,
-only each signal's status and update time, the latest alerts and the
-operator flags. ``read_heads`` reads exactly that for a list of stream ids:
-one pipeline for the signal indexes, alert histories and flags, one for the
-signal statuses and the alert documents. Bounded by the caller's page of
-ids and ``recent`` alerts per stream.
+only each signal's status and update time, the latest alerts, the alerts'
+lifecycle states, the controls in force and the operator flags. ``read_heads``
+reads exactly that for a list of stream ids: one pipeline for the signal
+indexes, alert histories, lifecycles and flags, one for the signal statuses,
+the alert documents and the controls documents (``sinks.alert_lifecycle``).
+Bounded by the caller's page of ids and ``recent`` alerts per stream.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sinks.alert_lifecycle import controls_key, stream_lifecycles_key
 from sinks.redis_state import (
     PREFIX,
     _connection,
@@ -34,13 +36,17 @@ class Head:
 
     ``signals``: ``{"model_version", "signal", "status", "updated_ts"}`` each
     (sorted; empty when not asked for); ``alerts``: the latest alert
-    documents, newest first (expired ones skipped).
+    documents, newest first (expired ones skipped); ``lifecycles``: alert id
+    -> lifecycle state; ``controls``: model version -> its controls document
+    (``LifecycleWriter.write_controls``; read only with ``signals``).
     """
 
     signals: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     snooze_until: float | None = None
     disabled: bool = False
+    lifecycles: dict[str, str] = field(default_factory=dict)
+    controls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signals: bool = True,
@@ -56,19 +62,25 @@ def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signal
                     pipe.smembers(signals_index_key(sid, ns))
                 pipe.xrevrange(history_key(sid, ns), count=recent)
                 pipe.mget([snooze_key(sid, ns), disabled_key(sid, ns)])
+                pipe.hgetall(stream_lifecycles_key(sid, ns))
             first = iter(pipe.execute())
             index: dict[str, list[tuple[str, str]]] = {}
             alert_ids: dict[str, list[str]] = {}
             flags: dict[str, list[str | None]] = {}
+            lifecycles: dict[str, dict[str, str]] = {}
             for sid in stream_ids:
                 index[sid] = sorted(tuple(json.loads(m)) for m in next(first)) if signals else []
                 alert_ids[sid] = [f["alert_id"] for _, f in next(first)]
                 flags[sid] = next(first)
+                lifecycles[sid] = dict(next(first))
+            versions = {sid: sorted({mv for mv, _ in index[sid]}) for sid in stream_ids}
             for sid in stream_ids:
                 for mv, sig in index[sid]:
                     pipe.hmget(signal_key(sid, mv, sig, ns), "status", "updated_ts")
                 if alert_ids[sid]:
                     pipe.mget([alert_key(a, ns) for a in alert_ids[sid]])
+                if versions[sid]:
+                    pipe.mget([controls_key(sid, mv, ns) for mv in versions[sid]])
             second = iter(pipe.execute())
             out = {}
             for sid in stream_ids:
@@ -78,8 +90,12 @@ def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signal
                     sigs.append({"model_version": mv, "signal": sig, "status": status,
                                  "updated_ts": int(updated) / 1000 if updated else None})
                 docs = [json.loads(d) for d in next(second) if d] if alert_ids[sid] else []
+                controls = {mv: json.loads(d) for mv, d in
+                            zip(versions[sid], next(second), strict=True) if d} \
+                    if versions[sid] else {}
                 snooze, disabled = flags[sid]
-                out[sid] = Head(sigs, docs, float(snooze) if snooze else None, disabled == "1")
+                out[sid] = Head(sigs, docs, float(snooze) if snooze else None, disabled == "1",
+                                lifecycles[sid], controls)
             return out
 
     return _guard("read_heads", read)

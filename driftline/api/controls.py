@@ -2,10 +2,12 @@
 
 Each control the page or a client posts becomes one ``Command`` keyed by its
 stream (so the worker that owns the stream applies it between the stream's
-events), signed with ``DRIFTLINE_CONTROL_SECRET`` when it is set (the worker
-refuses unsigned commands then), and sent with a delivery report: a ``202``
-means the broker has it. ``ack`` also records the acknowledgement in Redis,
-as ``driftline ack`` does.
+events), built and signed with ``DRIFTLINE_CONTROL_SECRET`` when it is set by
+``processors.commands.build_command`` -- the CLI's way too, so there is one
+way to make a command (the worker refuses unsigned ones then) -- and sent with
+a delivery report by ``producers.control.publish_command`` (the CLI's too,
+here with the API's one long-lived producer): a ``202`` means the broker has
+it. ``ack`` also records the acknowledgement in Redis, as ``driftline ack`` does.
 
 Examples
 --------
@@ -32,10 +34,10 @@ from driftline.api.models import (
 )
 from driftline.errors import InvalidEvent
 from driftline.settings import Settings
-from processors.commands import sign_command
-from producers.publisher import Publisher, event_key
+from processors.commands import build_command
+from producers.control import publish_command
+from producers.publisher import Publisher
 from schemas.events import Command, utcnow
-from schemas.wire import encode
 from sinks.redis_state import acknowledge
 
 ACTIONS: tuple[str, ...] = get_args(Command.model_fields["action"].annotation)
@@ -74,13 +76,11 @@ class ControlPublisher:
 
     def send(self, stream_id: str, action: str, req: ControlRequest) -> ControlAccepted:
         """Build, sign, publish and wait for the broker's acknowledgement."""
-        command = Command(stream_id=stream_id, action=action,  # type: ignore[arg-type]
-                          **command_fields(action, req))
         secret = self.settings.control_secret
-        if secret is not None:
-            command = sign_command(command, secret.get_secret_value())
+        command = build_command(stream_id, action,  # type: ignore[arg-type]
+                                secret=secret, **command_fields(action, req))
         topic = self.settings.topics.control
-        self._pub().send_and_wait(topic, event_key(command), encode(command), timeout_s=15.0)
+        publish_command(self.settings, command, publisher=self._pub())
         if isinstance(req, AckRequest):
             for sig in req.signals or []:
                 acknowledge(self.settings.redis_url, stream_id, sig, alert_id=req.alert_id,

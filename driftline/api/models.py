@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.events import Alert
+from schemas.events import Alert, ControlRecord
 
 StreamStatus = Literal["drift", "warming_up", "ok", "unknown"]
 
@@ -29,6 +29,9 @@ class SignalNow(_Out):
     last_alert_id: str | None
     updated_ts: float | None = Field(description="Unix seconds of the snapshot it came from.")
     ack: dict[str, Any] | None = Field(description="The operator acknowledgement, if any.")
+    snoozed_until: AwareDatetime | None = Field(
+        default=None, description="End of the snooze in force (it updates, does not notify).")
+    disabled: bool = Field(default=False, description="Disabled: not monitored.")
 
 
 class AlertBrief(_Out):
@@ -43,7 +46,9 @@ class AlertBrief(_Out):
     ts: AwareDatetime
     change_index: int
     detected_index: int
-    lifecycle: str = Field(default="firing", description="firing, acknowledged or resolved.")
+    lifecycle: str = Field(default="firing", description="firing, acknowledged or resolved "
+                           "(its latest lifecycle event the sinks wrote).")
+    notify: bool = Field(default=True, description="False: fired while its signal was snoozed.")
 
 
 class StreamSummary(_Out):
@@ -60,6 +65,12 @@ class StreamSummary(_Out):
     last_alert: AlertBrief | None
     snooze_until: float | None
     disabled: bool
+    last_event_ts: AwareDatetime | None = Field(
+        description="Event time of its monitor's latest event (from its latest snapshot).")
+    open_alerts: int = Field(description="Alerts firing or acknowledged, not yet resolved.")
+    snoozed: dict[str, AwareDatetime] = Field(
+        description="Signals snoozed at its latest event -> when the snooze ends.")
+    disabled_signals: list[str] = Field(description="Signals disabled (not monitored).")
 
 
 class Fleet(_Out):
@@ -108,6 +119,12 @@ class StreamSignals(_Out):
     disabled: bool
     signals: list[SignalHistory]
     recent_alerts: list[AlertBrief]
+    open_alerts: int
+    snoozed: dict[str, AwareDatetime] = Field(
+        description="Signals snoozed at its latest event -> when the snooze ends.")
+    disabled_signals: list[str]
+    controls: list[ControlRecord] = Field(
+        description="Its latest operator controls (who, when, why), oldest first.")
 
 
 class Timeline(_Out):
@@ -129,6 +146,9 @@ class AlertDetail(_Out):
 
     alert: Alert
     lifecycle: str = "firing"
+    lifecycle_by: str | None = Field(default=None, description="Who acknowledged it.")
+    lifecycle_reason: str | None = Field(
+        default=None, description="Why it was acknowledged or resolved.")
     frames_before: list[FrameRef]
     frames_after: list[FrameRef]
     frames_note: str = Field(description="What is shown, or why frames are not.")

@@ -1,5 +1,10 @@
 """The API's reads: Redis (``sinks.redis_state``, ``sinks.redis_series``) shaped for the page.
 
+Alongside the signals and alerts: each alert's lifecycle state and each
+stream's controls in force (snoozed and disabled signals, the latest
+controls with who/when/why), as the sinks mirror them from the alert and
+state topics (``sinks.alert_lifecycle``).
+
 Every read is bounded: a fleet page is at most ``MAX_PAGE`` streams, a
 timeline at most ``MAX_ALERTS`` alerts, a series what the sinks keep.
 
@@ -31,6 +36,13 @@ from driftline.api.models import (
 )
 from driftline.settings import Settings
 from schemas.events import Alert
+from sinks.alert_lifecycle import (
+    in_force,
+    open_count,
+    read_alert_lifecycle,
+    read_controls,
+    read_lifecycles,
+)
 from sinks.redis_fleet import Head, read_heads
 from sinks.redis_series import read_series
 from sinks.redis_state import list_streams, read_alert, read_stream
@@ -49,9 +61,12 @@ def stream_status(signals: list[dict[str, Any]]) -> StreamStatus:
     return "ok" if "ok" in statuses else "warming_up"
 
 
-def brief(doc: dict[str, Any]) -> AlertBrief:
-    return AlertBrief.model_validate({k: doc.get(k) for k in AlertBrief.model_fields
-                                      if k in doc})
+def brief(doc: dict[str, Any], lifecycles: dict[str, str] | None = None) -> AlertBrief:
+    """An alert document in a list, its ``lifecycle`` the mirrored one when known."""
+    fields = {k: doc.get(k) for k in AlertBrief.model_fields if k in doc}
+    if lifecycles and doc.get("alert_id") in lifecycles:
+        fields["lifecycle"] = lifecycles[doc["alert_id"]]
+    return AlertBrief.model_validate(fields)
 
 
 class Views:
@@ -73,6 +88,7 @@ class Views:
         for sid in page:
             h = heads[sid]
             sigs, alerts = h.signals, h.alerts
+            now = in_force(h.controls.values())
             out.append(StreamSummary(
                 stream_id=sid,
                 status=stream_status(sigs),
@@ -81,9 +97,13 @@ class Views:
                                    default=None),
                 signals_in_drift=sorted({s["signal"] for s in sigs if s["status"] == "drift"}),
                 signals=len(sigs),
-                last_alert=brief(alerts[0]) if alerts else None,
+                last_alert=brief(alerts[0], h.lifecycles) if alerts else None,
                 snooze_until=h.snooze_until,
                 disabled=h.disabled,
+                last_event_ts=now["last_event_ts"],
+                open_alerts=open_count(h.lifecycles),
+                snoozed=now["snoozed"],
+                disabled_signals=now["disabled"],
             ))
         return Fleet(total=len(ids), streams=out)
 
@@ -103,8 +123,13 @@ class Views:
             got = read_series(self.redis_url, stream_id, mv, names, last=points, namespace=self.ns)
             series.update({(mv, n): pts for n, pts in got.items()})
         alerts = st["recent_alerts"]
+        lifecycles = read_lifecycles(self.redis_url, stream_id, namespace=self.ns)
+        versions = sorted({s["model_version"] for s in st["signals"]})
+        docs = read_controls(self.redis_url, stream_id, versions, namespace=self.ns)
+        now = in_force(docs.values())
         out = []
         for s in sigs:
+            mine = in_force([docs[s["model_version"]]] if s["model_version"] in docs else [])
             changes = [ChangePoint(alert_id=a["alert_id"], change_index=a["change_index"],
                                    detected_index=a["detected_index"], severity=a["severity"])
                        for a in alerts
@@ -112,19 +137,24 @@ class Views:
             out.append(SignalHistory(
                 **s, series=[SeriesPoint(**p) for p in series.get((s["model_version"],
                                                                    s["signal"]), [])],
-                change_points=changes))
+                change_points=changes, snoozed_until=mine["snoozed"].get(s["signal"]),
+                disabled=s["signal"] in mine["disabled"]))
         return StreamSignals(stream_id=stream_id, known=st["known"],
                              snooze_until=st["snooze_until"], disabled=st["disabled"],
-                             signals=out, recent_alerts=[brief(a) for a in alerts])
+                             signals=out, recent_alerts=[brief(a, lifecycles) for a in alerts],
+                             open_alerts=open_count(lifecycles), snoozed=now["snoozed"],
+                             disabled_signals=now["disabled"], controls=now["history"])
 
     def timeline(self, *, stream_id: str | None = None, limit: int = 50) -> Timeline:
         limit = min(limit, MAX_ALERTS)
         ids = [stream_id] if stream_id else list_streams(self.redis_url, namespace=self.ns)
         alerts: list[dict[str, Any]] = []
+        lifecycles: dict[str, str] = {}
         for head in self._heads(ids[:MAX_PAGE], recent=limit, signals=False).values():
             alerts += head.alerts
+            lifecycles.update(head.lifecycles)
         alerts.sort(key=lambda a: a["ts"], reverse=True)
-        return Timeline(alerts=[brief(a) for a in alerts[:limit]])
+        return Timeline(alerts=[brief(a, lifecycles) for a in alerts[:limit]])
 
     def alert(self, alert_id: str) -> AlertDetail | None:
         doc = read_alert(self.redis_url, alert_id, namespace=self.ns)
@@ -139,7 +169,10 @@ class Views:
                     "DRIFTLINE_API__FRAMES_DIR): only their ids are shown")
         else:
             note = f"{stored} of {len(before) + len(after)} example frames found in the frame store"
-        return AlertDetail(alert=alert, lifecycle=str(doc.get("lifecycle", "firing")),
+        life = read_alert_lifecycle(self.redis_url, alert_id, namespace=self.ns) or {}
+        return AlertDetail(alert=alert, lifecycle=life.get("state", alert.lifecycle),
+                           lifecycle_by=life.get("by") or None,
+                           lifecycle_reason=life.get("reason") or None,
                            frames_before=before, frames_after=after, frames_note=note)
 
     def _frame(self, stream_id: str, event_id: str) -> FrameRef:

@@ -55,6 +55,11 @@ def test_the_api_serves_the_fleet_a_stream_its_alerts_and_publishes_signed_contr
         assert (cam["stream_id"], cam["status"], cam["signals_in_drift"]) == (
             STREAM, "drift", [SIGNAL])
         assert cam["last_alert"]["alert_id"] == data.alert_ids[-1]
+        # Lifecycles and controls as the sinks mirrored them (no control applied here).
+        assert (cam["last_alert"]["lifecycle"], cam["open_alerts"]) == (
+            "firing", len(data.alert_ids))
+        assert (cam["snoozed"], cam["disabled_signals"]) == ({}, [])
+        assert cam["last_event_ts"] is not None
 
         stream = http.get(f"/api/v1/streams/{STREAM}", headers=auth).json()
         sig = next(s for s in stream["signals"] if s["signal"] == SIGNAL)
@@ -66,6 +71,8 @@ def test_the_api_serves_the_fleet_a_stream_its_alerts_and_publishes_signed_contr
                                   for p in calibrated)
         assert [c["alert_id"] for c in sig["change_points"]] == data.alert_ids
         assert sig["change_points"][0]["change_index"] == 140
+        assert (sig["snoozed_until"], sig["disabled"], stream["controls"]) == (None, False, [])
+        assert {a["lifecycle"] for a in stream["recent_alerts"]} == {"firing"}
 
         one = http.get(f"/api/v1/streams/{STREAM}/signals/{SIGNAL}?points=10",
                        headers=auth).json()
@@ -77,7 +84,7 @@ def test_the_api_serves_the_fleet_a_stream_its_alerts_and_publishes_signed_contr
         timeline = http.get("/api/v1/alerts", headers=auth).json()["alerts"]
         assert [a["alert_id"] for a in timeline] == data.alert_ids[::-1]
         detail = http.get(f"/api/v1/alerts/{data.alert_ids[0]}", headers=auth).json()
-        assert detail["alert"]["signal"] == SIGNAL
+        assert (detail["alert"]["signal"], detail["lifecycle"]) == (SIGNAL, "firing")
         stored = [f for f in detail["frames_before"] + detail["frames_after"] if f["url"]]
         assert [f["frame_id"] for f in stored] == ["p139"]
         assert "1 of 3 example frames" in detail["frames_note"]

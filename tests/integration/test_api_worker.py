@@ -1,9 +1,13 @@
-"""Controls posted to the API reach a real worker: ``rereference`` and ``ack`` end to end.
+"""Controls posted to the API reach a real worker: ``rereference``, ``ack`` and the page's snooze.
 
-A real ``driftline worker`` process watches one stream of predictions. The API
-(uvicorn, real HTTP, a control secret set: the worker verifies signatures)
-publishes the controls; the worker that owns the stream applies them and its
-next snapshot on the state topic shows the signal warming up again.
+A real ``driftline worker`` process watches one stream of predictions, and
+the real sinks write its snapshots to Redis. The API (uvicorn, real HTTP, a
+control secret set: the worker verifies signatures) publishes the controls;
+the worker that owns the stream applies them and its next snapshot on the
+state topic shows the signal warming up again. Last, an operator clicks
+"snooze" on the page in a real browser: the worker's next snapshot has the
+signal snoozed by "web page", and the page, reloaded from what the sinks
+wrote, shows it snoozed.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from producers.publisher import Publisher
 from schemas.events import Prediction, StreamState
 from schemas.wire import decode_as
 from sinks.redis_state import ack_key
+from sinks.runner import start_sinks
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -57,8 +63,37 @@ def _next_state(consumer: Consumer, worker: subprocess.Popen, log: Path, pred,
     raise AssertionError(f"no such snapshot within {timeout_s}s")
 
 
-def test_rereference_and_ack_posted_to_the_api_are_applied_by_a_real_worker(
-    settings, tmp_path: Path
+def _snooze_on_the_page(browser, url: str) -> str:
+    """Open the stream on the page, pick the signal, click "snooze"; the command id."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(f"{url}#/stream/{STREAM}")
+    wait.until(lambda b: b.execute_script(  # once the sinks wrote the worker's snapshots
+        "route(); return [...document.querySelectorAll('#control-signal option')]"
+        f".some(o => o.value === '{SIGNAL}');"))
+    Select(browser.find_element(By.ID, "control-signal")).select_by_visible_text(SIGNAL)
+    browser.find_element(By.ID, "btn-snooze").click()
+    result = browser.find_element(By.ID, "control-result")
+    wait.until(lambda b: "snooze sent" in result.text)
+    assert "(signed)" in result.text
+    return str(result.get_attribute("data-command-id"))
+
+
+def _page_shows_snoozed(browser) -> None:
+    """The page, re-read from the API, shows the snooze on the fleet row and the chart."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script(
+        "route(); return document.querySelector("
+        f"'#fleet tr[data-stream=\"{STREAM}\"] [data-snoozed=\"{SIGNAL}\"]') !== null"
+        f" && document.querySelector('.chart[data-signal=\"{SIGNAL}\"] .badge.snoozed')"
+        " !== null && document.querySelector('#control-history li[data-command]') !== null;"))
+
+
+def test_controls_posted_to_the_api_and_clicked_on_the_page_are_applied_by_a_real_worker(
+    settings, tmp_path: Path, browser
 ) -> None:
     settings = settings.model_copy(update={
         "control_secret": SecretStr(SECRET),
@@ -73,6 +108,8 @@ def test_rereference_and_ack_posted_to_the_api_are_applied_by_a_real_worker(
     worker = subprocess.Popen([sys.executable, "-m", "driftline", "worker"],
                               env=settings_env(settings), stdout=log.open("wb"),
                               stderr=subprocess.STDOUT)
+    stop = threading.Event()
+    sinks = start_sinks(settings, stop, consumer_conf={"session.timeout.ms": 6000})
     try:
         with ApiServer(settings, port=0) as server, \
                 httpx.Client(base_url=server.url, timeout=20) as http:
@@ -99,6 +136,14 @@ def test_rereference_and_ack_posted_to_the_api_are_applied_by_a_real_worker(
             st = _next_state(states, worker, log,
                              lambda s: not s.monitor["signals"][SIGNAL]["reference"])
             assert (st.events_seen, st.signals[SIGNAL].status) == (n + 20, "warming_up")
+
+            command_id = _snooze_on_the_page(browser, server.url)
+            st = _next_state(states, worker, log, lambda s: SIGNAL in s.controls.snoozed)
+            snoozed = st.controls.snoozed[SIGNAL]
+            assert (snoozed.command_id, snoozed.by, st.events_seen) == (
+                command_id, "web page", n + 20)
+            assert 3500 < (snoozed.until - snoozed.ts).total_seconds() <= 3600
+            _page_shows_snoozed(browser)
         r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         ack = json.loads(r.get(ack_key(STREAM, SIGNAL, settings.topic_prefix)))
         r.close()
@@ -106,6 +151,8 @@ def test_rereference_and_ack_posted_to_the_api_are_applied_by_a_real_worker(
                                                                   res.json()["command_id"])
         assert "unauthenticated" not in log.read_text()
     finally:
+        stop.set()
+        sinks.join(10)
         states.close()
         worker.terminate()
         try:

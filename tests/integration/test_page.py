@@ -3,12 +3,12 @@
 The page is served by the API (uvicorn on a free port) over a real Redis
 that the real sinks filled (``api_data``); the test drives it as a user
 would: the fleet, a stream's chart, an alert and its frames, and a click on
-"snooze" that lands on the control topic as a signed command.
+"snooze" that lands on the control topic as a signed command. That a real
+worker applies the click: ``test_api_worker.py``. The ``browser`` fixture:
+``tests/integration/conftest.py``.
 """
 
 from __future__ import annotations
-
-import shutil
 
 import pytest
 from pydantic import SecretStr
@@ -23,26 +23,6 @@ pytestmark = [pytest.mark.integration]
 SECRET = "page-test-control-secret"
 TOKEN = "page-test-api-token-0123"
 STREAM, SIGNAL = "cam-api", "output.confidence"
-
-
-@pytest.fixture
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    assert chromium and driver, "install chromium and chromium-driver (scripts/install.sh)"
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1000"):
-        opts.add_argument(arg)
-    b = webdriver.Chrome(options=opts, service=Service(driver))
-    b.set_page_load_timeout(30)
-    try:
-        yield b
-    finally:
-        b.quit()
 
 
 def test_the_page_shows_a_chart_and_an_alert_and_a_snooze_click_publishes_a_signed_command(

@@ -7,6 +7,15 @@ const state = { stream: null, signals: [], alert: null, charts: [] };
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "—";
+}
+function controlBadges(snoozed, disabled) {
+  // The controls in force, as the worker's latest snapshot recorded them.
+  return [...Object.entries(snoozed).map(([sig, until]) =>
+    `<span class="badge snoozed" data-snoozed="${esc(sig)}" title="until ${esc(when(until))}">snoozed ${esc(sig)}</span>`),
+  ...disabled.map((sig) => `<span class="badge disabled" data-disabled="${esc(sig)}">disabled ${esc(sig)}</span>`)].join(" ");
+}
 function ago(unixS) {
   if (!unixS) return "—";
   const s = Math.max(0, Date.now() / 1000 - unixS);
@@ -39,7 +48,9 @@ async function loadFleet() {
     tr.innerHTML = `<td>${esc(s.stream_id)}${s.disabled ? " <span class=muted>(disabled)</span>" : ""}</td>
       <td><span class="status ${esc(s.status)}">${esc(s.status)}</span></td>
       <td>${s.signals_in_drift.map(esc).join(", ") || "—"}</td>
-      <td>${last ? `<span class="sev-${esc(last.severity)}">${esc(last.signal)}</span> ${esc(last.lifecycle)}` : "—"}</td>
+      <td>${last ? `<span class="sev-${esc(last.severity)}">${esc(last.signal)}</span> <span class="lifecycle ${esc(last.lifecycle)}">${esc(last.lifecycle)}</span>` : "—"}
+        ${s.open_alerts ? `<span class=muted>(${s.open_alerts} open)</span>` : ""}</td>
+      <td class="controls-cell">${controlBadges(s.snoozed, s.disabled_signals) || "—"}</td>
       <td>${ago(s.last_update_ts)}</td>`;
     tr.onclick = () => { location.hash = `#/stream/${encodeURIComponent(s.stream_id)}`; };
     body.appendChild(tr);
@@ -58,7 +69,8 @@ async function loadTimeline() {
     li.dataset.alert = a.alert_id;
     li.innerHTML = `<span class="sev-${esc(a.severity)}">${esc(a.severity)}</span>
       ${esc(new Date(a.ts).toLocaleString())} <b>${esc(a.stream_id)}</b> ${esc(a.signal)}
-      <span class=muted>(${esc(a.lifecycle)})</span><br><span class=muted>${esc(a.message)}</span>`;
+      <span class="lifecycle ${esc(a.lifecycle)}">${esc(a.lifecycle)}</span>${a.notify ? "" : " <span class=muted>(snoozed: not notified)</span>"}
+      <br><span class=muted>${esc(a.message)}</span>`;
     li.onclick = () => { location.hash = `#/stream/${encodeURIComponent(a.stream_id)}/alert/${encodeURIComponent(a.alert_id)}`; };
     ol.appendChild(li);
   }
@@ -122,8 +134,14 @@ async function loadStream(streamId, alertId) {
   $("#stream-title").textContent = `Stream ${streamId}`;
   const st = await getJSON(`/api/v1/streams/${encodeURIComponent(streamId)}`);
   state.signals = st.signals;
-  const flags = [st.disabled ? "disabled" : "", st.snooze_until ? `snoozed until ${new Date(st.snooze_until * 1000).toLocaleString()}` : ""].filter(Boolean);
+  const flags = [st.disabled ? "disabled" : "", st.snooze_until ? `snoozed until ${new Date(st.snooze_until * 1000).toLocaleString()}` : "",
+    st.open_alerts ? `${st.open_alerts} open alert(s)` : ""].filter(Boolean);
   $("#stream-title").textContent = `Stream ${streamId}${flags.length ? ` (${flags.join(", ")})` : ""}`;
+  $("#stream-controls").innerHTML = controlBadges(st.snoozed, st.disabled_signals);
+  $("#control-history").innerHTML = st.controls.slice().reverse().map((c) =>
+    `<li data-command="${esc(c.command_id)}">${esc(when(c.ts))} <b>${esc(c.action)}</b>
+     ${esc((c.signals || ["all signals"]).join(", "))} by ${esc(c.by || "?")}${c.reason ? ` — ${esc(c.reason)}` : ""}</li>`).join("")
+    || "<li class=muted>no controls yet</li>";
   const select = $("#control-signal");
   const chosen = select.value;
   select.innerHTML = '<option value="">all signals</option>' +
@@ -141,6 +159,8 @@ async function loadStream(streamId, alertId) {
     div.className = `chart ${sig.status}`;
     div.dataset.signal = sig.signal;
     div.innerHTML = `<h3>${esc(sig.signal)} <span class="status ${esc(sig.status)}">${esc(sig.status)}</span>
+      ${sig.snoozed_until ? `<span class="badge snoozed">snoozed until ${esc(when(sig.snoozed_until))}</span>` : ""}
+      ${sig.disabled ? '<span class="badge disabled">disabled</span>' : ""}
       <span class=muted>${esc(sig.detector)} · ${esc(sig.model_version)}</span></h3>`;
     charts.appendChild(div);
     state.charts.push(drawChart(sig, div));
@@ -165,7 +185,9 @@ async function showAlert(alertId) {
   const a = d.alert;
   const box = $("#alert-detail");
   box.hidden = false;
-  box.innerHTML = `<h3 class="sev-${esc(a.severity)}">${esc(a.severity)} alert · ${esc(a.signal)} · ${esc(d.lifecycle)}</h3>
+  const by = d.lifecycle_by ? ` by ${esc(d.lifecycle_by)}` : "";
+  box.innerHTML = `<h3 class="sev-${esc(a.severity)}">${esc(a.severity)} alert · ${esc(a.signal)} ·
+    <span class="lifecycle ${esc(d.lifecycle)}">${esc(d.lifecycle)}</span>${by}${d.lifecycle_reason ? ` (${esc(d.lifecycle_reason)})` : ""}</h3>
     <p>${esc(a.message)}</p>
     <p class=muted>id ${esc(a.alert_id)} · expected ${esc(a.expected?.toPrecision(4))}, observed ${esc(a.observed?.toPrecision(4))}
       · change at event ${esc(a.change_index)}, detected at ${esc(a.detected_index)}</p>
