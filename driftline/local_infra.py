@@ -50,6 +50,24 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-ready data with secrets in clear (a webhook endpoint's ``secret``).
+
+    >>> from driftline.settings import WebhookEndpoint
+    >>> _plain([WebhookEndpoint(name="ops", url="http://h/x", secret="s3")])[0]["secret"]
+    's3'
+    """
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {f: _plain(getattr(value, f)) for f in value.model_fields_set}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a ``driftline`` child process that reads ``settings`` back.
 
@@ -71,14 +89,14 @@ def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict
         elif value is not None:
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            if isinstance(value, dict | list):  # kafka_options, edge_dims: JSON, as read
-                env[name] = json.dumps(value)
+            if isinstance(value, dict | list):  # kafka_options, edge_dims, webhooks: JSON, as read
+                env[name] = json.dumps(_plain(value))
                 return
             env[name] = str(value).lower() if isinstance(value, bool) else str(value)
 
     for field in settings.model_fields:
         value = getattr(settings, field)
-        default = Settings.model_fields[field].default
+        default = Settings.model_fields[field].get_default(call_default_factory=True)
         if isinstance(value, BaseModel) or value != default:
             add(ENV_PREFIX + field.upper(), value)
     return env
