@@ -143,8 +143,9 @@ class Router:
         control: ControlAuth | None = None,
     ) -> None:
         self.registry = registry
-        # Camera status events and the last-seen times the worker's silence check reads.
-        self.health = CameraHealth()
+        # Camera status events and the last-seen times the worker's silence check reads
+        # (the registry's: each stream's record is checkpointed with its monitors).
+        self.health: CameraHealth = registry.health
         self.control = control
         self.max_bytes = max_bytes
         self._pipeline = pipeline if isinstance(pipeline, FramePipeline) else None
@@ -213,11 +214,11 @@ class Router:
                     self.control.verify(event)
                 return self._command(event, position)
             if isinstance(event, CameraStatus) and source in (Source.INPUTS, Source.RECORDING):
-                return Routed(alerts=self.health.status(event, position))
+                return self._status(event, position)
             if isinstance(event, MONITOR_INPUTS) and source in (Source.INPUTS, Source.RECORDING):
-                self.health.seen(event, position)
                 if self.registry.applied(event.stream_id, event.model_version, position):
                     return Routed(skipped=True)
+                self.health.seen(event, position)
                 mon, alerts = self.registry.observe(event, position)
                 # Firing alerts, then the lifecycle events the event caused.
                 return Routed(alerts=alerts + mon.controls.drain(), touched=[mon])
@@ -236,6 +237,21 @@ class Router:
             log.exception("monitor failed on a %s event", type(event).__name__)
             return Routed(rejected=[Rejected("monitor_error", f"{type(exc).__name__}: {exc}",
                                              _stage(source))])
+
+    def _status(self, event: CameraStatus, position: Positions) -> Routed:
+        # A status event changes the stream's camera record, which the monitor
+        # of its (stream, version) checkpoints: it is skipped when read again
+        # and touches that monitor (snapshotted before the event is acked). A
+        # stream without a monitor yet (no input) keeps its status unchecked.
+        mon = self.registry.existing(event.stream_id, event.model_version)
+        if mon is not None and mon.applied(position):
+            return Routed(skipped=True)
+        alerts = self.health.status(event, position)
+        if mon is None:
+            return Routed(alerts=alerts)
+        self.health.link(mon)
+        mon.mark(position)
+        return Routed(alerts=alerts, touched=[mon])
 
     def _command(self, command: Command, position: Positions) -> Routed:
         # A command may target several monitors (every version of a stream);

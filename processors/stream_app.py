@@ -611,6 +611,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # of wall clock (processors.monitor.camera_health; replay has no such check).
         async with state_lock:
             alerts = router.health.silent(settings.silent_after_s, restorer.assigned)
+            # A silence alerted before a restart is alerted again (same id): not re-sent.
+            alerts = [a for a in alerts
+                      if not restorer.emitted.already_sent(a.stream_id, emitted_key(a))]
             for alert in alerts:
                 counters["alerts"] += 1
                 metrics.count_alert(alert.signal)

@@ -296,6 +296,12 @@ class Alert(_Wire):
     lifecycle_event_id: str | None = Field(default=None, description=(
         "the command_id (acknowledged) or event_id (resolved) that caused this event; "
         "`ts` is its time"))
+    # ``camera.status`` / ``camera.silent`` alerts: the camera's state they report
+    # (the sinks show it as the signal's status instead of drift).
+    camera_state: Literal["online", "reconnecting", "offline", "silent"] | None = Field(
+        default=None, description=(
+            "camera.status and camera.silent alerts: the state of the camera the alert "
+            "reports (online: back after a gap); null for every other signal"))
 
 
 class SignalState(BaseModel):

@@ -41,7 +41,8 @@ Operator flags (acks, snoozes, disabled) of such streams are set again.
 
 ``write_alert`` runs one Lua script: the alert key is set only if absent, and
 only then is its id appended to the history and the signal marked ``drift``
--- so a redelivered alert changes nothing. ``write_state`` never lets an older
+-- so a redelivered alert changes nothing. (The camera-health signals are
+marked with the camera's state instead: ``sinks.redis_camera``.) ``write_state`` never lets an older
 snapshot overwrite a newer one (``updated_ts`` is compared in the script).
 A missing expected/observed value is stored as an empty string.
 
@@ -69,6 +70,7 @@ from driftline.errors import TransientError
 from driftline.metrics import REDIS_WRITES
 from schemas.events import Alert, StreamState
 from schemas.wire import encode
+from sinks.redis_camera import WRITE_CAMERA, alert_statuses, snapshot_statuses
 
 PREFIX = "driftline"
 """The default namespace (``DRIFTLINE_TOPIC_PREFIX``'s default)."""
@@ -140,7 +142,7 @@ def _num(v: float | None) -> str:
 # KEYS: alert, history, streams set, signals index, signal hash
 # ARGV: alert json, alert id, history maxlen, stream id, ttl (0 = none),
 #       index member, signal, model_version, severity, ts ms,
-#       detector, statistic, threshold, expected, observed
+#       detector, statistic, threshold, expected, observed, status
 _WRITE_ALERT = """
 local ok
 if tonumber(ARGV[5]) > 0 then
@@ -156,7 +158,7 @@ redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('SADD', KEYS[4], ARGV[6])
 local prev = tonumber(redis.call('HGET', KEYS[5], 'updated_ts') or '0') or 0
 if tonumber(ARGV[10]) >= prev then
-  redis.call('HSET', KEYS[5], 'status', 'drift', 'detector', ARGV[11],
+  redis.call('HSET', KEYS[5], 'status', ARGV[16], 'detector', ARGV[11],
     'statistic', ARGV[12], 'threshold', ARGV[13], 'expected', ARGV[14],
     'observed', ARGV[15], 'last_alert_id', ARGV[2], 'updated_ts', ARGV[10])
 else
@@ -252,6 +254,7 @@ class RedisStateWriter:
         self.client = _client(redis_url)
         self._write_alert = self.client.register_script(_WRITE_ALERT)
         self._write_state = self.client.register_script(_WRITE_STATE)
+        self._write_camera = self.client.register_script(WRITE_CAMERA)
 
     def write_alert(self, alert: Alert) -> bool:
         """Store ``alert``; ``True`` if it was new, ``False`` if already stored."""
@@ -281,7 +284,11 @@ class RedisStateWriter:
             _num(alert.expected),
             _num(alert.observed),
         ]
+        statuses = alert_statuses(alert)
+        args.append(statuses.pop(alert.signal))
         new = bool(_guard("write_alert", lambda: self._write_alert(keys=keys, args=args)))
+        if new and statuses:
+            self._camera(alert.stream_id, alert.model_version, _ts_ms(alert.ts), statuses)
         REDIS_WRITES.labels("alert", "written" if new else "unchanged").inc()
         return new
 
@@ -307,7 +314,17 @@ class RedisStateWriter:
             ]
         updated = int(_guard("write_state", lambda: self._write_state(keys=keys, args=args)))
         REDIS_WRITES.labels("state", "written" if updated else "unchanged").inc()
+        model_version, camera = snapshot_statuses(state)
+        if camera:
+            self._camera(state.stream_id, model_version, _ts_ms(state.ts), camera)
         return updated
+
+    def _camera(self, stream_id: str, model_version: str, ts_ms: str,
+                statuses: dict[str, str]) -> int:
+        """Set camera-health hashes that exist to ``statuses`` unless they are newer."""
+        keys = [signal_key(stream_id, model_version, s, self.ns) for s in statuses]
+        args = [ts_ms, *statuses.values()]
+        return int(_guard("write_camera", lambda: self._write_camera(keys=keys, args=args)))
 
     def ping(self) -> bool:
         return bool(_guard("ping", self.client.ping))

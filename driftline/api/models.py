@@ -65,6 +65,10 @@ class StreamSummary(_Out):
     last_alert: AlertBrief | None
     snooze_until: float | None
     disabled: bool
+    camera: Literal["online", "reconnecting", "offline", "silent"] | None = Field(
+        default=None, description="Its camera as its camera.status and camera.silent alerts "
+        "left it (reconnecting or offline as reported, else silent, else online); null "
+        "before any camera alert. Never counted as drift.")
     last_event_ts: AwareDatetime | None = Field(
         description="Event time of its monitor's latest event (from its latest snapshot).")
     open_alerts: int = Field(description="Alerts firing or acknowledged, not yet resolved.")

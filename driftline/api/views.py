@@ -14,6 +14,8 @@ Examples
 ('cam-1-f00000123', 'cam-1-p00000123')
 >>> stream_status([{"status": "ok"}, {"status": "drift"}]), stream_status([])
 ('drift', 'unknown')
+>>> stream_status([{"signal": "camera.silent", "status": "ok"}, {"status": "warming_up"}])
+'warming_up'
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from sinks.alert_lifecycle import (
     read_controls,
     read_lifecycles,
 )
+from sinks.redis_camera import camera_of, is_camera
 from sinks.redis_fleet import Head, read_heads
 from sinks.redis_series import read_series
 from sinks.redis_state import list_streams, read_alert, read_stream
@@ -53,7 +56,8 @@ FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def stream_status(signals: list[dict[str, Any]]) -> StreamStatus:
-    statuses = {s.get("status") for s in signals}
+    """The stream's word from its signals' (the camera's own state aside: ``camera``)."""
+    statuses = {s.get("status") for s in signals if not is_camera(s.get("signal", ""))}
     if not statuses:
         return "unknown"
     if "drift" in statuses:
@@ -100,6 +104,7 @@ class Views:
                 last_alert=brief(alerts[0], h.lifecycles) if alerts else None,
                 snooze_until=h.snooze_until,
                 disabled=h.disabled,
+                camera=camera_of(sigs),
                 last_event_ts=now["last_event_ts"],
                 open_alerts=open_count(h.lifecycles),
                 snoozed=now["snoozed"],

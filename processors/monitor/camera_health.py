@@ -22,8 +22,10 @@ with its ``gap_s`` when the publisher recorded one.
 
 Alert ids are deterministic like every other: the status event's own
 ``event_id``, and for a silence the ``event_id`` of the stream's last input
-before it. The state here is per worker and not checkpointed: after a
-restart a stream is watched for silence again from its next input.
+before it. Each stream's record (``processors.monitor.camera_state``) is
+shared with its monitors (``link``) and is part of their checkpoints: a
+restored stream keeps its reported status, its last input and whether its
+silence was alerted, and is watched for silence from its restore.
 
 Examples
 --------
@@ -45,26 +47,16 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import fields
 
 from processors.monitor.alerts import Severity, alert_id
+from processors.monitor.camera_state import CameraRecord
 from processors.monitor.catalogue import SILENT_SIGNAL, STATUS_SIGNAL
-from processors.monitor.stream_monitor import Positions, each_position
+from processors.monitor.stream_monitor import Positions, StreamMonitor, each_position
 from schemas.events import Alert, CameraStatus
 
 MAX_CAMERAS = 100_000
 """Streams whose health one worker remembers (least recently seen forgotten first)."""
-
-
-@dataclass
-class _Camera:
-    model_version: str
-    events: int = 0  # inputs and status events seen here: the alerts' ``detected_index``
-    last_event_id: str | None = None
-    last_seen: float | None = None  # clock() at the last monitor input
-    partition: int | None = None  # input partition of the last input (None: unknown)
-    status: str | None = None  # last reported status
-    silent_alerted: bool = False
 
 
 def partition_of(position: Positions) -> int | None:
@@ -96,17 +88,42 @@ class CameraHealth:
                  max_cameras: int = MAX_CAMERAS) -> None:
         self.clock = clock
         self.max_cameras = max_cameras
-        self.cameras: OrderedDict[str, _Camera] = OrderedDict()
+        self.cameras: OrderedDict[str, CameraRecord] = OrderedDict()
 
-    def _camera(self, stream_id: str, model_version: str) -> _Camera:
+    def _camera(self, stream_id: str, model_version: str) -> CameraRecord:
         cam = self.cameras.get(stream_id)
         if cam is None:
-            cam = self.cameras[stream_id] = _Camera(model_version)
+            cam = self.cameras[stream_id] = CameraRecord(model_version)
             while len(self.cameras) > self.max_cameras:
                 self.cameras.popitem(last=False)
         else:
             self.cameras.move_to_end(stream_id)
         return cam
+
+    def link(self, monitor: StreamMonitor) -> None:
+        """Share the stream's record with ``monitor`` (whose checkpoint then carries it).
+
+        A record the monitor brought from a checkpoint (``MonitorState.camera``)
+        replaces the one here when it has seen more events (a restore after a
+        restart or a rebalance); it is then watched for silence from now.
+
+        >>> from processors.monitor.camera_state import CameraRecord
+        >>> health, mon = CameraHealth(clock=lambda: 5.0), StreamMonitor("cam", "v1")
+        >>> mon.camera = CameraRecord("v1", events=9, last_event_id="p8")
+        >>> health.link(mon); health.cameras["cam"] is mon.camera, mon.camera.last_seen
+        (True, 5.0)
+        """
+        live = self.cameras.get(monitor.stream_id)
+        saved = monitor.camera
+        if saved is live:
+            return
+        if saved is not None and (live is None or saved.events > live.events):
+            saved.last_seen = self.clock() if saved.last_event_id is not None else None
+            if live is None:
+                live = self._camera(monitor.stream_id, saved.model_version)
+            for f in fields(CameraRecord):  # in place: other monitors of the stream share it
+                setattr(live, f.name, getattr(saved, f.name))
+        monitor.camera = live
 
     def seen(self, event: object, position: Positions = None) -> None:
         """A monitor input of a stream arrived (``event`` has ``stream_id``, ``event_id``)."""
@@ -180,11 +197,11 @@ class CameraHealth:
                          f"(limit {after_s:g} s; last event {last})"),
                 statistic=quiet, threshold=after_s,
                 detected_index=cam.events, change_index=cam.events,
-                detected_event_id=last, change_event_id=last,
+                detected_event_id=last, change_event_id=last, camera_state="silent",
             ))
         return out
 
-    def _alert(self, event: CameraStatus, cam: _Camera, severity: Severity, statistic: float,
+    def _alert(self, event: CameraStatus, cam: CameraRecord, severity: Severity, statistic: float,
                message: str) -> Alert:
         return Alert(
             alert_id=alert_id(event.stream_id, event.model_version, STATUS_SIGNAL,
@@ -193,5 +210,5 @@ class CameraHealth:
             detector="camera_status", severity=severity, message=message, statistic=statistic,
             detected_index=cam.events - 1, change_index=cam.events - 1,
             detected_event_id=event.event_id, change_event_id=event.event_id,
-            change_ts=event.ts,
+            change_ts=event.ts, camera_state=event.status,
         )

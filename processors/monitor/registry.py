@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from driftline.settings import MonitorSettings
+from processors.monitor.camera_health import CameraHealth
 from processors.monitor.catalogue import MonitorEvent
 from processors.monitor.stream_monitor import Positions, StreamMonitor
 from schemas.events import Alert, StreamState
@@ -33,14 +34,20 @@ class MonitorRegistry:
         ``StreamMonitor.reference_state()``-shaped calibrated references by
         (stream, model version), already checked against ``settings``
         (``processors.bundles.load_bundles``).
+    health : CameraHealth, optional
+        The streams' camera health; every monitor shares its stream's record
+        with it (``CameraHealth.link``), so the record is checkpointed and restored
+        with the monitor.
     """
 
     def __init__(
         self,
         settings: MonitorSettings | None = None,
         references: Mapping[StreamKey, dict[str, Any]] | None = None,
+        health: CameraHealth | None = None,
     ) -> None:
         self.settings = settings or MonitorSettings()
+        self.health = health if health is not None else CameraHealth()
         self.monitors: dict[StreamKey, StreamMonitor] = {}
         self.references: dict[StreamKey, dict[str, Any]] = dict(references or {})
         # Evicted monitors (``evict``): compressed checkpoints, ~10x smaller
@@ -71,6 +78,7 @@ class MonitorRegistry:
             return None
         mon = self.monitors[key] = StreamMonitor.from_state(
             json.loads(zlib.decompress(packed[1])))
+        self.health.link(mon)
         return mon
 
     def get(self, stream_id: str, model_version: str) -> StreamMonitor:
@@ -82,6 +90,8 @@ class MonitorRegistry:
             )
         if mon is None:
             mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
+        if mon.camera is None:
+            self.health.link(mon)
         return mon
 
     def restore(self, state: StreamState) -> StreamMonitor:
@@ -90,15 +100,20 @@ class MonitorRegistry:
         mon = self.monitors[(state.stream_id, state.model_version)] = StreamMonitor.from_state(
             state.monitor
         )
+        self.health.link(mon)
         return mon
+
+    def existing(self, stream_id: str, model_version: str) -> StreamMonitor | None:
+        """The monitor of this stream, live or evicted (brought back), or None; never creates."""
+        return self.monitors.get((stream_id, model_version)) or self._load(
+            (stream_id, model_version))
 
     def applied(self, stream_id: str, model_version: str, position: Positions) -> bool:
         """True when the monitor of this stream already applied the event at ``position``.
 
         Never creates a monitor.
         """
-        mon = self.monitors.get((stream_id, model_version)) or self._load(
-            (stream_id, model_version))
+        mon = self.existing(stream_id, model_version)
         return mon is not None and mon.applied(position)
 
     def observe(

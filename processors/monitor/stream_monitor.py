@@ -38,6 +38,7 @@ from processors.monitor.alerts import (
     retrain_detection,
     version_notice,
 )
+from processors.monitor.camera_state import CameraRecord
 from processors.monitor.catalogue import (
     CALIBRATED,
     EMBEDDING_SOURCES,
@@ -169,6 +170,8 @@ class MonitorState(BaseModel):
     controls: dict[str, Any] | None = None
     # Labels waiting for their predictions (``PendingLabels.state``).
     pending_labels: dict[str, Any] | None = None
+    # The stream's camera health (``processors.monitor.camera_state.CameraState``).
+    camera: dict[str, Any] | None = None
 
 
 class StreamMonitor:
@@ -207,6 +210,8 @@ class StreamMonitor:
         self.first_ts: float | None = None
         self.event_rate: float | None = None
         self.controls = MonitorControls()
+        # The stream's camera-health record, shared by CameraHealth.link.
+        self.camera: CameraRecord | None = None
         ert_each = stream_ert(self.settings, None) * len(CALIBRATED)
         halflife = self.settings.baseline_halflife
         track = 1.0 - 0.5 ** (1.0 / halflife) if halflife else 0.0
@@ -616,6 +621,7 @@ class StreamMonitor:
             "tiles": self.tiles.state(),
             "controls": self.controls.state(),
             "pending_labels": self.pending_labels.state() if self.pending_labels else None,
+            "camera": self.camera.state() if self.camera is not None else None,
         }
 
     @classmethod
@@ -650,6 +656,7 @@ class StreamMonitor:
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
         m.first_ts, m.event_rate = s.first_ts, s.event_rate
         m.controls = MonitorControls.from_state(s.controls)
+        m.camera = CameraRecord.from_state(s.camera) if s.camera is not None else None
         if s.tiles is not None:
             m.tiles = TileFeatures.from_state(s.tiles, m.settings.reference_size,
                                               _track(m.settings) / TILE_TRACK_SLOWER)

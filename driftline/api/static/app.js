@@ -46,7 +46,7 @@ async function loadFleet() {
     if (s.stream_id === state.stream) tr.className = "selected";
     const last = s.last_alert;
     tr.innerHTML = `<td>${esc(s.stream_id)}${s.disabled ? " <span class=muted>(disabled)</span>" : ""}</td>
-      <td><span class="status ${esc(s.status)}">${esc(s.status)}</span></td>
+      <td><span class="status ${esc(s.status)}">${esc(s.status)}</span>${s.camera && s.camera !== "online" ? ` <span class="camera ${esc(s.camera)}">camera ${esc(s.camera)}</span>` : ""}</td>
       <td>${s.signals_in_drift.map(esc).join(", ") || "—"}</td>
       <td>${last ? `<span class="sev-${esc(last.severity)}">${esc(last.signal)}</span> <span class="lifecycle ${esc(last.lifecycle)}">${esc(last.lifecycle)}</span>` : "—"}
         ${s.open_alerts ? `<span class=muted>(${s.open_alerts} open)</span>` : ""}</td>

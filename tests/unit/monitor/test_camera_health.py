@@ -82,8 +82,15 @@ def test_the_router_routes_status_events_in_the_worker_and_in_replay() -> None:
         router = Router(MonitorRegistry())
         router.route(encode(pred(0)), source, ("t.predictions:0", 0))
         out = router.route(encode(status(1, "reconnecting", 1)), source, ("t.predictions:0", 1))
-        assert [a.signal for a in out.alerts] == ["camera.status"] and not out.touched
+        # The status changes the stream's monitor's checkpoint (its camera record):
+        # the worker snapshots it before acking the status event.
+        [mon] = out.touched
+        assert [a.signal for a in out.alerts] == ["camera.status"]
+        assert mon.camera is router.health.cameras["cam-1"]
+        assert mon.state()["camera"]["status"] == "reconnecting"
         assert router.health.cameras["cam-1"].last_event_id == "cam-1-p0"
+        again = router.route(encode(status(1, "reconnecting", 1)), source, ("t.predictions:0", 1))
+        assert again.skipped and not again.alerts
     # A status event is an input: on the control topic it is refused like any other.
     assert Router(MonitorRegistry()).route(encode(status(0, "online")),
                                            Source.CONTROL).rejected[0].reason == "unknown_kind"
