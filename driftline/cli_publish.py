@@ -3,7 +3,7 @@
 Registered on the main ``driftline`` app by :func:`register`. Frame sources
 run through ``producers.camera_publish`` (sampling, resizing, local model,
 reconnects, bounded outbox, camera status); a JSONL recording through
-``producers.publish_source`` (each line as it is).
+``producers.publish_recording`` (each line as it is).
 
 Examples
 --------
@@ -105,11 +105,11 @@ def publish(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if spec.kind == "jsonl":
-        from producers.publish_source import publish_source
+        from producers.publish_recording import publish_recording
 
         with Publisher.from_settings(settings, client_id="driftline-publish") as pub:
-            recorded = publish_source(pub, settings.topics, source, stream_id=stream,
-                                      model_version=model_version, fps=fps, limit=limit)
+            recorded = publish_recording(pub, settings.topics, source, stream_id=stream,
+                                         fps=fps, limit=limit)
         typer.echo(recorded.summary(source), err=True)
         return
     if stream is None:

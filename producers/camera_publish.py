@@ -48,8 +48,7 @@ from processors.top_scores import top_scores
 from producers.camera_source import Backoff, Capture, SourceSpec, Status, TimeSampler
 from producers.folder_follow import Order, folder_files
 from producers.outbox import Outbox
-from producers.publish_source import CONTENT_TYPES
-from producers.sources import encode_jpeg
+from producers.sources import CONTENT_TYPES, encode_jpeg
 from schemas.events import CameraStatus, Frame, Prediction, utcnow
 from schemas.wire import encode
 

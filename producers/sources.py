@@ -1,17 +1,15 @@
-"""Where a producer's frames come from: image folders, video files, JSONL recordings.
+"""What file-based producers share: JSONL recordings, JPEG encoding, image file types.
 
-Each source is a plain generator and knows nothing of Kafka; the publisher and
-the CLI wrap them into events.
+Cameras, video files and image folders are read by ``producers.camera_source``
+and ``producers.folder_follow`` (``driftline publish``); this module holds
+what they and the recording publisher (``producers.publish_recording``) share.
 
-- :func:`image_folder` yields ``(file name, encoded bytes)``: the bytes are passed
-  through unchanged (no re-encoding: what the camera wrote is what is monitored).
-- :func:`video_file` yields ``(source frame index, RGB array)``, optionally
-  subsampled to a chosen frame rate.
 - :func:`jsonl_recording` yields each non-blank line's raw bytes, unparsed, so a
   bad line still reaches the dead-letter topic with its original bytes.
 - :func:`encode_jpeg` turns an RGB array into JPEG bytes.
+- ``CONTENT_TYPES`` / ``IMAGE_SUFFIXES``: the image files a folder source picks up.
 
-Library failures (opencv cannot open a file, a folder is missing) become
+Library failures (opencv cannot encode, a file is missing) become
 :mod:`driftline.errors` types here.
 
 Examples
@@ -28,121 +26,17 @@ import gzip
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
 from driftline.errors import ConfigError, UndecodableImage
 
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp"})
-"""File name endings (case-insensitive) that :func:`image_folder` picks up."""
-
-
-def image_folder(
-    path: str | os.PathLike[str], order: Literal["name", "mtime"] = "name"
-) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(name, bytes)`` for each JPEG/PNG/WebP file directly in ``path``.
-
-    Parameters
-    ----------
-    path
-        The folder (not searched recursively; hidden files are skipped).
-    order
-        ``"name"``: by file name; ``"mtime"``: oldest first (ties by name) — the
-        order a camera dumping files into a folder wrote them.
-
-    Raises
-    ------
-    ConfigError
-        ``path`` is not a directory, or ``order`` is unknown.
-
-    Notes
-    -----
-    The folder is listed once, when iteration starts. A file deleted between the
-    listing and its read is skipped (a camera rotating old files out must not
-    stop the stream).
-    """
-    if order not in ("name", "mtime"):
-        raise ConfigError("order", f"order must be 'name' or 'mtime', got {order!r}")
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ConfigError("image_folder", f"{folder} is not a directory")
-    files: list[tuple[int, str, Path]] = []
-    for entry in os.scandir(folder):
-        if entry.name.startswith(".") or not entry.is_file():
-            continue
-        if Path(entry.name).suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        mtime = entry.stat().st_mtime_ns if order == "mtime" else 0
-        files.append((mtime, entry.name, Path(entry.path)))
-    files.sort()
-    for _mtime, name, file in files:
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            continue
-        yield name, data
-
-
-def video_file(
-    path: str | os.PathLike[str], fps: float | None = None
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(index, rgb)`` for the frames of a video, optionally subsampled to ``fps``.
-
-    Parameters
-    ----------
-    path
-        Any file opencv can decode (``.avi``, ``.mp4`` with the codecs in the wheel).
-    fps
-        Target frame rate; None (or a rate at or above the file's) keeps every
-        frame. A frame is kept when its timestamp enters a new ``1/fps`` slot, so
-        ``fps=5`` on a 10 fps file keeps frames 0, 2, 4, ...
-
-    Yields
-    ------
-    tuple[int, numpy.ndarray]
-        The frame's index in the file (0-based) and its RGB uint8 HxWx3 pixels.
-
-    Raises
-    ------
-    ConfigError
-        The file does not exist, or ``fps`` is not positive.
-    UndecodableImage
-        opencv cannot open the file.
-    """
-    if fps is not None and not fps > 0:
-        raise ConfigError("fps", f"fps must be > 0, got {fps}")
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError("video_file", f"{file} does not exist")
-    cap = cv2.VideoCapture(str(file))
-    try:
-        if not cap.isOpened():
-            raise UndecodableImage(f"cannot open video {file}")
-        src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        # Files without a usable rate: assume 25 fps for the subsampling arithmetic.
-        src_fps = src_fps if src_fps > 0 else 25.0
-        keep_all = fps is None or fps >= src_fps
-        last_slot = -1
-        index = 0
-        while True:
-            ok, bgr = cap.read()
-            if not ok or bgr is None:
-                break
-            if not keep_all:
-                assert fps is not None
-                # The small epsilon keeps exact ratios (10 -> 5 fps) from flickering on
-                # floating-point rounding of index / src_fps * fps.
-                slot = int(index * fps / src_fps + 1e-9)
-                if slot == last_slot:
-                    index += 1
-                    continue
-                last_slot = slot
-            yield index, np.ascontiguousarray(bgr[:, :, ::-1])
-            index += 1
-    finally:
-        cap.release()
+CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+                 ".webp": "image/webp"}
+"""Image file name endings (lower case) and the content type of their bytes."""
+IMAGE_SUFFIXES: frozenset[str] = frozenset(CONTENT_TYPES)
+"""File name endings (case-insensitive) that a folder source picks up."""
 
 
 def jsonl_recording(path: str | os.PathLike[str]) -> Iterator[bytes]:

@@ -135,7 +135,9 @@ class Record:
 def read_topic(broker: str) -> Callable[..., list[Record]]:
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    def read(topic: str, n: int, timeout_s: float = 30.0) -> list[Record]:
+    def read(topic: str, n: int, timeout_s: float = 30.0, then_s: float = 0.0) -> list[Record]:
+        """Up to ``n`` records within ``timeout_s``; with ``then_s``, once ``n`` are in, every
+        record that comes in ``then_s`` more seconds too (more than ``n``: a test's "no extra")."""
         # assign() instead of subscribe(): no group join, records at once.
         c = Consumer(consumer_config(broker, f"reader-{uuid.uuid4().hex[:8]}"))
         try:
@@ -143,7 +145,12 @@ def read_topic(broker: str) -> Callable[..., list[Record]]:
             c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
             out: list[Record] = []
             deadline = time.monotonic() + timeout_s
-            while len(out) < n and time.monotonic() < deadline:
+            more_until: float | None = None  # set once the n-th record is in
+            while time.monotonic() < (deadline if more_until is None else more_until):
+                if more_until is None and len(out) >= n:
+                    if not then_s:
+                        break
+                    more_until = time.monotonic() + then_s
                 m = c.poll(0.2)
                 if m is None or m.error():
                     continue

@@ -190,14 +190,16 @@ def test_publish_cli_sends_a_folder_of_images_as_frames(
     assert {f.content_type for f in frames} == {"image/jpeg", "image/png"}
 
 
-def test_publish_source_paces_and_stops_at_the_limit(
+def test_publish_recording_paces_and_stops_at_the_limit(
     settings: Settings, read_topic: Callable, tmp_path
 ) -> None:
     import time
 
-    from producers.publish_source import publish_source
+    from driftline.errors import ConfigError
+    from producers.publish_recording import publish_recording
 
-    folder, _ = _photo_folder(tmp_path)
+    rec = tmp_path / "rec.jsonl"
+    rec.write_bytes(b"\n".join(encode(prediction("cam-lim", i)) for i in range(6)) + b"\n")
     slept: list[float] = []
 
     def sleep(s: float) -> None:
@@ -205,20 +207,19 @@ def test_publish_source_paces_and_stops_at_the_limit(
         time.sleep(s)
 
     with Publisher.from_settings(settings) as p:
-        counts = publish_source(p, settings.topics, folder, stream_id="cam-lim", fps=40.0,
-                                limit=3, sleep=sleep)
-    assert counts.published == {settings.topics.frames: 3}
+        counts = publish_recording(p, settings.topics, rec, fps=40.0, limit=3, sleep=sleep)
+    assert counts.published == {settings.topics.predictions: 3}
     # 40 events/s: each event after the first waits for its slot, at most 25 ms.
     assert slept and all(0 < s <= 0.0251 for s in slept)
-    assert len(read_topic(settings.topics.frames, 4, timeout_s=5)) == 3
-    with pytest.raises(Exception, match="stream"):
-        publish_source(p, settings.topics, folder)  # frames need a stream id
+    assert len(read_topic(settings.topics.predictions, 3, timeout_s=5, then_s=1)) == 3
+    with pytest.raises(ConfigError, match="fps"):
+        publish_recording(p, settings.topics, rec, fps=0.0)
 
 
 def test_publish_recording_routes_events_as_they_are(
     settings: Settings, read_topic: Callable, tmp_path
 ) -> None:
-    from producers.publish_source import publish_source
+    from producers.publish_recording import publish_recording
     from schemas.events import DeadLetter, Frame, Label
 
     t = settings.topics
@@ -229,13 +230,13 @@ def test_publish_recording_routes_events_as_they_are(
     rec = tmp_path / "rec.jsonl"
     rec.write_bytes(b"\n".join(lines) + b"\n")
     with Publisher.from_settings(settings) as p:
-        counts = publish_source(p, t, rec, stream_id="cam-r")
+        counts = publish_recording(p, t, rec, stream_id="cam-r")
     assert counts.published == {t.frames: 1, t.predictions: 1, t.labels: 1}
     assert counts.rejected == {"invalid_json": 1} and counts.skipped == 1
 
     [f] = read_topic(t.frames, 1)
     assert f.value == lines[0] and f.key == b"cam-r"  # the recorded bytes, unchanged
-    [pr] = read_topic(t.predictions, 2, timeout_s=5)
+    [pr] = read_topic(t.predictions, 1, timeout_s=5, then_s=1)
     assert pr.value == lines[1]
     assert [r.value for r in read_topic(t.labels, 1)] == [lines[4]]
     [d] = read_topic(t.dead_letter, 1)

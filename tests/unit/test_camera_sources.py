@@ -6,6 +6,7 @@ device exists here, so USB sources are tested as far as their parsing.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -155,3 +156,42 @@ def test_a_followed_folder_yields_new_files_in_order_and_not_half_written_ones(
     assert got == ["a-000.jpg", "a-001.jpg", "a-002.jpg", "a-003.jpg"]
     with pytest.raises(ConfigError):
         list(folder_files(tmp_path / "nope"))
+
+
+# -- a folder read once (what `driftline publish DIR` reads without --follow) ---------
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    for name, ext in (("b", ".png"), ("a", ".jpg"), ("c", ".webp"), ("d", ".JPEG")):
+        rgb = np.random.default_rng(ord(name)).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        ok, buf = cv2.imencode(ext.lower(), rgb)
+        assert ok
+        (tmp_path / f"{name}{ext}").write_bytes(buf.tobytes())
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.jpg").write_bytes(b"x")
+    (tmp_path / "sub.jpg").mkdir()  # a directory with an image-like name
+    return tmp_path
+
+
+def test_a_folder_by_name_passes_the_files_bytes_through(folder: Path) -> None:
+    files = list(folder_files(folder))
+    assert [f.name for f in files] == ["a.jpg", "b.png", "c.webp", "d.JPEG"]
+    assert all(f.data == (folder / f.name).read_bytes() for f in files)
+
+
+def test_a_folder_by_mtime_and_its_errors(folder: Path, tmp_path: Path) -> None:
+    for i, name in enumerate(["d.JPEG", "c.webp", "b.png", "a.jpg"]):
+        os.utime(folder / name, ns=(1_000_000_000 * (i + 1),) * 2)
+    assert [f.name for f in folder_files(folder, "mtime")] == ["d.JPEG", "c.webp", "b.png",
+                                                                "a.jpg"]
+    with pytest.raises(ConfigError, match="order"):
+        list(folder_files(folder, "size"))  # type: ignore[arg-type]
+    assert list(folder_files(folder / "sub.jpg")) == []
+
+
+def test_a_file_deleted_mid_read_is_skipped(folder: Path) -> None:
+    it = folder_files(folder)
+    first = next(it)
+    (folder / "b.png").unlink()
+    assert [first.name] + [f.name for f in it] == ["a.jpg", "c.webp", "d.JPEG"]
