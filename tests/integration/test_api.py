@@ -20,6 +20,7 @@ from driftline.cli_api import openapi_document
 from processors.commands import ControlAuth
 from schemas.events import Command
 from schemas.wire import decode_as
+from tests.integration.processes import terminate
 
 pytestmark = [pytest.mark.integration]
 
@@ -179,5 +180,4 @@ def test_driftline_api_prints_its_ready_line_and_serves(settings) -> None:
         assert any("has no token" in line for line in lines)  # the warning, once
         assert httpx.get(url + "healthz", timeout=10).json() == {"status": "ok"}
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=15) == 0
+        assert terminate(proc) == [0]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from schemas.events import Prediction, StreamState
 from schemas.wire import decode_as
 from sinks.redis_state import ack_key
 from sinks.runner import start_sinks
+from tests.integration.processes import spawn, terminate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -105,9 +105,7 @@ def test_controls_posted_to_the_api_and_clicked_on_the_page_are_applied_by_a_rea
     parts = states.list_topics(topic, timeout=10).topics[topic].partitions
     states.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
     log = tmp_path / "worker.log"
-    worker = subprocess.Popen([sys.executable, "-m", "driftline", "worker"],
-                              env=settings_env(settings), stdout=log.open("wb"),
-                              stderr=subprocess.STDOUT)
+    worker = spawn(["worker"], settings_env(settings), log)
     stop = threading.Event()
     sinks = start_sinks(settings, stop, consumer_conf={"session.timeout.ms": 6000})
     try:
@@ -154,8 +152,4 @@ def test_controls_posted_to_the_api_and_clicked_on_the_page_are_applied_by_a_rea
         stop.set()
         sinks.join(10)
         states.close()
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        terminate(worker)

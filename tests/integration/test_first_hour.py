@@ -23,6 +23,7 @@ from driftline.settings import Settings
 from producers.publisher import Publisher
 from schemas.events import Alert
 from sinks.redis_state import read_alert
+from tests.integration.processes import spawn, terminate
 
 pytestmark = pytest.mark.integration
 
@@ -98,10 +99,7 @@ def test_sinks_say_ready_stay_quiet_while_the_broker_is_down_and_recover(
                             partitions=1, data_dir=tmp_path / "data")
         ensure_topics(broker.bootstrap, settings.topics, settings.partitions)
         log = tmp_path / "sinks.log"
-        with log.open("wb") as out:
-            sinks = subprocess.Popen([sys.executable, "-m", "driftline", "sinks"],
-                                     env={**settings_env(settings), "PYTHONUNBUFFERED": "1"},
-                                     stdout=out, stderr=subprocess.STDOUT)
+        sinks = spawn(["sinks"], {**settings_env(settings), "PYTHONUNBUFFERED": "1"}, log)
         try:
             _wait_for(log, "sinks ready: consuming", 60)
             broker.stop()
@@ -121,8 +119,7 @@ def test_sinks_say_ready_stay_quiet_while_the_broker_is_down_and_recover(
                 assert sinks.poll() is None, log.read_text()
                 time.sleep(0.5)
         finally:
-            sinks.terminate()
-            sinks.wait(30)
+            terminate(sinks, timeout_s=30)
     # Ready line, then one line for the loss (plus at most a few of the group's own).
     assert len(while_down) <= 5, while_down
     assert sum("unreachable" in ln for ln in log.read_text().splitlines()) == 1

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from schemas.wire import decode_as
 from sinks.alert_lifecycle import mirror, read_lifecycles
 from sinks.runner import start_sinks
 from sinks.webhook_receiver import WebhookReceiver
+from tests.integration.processes import spawn, terminate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,8 +110,7 @@ def test_controls_change_what_a_running_worker_emits_and_redis_mirrors_the_topic
     log = tmp_path / "worker.log"
     alerts = Reader(settings.bootstrap_servers, topics.alerts, Alert)
     states = Reader(settings.bootstrap_servers, topics.state, StreamState)
-    worker = subprocess.Popen([sys.executable, "-m", "driftline", "worker", "--loglevel", "info"],
-                              env=worker_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    worker = spawn(["worker", "--loglevel", "info"], worker_env, log)
     stop = threading.Event()
     with WebhookReceiver(SECRETS[0]) as dock, WebhookReceiver(SECRETS[1]) as chat:
         hooks = [
@@ -210,8 +209,4 @@ def test_controls_change_what_a_running_worker_emits_and_redis_mirrors_the_topic
             sinks.join(15)
             alerts.consumer.close()
             states.consumer.close()
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            terminate(worker)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +33,7 @@ from driftline.settings import Settings
 from producers.simulated_camera import SimulatedCamera
 from schemas.events import Alert, CameraStatus, Embedding, Frame, Prediction
 from schemas.wire import decode_event
+from tests.integration.processes import spawn, terminate
 from tests.integration.test_sinks import wait_for
 
 pytestmark = pytest.mark.integration
@@ -79,24 +79,15 @@ def cam_settings(broker: str, redis_url: str) -> Settings:
 @pytest.fixture(scope="module")
 def worker(cam_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "driftline", "worker", "--loglevel",
-                                 "info"], env=settings_env(cam_settings), stdout=out,
-                                stderr=subprocess.STDOUT)
+    proc = spawn(["worker", "--loglevel", "info"], settings_env(cam_settings), log)
     try:
         yield log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)  # its outputs are read already; no need to wait for faust
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc, timeout_s=3)  # its outputs are read already; no need to wait for faust
 
 
 def _publish(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "driftline", "publish", *args],
-                                env=settings_env(settings), stdout=out, stderr=subprocess.STDOUT)
+    return spawn(["publish", *args], settings_env(settings), log)
 
 
 def _events(read_topic: Callable, topic: str, n: int, timeout_s: float) -> list[object]:
@@ -182,12 +173,10 @@ def test_rtsp_camera_switch_drop_and_reconnect(
             a.signal for a in _alerts(read_topic, cam_settings, "cam-rtsp")}, 20, logs)
         cam.start()  # back, same address
         _wait("frames again after the reconnect", lambda: embedded() >= before + 20, 40, logs)
-        pub.send_signal(signal.SIGINT)
-        assert pub.wait(30) == 0, log.read_text()[-3000:]
     finally:
-        if pub.poll() is None:
-            pub.kill()
+        code = terminate(pub, timeout_s=30, sig=signal.SIGINT)  # Ctrl-C: offline, flushed
         cam.kill()
+    assert code == [0], log.read_text()[-3000:]
 
     statuses = [e for e in _events(read_topic, topics.predictions, 500, timeout_s=1.0)
                 if isinstance(e, CameraStatus) and e.stream_id == "cam-rtsp"]
@@ -276,11 +265,9 @@ def test_a_folder_a_camera_writes_into_is_followed(
                     if isinstance(e, Frame) and e.stream_id == "cam-drop"]
 
         _wait("every file as a frame", lambda: len(frames()) == 12, 30, [log])
-        pub.send_signal(signal.SIGINT)
-        assert pub.wait(30) == 0, log.read_text()[-3000:]
     finally:
-        if pub.poll() is None:
-            pub.kill()
+        code = terminate(pub, timeout_s=30, sig=signal.SIGINT)
+    assert code == [0], log.read_text()[-3000:]
     got = frames()
     assert [f.meta["source"] for f in got] == [f"shot-{s.index:04d}.jpg" for s in shots]
     assert {cv2.imdecode(np.frombuffer(f.image, np.uint8), 1).shape for f in got} == {(60, 80, 3)}

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from producers.publisher import Publisher
 from schemas.events import Command, DeadLetter, Prediction, StreamState
 from schemas.wire import decode_as, encode
 from sinks.redis_state import ack_key, streams_key
+from tests.integration.processes import spawn, terminate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -101,10 +101,7 @@ def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
     env = _env(settings, control_secret)
     log = tmp_path / "worker.log"
     states = States(settings.bootstrap_servers, topics.state)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "driftline", "worker", "--loglevel", "info"], env=env,
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )
+    worker = spawn(["worker", "--loglevel", "info"], env, log)
     try:
         n = REFERENCE_SIZE + 20
         with Publisher(settings.bootstrap_servers) as pub:
@@ -173,8 +170,4 @@ def test_rereference_and_ack_reach_the_worker_and_show_in_the_next_snapshot(
         assert command_id != ack_command
     finally:
         states.consumer.close()
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        terminate(worker)

@@ -29,6 +29,7 @@ from sinks.redis_state import (
 from sinks.runner import RunningSinks, start_sinks
 from sinks.webhook import InvalidSignature, verify
 from sinks.webhook_receiver import WebhookReceiver
+from tests.integration.processes import spawn, terminate
 
 pytestmark = pytest.mark.integration
 
@@ -340,8 +341,6 @@ def test_sinks_process_serves_metrics_of_what_it_did(
     settings: Settings, receiver: Callable[..., WebhookReceiver], topic_prefix: str, tmp_path: Any
 ) -> None:
     """`driftline sinks` with DRIFTLINE_METRICS_PORT: /metrics over real HTTP counts the work."""
-    import subprocess
-    import sys
 
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
@@ -366,9 +365,7 @@ def test_sinks_process_serves_metrics_of_what_it_did(
         return 0.0
 
     t = s.topics
-    with (tmp_path / "sinks.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "driftline", "sinks"],
-                                env=settings_env(s), stdout=log, stderr=subprocess.STDOUT)
+    proc = spawn(["sinks"], settings_env(s), tmp_path / "sinks.log")
     try:
         # Both sinks (redis, webhook) read both messages; each dead-letters the bad one.
         wait_for(lambda: proc.poll() is None and sample(
@@ -388,6 +385,5 @@ def test_sinks_process_serves_metrics_of_what_it_did(
         assert [d.webhook_id for d in rx.accepted()] == [good.alert_id]
         assert read_alert(s.redis_url, good.alert_id, namespace=topic_prefix)
     finally:
-        proc.terminate()
-        proc.wait(30)
-    assert proc.returncode == 0, (tmp_path / "sinks.log").read_text()[-2000:]
+        code = terminate(proc, timeout_s=30)
+    assert code == [0], (tmp_path / "sinks.log").read_text()[-2000:]

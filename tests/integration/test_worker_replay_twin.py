@@ -18,8 +18,6 @@ another interleaving: its alert ids are still replay's
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,6 +33,7 @@ from processors.replay import Fired, Rejected, replay_lines
 from producers.publisher import Publisher
 from schemas.events import Alert, DeadLetter, Embedding
 from schemas.wire import decode_as, encode
+from tests.integration.processes import spawn, terminate
 from tests.unit.test_monitor import camera_like
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -104,9 +103,7 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
         DRIFTLINE_MONITOR__EMBEDDING_DIM=str(DIM),
         DRIFTLINE_METRICS_PORT=str(metrics_port),
     )
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "driftline", "worker"], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    worker = spawn(["worker"], env, tmp_path / "worker.log")
     try:
         topic = settings.topics.embeddings
         with Publisher(settings.bootstrap_servers) as pub:
@@ -118,8 +115,7 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
         scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
         healthz = httpx.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=10)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        terminate(worker, timeout_s=30)
     worker_alerts = [decode_as(Alert, v) for v in got]
 
     def key(a: Alert) -> tuple[str, str, str, int]:
