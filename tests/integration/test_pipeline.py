@@ -194,7 +194,9 @@ def test_drifted_camera_alerts_everywhere_clean_camera_stays_quiet(
             assert d.source_topic == next(t for t, _, r in bad if r == d.reason)
             assert d.source_offset is not None and d.source_partition is not None
 
-        alerts = [decode_as(Alert, r.value) for r in read_topic(topics.alerts, 100, timeout_s=5)]
+        # Delivered before the snapshots that counted every event: all on the topic already.
+        alerts = [decode_as(Alert, r.value)
+                  for r in read_topic(topics.alerts, 1, timeout_s=30, then_s=2)]
         assert alerts, "the drifted camera raised no alert"
         assert {a.stream_id for a in alerts} == {"cam-drift"}, [a.message for a in alerts]
         assert all(a.detected_frame_index >= ONSET for a in alerts), [a.message for a in alerts]
