@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.events import Alert, StreamState
+from sinks.redis_camera import camera_of, is_camera
 from sinks.redis_state import (
     DEFAULT_ALERT_TTL_S,
     PREFIX,
@@ -256,12 +257,13 @@ def fleet(redis_url: str, *, namespace: str = PREFIX) -> list[dict[str, Any]]:
     ``status``: ``drift`` if any signal is in drift, else ``warming_up`` if
     any is, else ``ok`` (``unknown`` before any state); ``open_alerts``:
     alerts firing or acknowledged, not yet resolved; ``snoozed`` and
-    ``disabled``: the controls ``in_force``.
+    ``disabled``: the controls ``in_force``; ``camera``: its camera's state
+    (``sinks.redis_camera.camera_of``; null before any camera alert).
     """
     rows = []
     for sid in list_streams(redis_url, namespace=namespace):
         view = read_stream(redis_url, sid, recent=1, namespace=namespace)
-        statuses = {s["status"] for s in view["signals"]}
+        statuses = {s["status"] for s in view["signals"] if not is_camera(s["signal"])}
         status = next((s for s in ("drift", "warming_up", "ok") if s in statuses), "unknown")
         versions = sorted({s["model_version"] for s in view["signals"]})
         controls = read_controls(redis_url, sid, versions, namespace=namespace)
@@ -276,6 +278,7 @@ def fleet(redis_url: str, *, namespace: str = PREFIX) -> list[dict[str, Any]]:
             "snoozed": now["snoozed"],
             "disabled": now["disabled"],
             "model_versions": versions,
+            "camera": camera_of(view["signals"]),
         })
     return rows
 

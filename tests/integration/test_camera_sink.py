@@ -101,6 +101,7 @@ def test_back_online_clears_reconnecting_and_silent_and_is_never_drift(
             assert rows[s.stream].status != "drift"
         cli = {r["stream_id"]: r for r in fleet(settings.redis_url, namespace=ns)}
         assert cli[a.stream]["drift"] == [] and cli[a.stream]["status"] != "drift"
+        assert (cli[a.stream]["camera"], cli[b.stream]["camera"]) == ("online", "online")
         # A late redelivery of the old 'reconnecting' alert moves nothing back.
         _publish(settings, [first[2]])
         wait_for(lambda: running.stats["redis"].handled >= len(first + silent + back) + 1,
