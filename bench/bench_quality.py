@@ -13,8 +13,14 @@ Sources: a *tuning* set (the scenes the tile signals and the persistence were
 tuned on while building them) and an *evaluation* set never used for tuning.
 Clean streams carry passers-by: dark soft blobs crossing in 10-40 s.
 
-Run from the repository root (~6 min on 2 shared cores; frames are cached in
-``~/.cache/driftline/bench_quality``)::
+Peers in the same run, on the same frames: river ADWIN / PageHinkley
+(``bench.quality_peers``) and, when importable, alibi-detect's
+``MMDDriftOnline`` (``bench.alibi_streams``: one detector per camera, reset
+between its streams; ``--no-alibi`` leaves it out).
+
+Run from the repository root (~6 min on 2 shared cores plus ~6 min for alibi's
+bootstraps the first time; frames and thresholds are cached under
+``~/.cache/driftline``)::
 
     python -m bench.bench_quality
 """
