@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from bench.bench_quality import signal_counts
 from bench.simulated_classifier import CLASSES, SHIFTS, classifier_outputs, top_scores
 
 FPS = 10.0
@@ -162,12 +163,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for b in BUDGETS:
         alarms = [a for r in res for a in r["driftline"][(None, b)] if a[2] >= WARM]
-        sigs: dict[str, int] = {}
-        for s, _, _ in alarms:
-            sigs[s] = sigs.get(s, 0) + 1
         print(f"| driftline | {b:g} | {len(cams)} | {frames:,} ({frames / FPS / 3600:.1f}) | "
-              f"{len(alarms)} | {len(alarms) / weeks:,.0f} | "
-              f"{', '.join(f'{k} {v}' for k, v in sorted(sigs.items())) or '—'} |")
+              f"{len(alarms)} | {len(alarms) / weeks:,.0f} | {signal_counts(alarms)} |")
     for peer in ("river ADWIN", "river PageHinkley"):
         c = sum(len(r["river"][None][peer]) for r in res)
         print(f"| {peer} (defaults) | — | {len(cams)} | {frames:,} ({frames / FPS / 3600:.1f}) | "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -203,6 +204,19 @@ def main() -> None:
     shift_table(args.clean_frames, shift_scenes, args.global_min_duration, args.workers, alibi)
 
 
+def signal_counts(alarms: list[tuple[str, int, int]]) -> str:
+    """Alarms per signal, as a table cell.
+
+    >>> signal_counts([("quality.brightness", 1, 2), ("quality.warmth", 5, 9),
+    ...                ("quality.brightness", 7, 8)])
+    'quality.brightness 2, quality.warmth 1'
+    >>> signal_counts([])
+    '—'
+    """
+    counts = Counter(a[0] for a in alarms)
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "—"
+
+
 def _clean_job(args: tuple[str, int, int, float, float | None]) -> list[tuple[str, int, int]]:
     scene, seed, n, budget, gmd = args
     q = frames_quality(scene, seed, None, n)
@@ -230,12 +244,9 @@ def clean_table(clean_frames: int, global_min_duration: float | None = None,
             alarms = [a for sc, _ in scenes for a in found[(sc, budget)]]
             frames = len(scenes) * (clean_frames - WARM)
             weeks = frames / WEEK_FRAMES
-            sigs: dict[str, int] = {}
-            for s, _, _ in alarms:
-                sigs[s] = sigs.get(s, 0) + 1
             print(f"| driftline | {budget:g} | {name} | {len(scenes)} | {frames:,} "
                   f"({frames / FPS / 3600:.1f}) | {len(alarms)} | {len(alarms) / weeks:,.0f} | "
-                  f"{', '.join(f'{k} {v}' for k, v in sorted(sigs.items())) or '—'} |")
+                  f"{signal_counts(alarms)} |")
     for name, scenes in (("tuning", TUNE), ("evaluation", EVAL)):
         counts: dict[str, int] = {}
         for sc, sd in scenes:
