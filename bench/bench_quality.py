@@ -13,8 +13,14 @@ Sources: a *tuning* set (the scenes the tile signals and the persistence were
 tuned on while building them) and an *evaluation* set never used for tuning.
 Clean streams carry passers-by: dark soft blobs crossing in 10-40 s.
 
-Run from the repository root (~6 min on 2 shared cores; frames are cached in
-``~/.cache/driftline/bench_quality``)::
+Peers in the same run, on the same frames: river ADWIN / PageHinkley
+(``bench.quality_peers``) and, when importable, alibi-detect's
+``MMDDriftOnline`` (``bench.alibi_streams``: one detector per camera, reset
+between its streams; ``--no-alibi`` leaves it out).
+
+Run from the repository root (~6 min on 2 shared cores plus ~6 min for alibi's
+bootstraps the first time; frames and thresholds are cached under
+``~/.cache/driftline``)::
 
     python -m bench.bench_quality
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,9 +164,9 @@ def main() -> None:
     ap.add_argument("--sim", choices=sorted(SIM), default="fixed",
                     help="simulated camera: fixed mount and a 24-h day (default) or the first "
                     "version's wandering view and 400-s light cycle")
-    ap.add_argument("--alibi", action="store_true",
-                    help="only alibi-detect's MMDDriftOnline on the evaluation streams (needs "
-                    "bench/install_peers.sh)")
+    ap.add_argument("--no-alibi", action="store_true",
+                    help="leave alibi-detect's MMDDriftOnline out (it runs by default when "
+                    "importable: bench/install_peers.sh)")
     ap.add_argument("--global-min-duration", type=float, default=None,
                     help="override GLOBAL_MIN_DURATION (s; 0 turns the fast path off)")
     args = ap.parse_args()
@@ -173,18 +180,41 @@ def main() -> None:
     if args.persistence:
         persistence_table(args.clean_frames, shift_scenes)
         return
-    if args.alibi:
-        alibi_rows(args.clean_frames, shift_scenes)
-        return
     t0 = time.time()
     with ProcessPoolExecutor(args.workers) as ex:
         costs = list(ex.map(_job, jobs))
     print(f"# frames rendered/measured in {time.time() - t0:.0f} s; render+encode+decode+quality "
           f"{1e3 * float(np.median([c[3] for c in costs])):.2f} ms/frame (320x240, median)")
 
+    alibi = None
+    if not args.no_alibi:
+        from bench.alibi_streams import alibi_available
+
+        if alibi_available():
+            scenes = list(dict.fromkeys(([] if args.no_clean else list(TUNE + EVAL))
+                                        + shift_scenes))
+            t0 = time.time()
+            alibi = alibi_hits_per_scene(scenes, args.clean_frames, args.workers, shift_scenes)
+            print(f"# alibi-detect: {len(scenes)} scenes in {time.time() - t0:.0f} s")
+        else:
+            print("# alibi-detect is not importable (bench/install_peers.sh): its rows are left "
+                  "out")
     if not args.no_clean:
-        clean_table(args.clean_frames, args.global_min_duration, args.workers)
-    shift_table(args.clean_frames, shift_scenes, args.global_min_duration, args.workers)
+        clean_table(args.clean_frames, args.global_min_duration, args.workers, alibi)
+    shift_table(args.clean_frames, shift_scenes, args.global_min_duration, args.workers, alibi)
+
+
+def signal_counts(alarms: list[tuple[str, int, int]]) -> str:
+    """Alarms per signal, as a table cell.
+
+    >>> signal_counts([("quality.brightness", 1, 2), ("quality.warmth", 5, 9),
+    ...                ("quality.brightness", 7, 8)])
+    'quality.brightness 2, quality.warmth 1'
+    >>> signal_counts([])
+    '—'
+    """
+    counts = Counter(a[0] for a in alarms)
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "—"
 
 
 def _clean_job(args: tuple[str, int, int, float, float | None]) -> list[tuple[str, int, int]]:
@@ -193,8 +223,11 @@ def _clean_job(args: tuple[str, int, int, float, float | None]) -> list[tuple[st
     return [a for a in alerts_of(q, budget, None, gmd) if a[2] >= WARM]
 
 
+AlibiHits = dict[str, dict[str | None, list[int]]]
+
+
 def clean_table(clean_frames: int, global_min_duration: float | None = None,
-                workers: int = 2) -> None:
+                workers: int = 2, alibi: AlibiHits | None = None) -> None:
     """Clean streams: alarms per camera-week at each budget, and river's peers."""
     from bench.quality_peers import river_alarm_indices
 
@@ -211,12 +244,9 @@ def clean_table(clean_frames: int, global_min_duration: float | None = None,
             alarms = [a for sc, _ in scenes for a in found[(sc, budget)]]
             frames = len(scenes) * (clean_frames - WARM)
             weeks = frames / WEEK_FRAMES
-            sigs: dict[str, int] = {}
-            for s, _, _ in alarms:
-                sigs[s] = sigs.get(s, 0) + 1
             print(f"| driftline | {budget:g} | {name} | {len(scenes)} | {frames:,} "
                   f"({frames / FPS / 3600:.1f}) | {len(alarms)} | {len(alarms) / weeks:,.0f} | "
-                  f"{', '.join(f'{k} {v}' for k, v in sorted(sigs.items())) or '—'} |")
+                  f"{signal_counts(alarms)} |")
     for name, scenes in (("tuning", TUNE), ("evaluation", EVAL)):
         counts: dict[str, int] = {}
         for sc, sd in scenes:
@@ -228,13 +258,21 @@ def clean_table(clean_frames: int, global_min_duration: float | None = None,
             print(f"| {peer} (defaults) | — | {name} | {len(scenes)} | {frames:,} "
                   f"({frames / FPS / 3600:.1f}) | {c} | {c / (frames / WEEK_FRAMES):,.0f} | "
                   f"any of {len(PEER_KEYS)} standardised values |")
+        if alibi is not None:
+            from bench.alibi_streams import ERT, LABEL
+
+            c = sum(len(alibi[sc][None]) for sc, _ in scenes)
+            print(f"| {LABEL} | {WEEK_FRAMES / ERT:,.0f} | {name} | {len(scenes)} | {frames:,} "
+                  f"({frames / FPS / 3600:.1f}) | {c} | {c / (frames / WEEK_FRAMES):,.0f} | "
+                  f"the {len(PEER_KEYS)} standardised values as one vector |")
 
 
-def _shift_row(args: tuple[str, list[tuple[str, int]], int, float | None]) -> str:
+def _shift_row(args: tuple[str, list[tuple[str, int]], int, float | None, AlibiHits | None]
+               ) -> str:
     """One row of the shift table (run in a worker process)."""
     from bench.quality_peers import river_alarm_indices
 
-    shift, scenes, clean_frames, gmd = args
+    shift, scenes, clean_frames, gmd, alibi = args
     limit = RAMP + WINDOW if shift == "haze_ramp" else WINDOW
     delays, firsts = [], []
     peer: dict[str, list[int]] = {"river ADWIN": [], "river PageHinkley": []}
@@ -256,6 +294,12 @@ def _shift_row(args: tuple[str, list[tuple[str, int]], int, float | None]) -> st
             late = [h - ONSET for h in hits if h >= ONSET]
             if late:
                 peer[name].append(late[0])
+        if alibi is not None:
+            late = [h - ONSET for h in alibi[sc][shift] if h >= ONSET]
+            if late:
+                peer.setdefault("alibi", []).append(late[0])
+            else:
+                peer.setdefault("alibi", [])
     med = f"{int(np.median(delays))}" if delays else "—"
     p90 = f"{int(np.percentile(delays, 90))}" if delays else "—"
     peers = " | ".join(f"{len(v)}/{len(scenes)}, {int(np.median(v)) if v else '—'}"
@@ -265,53 +309,60 @@ def _shift_row(args: tuple[str, list[tuple[str, int]], int, float | None]) -> st
 
 
 def shift_table(clean_frames: int, shift_scenes: list[tuple[str, int]],
-                global_min_duration: float | None = None, workers: int = 2) -> None:
+                global_min_duration: float | None = None, workers: int = 2,
+                alibi: AlibiHits | None = None) -> None:
     """Detection and delay per shift at the default budget, with river's peers."""
     print(f"\n## Shifts from frame {ONSET} (default budget: 1 false alarm / camera-week)\n")
     print("Delay = frames (10 fps) from the onset to the first alert at or after it, within "
           f"{WINDOW} frames ({RAMP + WINDOW} for the ramp). Peers: river ADWIN / PageHinkley "
           "(defaults) on each standardised whole-frame value, the first alarm of any after the "
-          "onset (detected, median delay).\n")
+          "onset (detected, median delay)"
+          + (", and alibi-detect's MMDDriftOnline on the 8 values as one vector (one detector "
+             "per camera, reset between streams).\n" if alibi is not None else ".\n"))
     print("| shift | detected | median delay | p90 delay | river ADWIN | river PageHinkley | "
-          "first signal (scene, delay) |")
-    print("|---|---|---|---|---|---|---|")
+          + ("alibi MMD | " if alibi is not None else "") + "first signal (scene, delay) |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if alibi is not None else ""))
     with ProcessPoolExecutor(workers) as ex:
-        for row in ex.map(_shift_row, [(sh, shift_scenes, clean_frames, global_min_duration)
-                                       for sh in SHIFTS]):
+        for row in ex.map(_shift_row, [(sh, shift_scenes, clean_frames, global_min_duration,
+                                        alibi) for sh in SHIFTS]):
             print(row, flush=True)
 
 
-def _alibi_job(args: tuple[str, int, str | None, int]) -> tuple[str, str | None, list[int]]:
-    from bench.quality_peers import alibi_mmd_alarm_indices
+def _alibi_scene(args: tuple[str, int, int, tuple[str, ...]]
+                 ) -> tuple[str, dict[str | None, list[int]], float]:
+    """alibi's alarms on one camera's clean stream and its shifted streams (one detector)."""
+    from bench.alibi_streams import streams_alarms
+    from bench.quality_peers import reference_stats
 
-    scene, seed, shift, n = args
-    q = frames_quality(scene, seed, shift, n)
-    return scene, shift, alibi_mmd_alarm_indices(q, PEER_KEYS, WARM, ert=ALIBI_ERT)
+    scene, seed, clean_frames, shifts = args
+    clean = frames_quality(scene, seed, None, clean_frames)
+    mean, std, cols = reference_stats(clean, PEER_KEYS, WARM)
+
+    def z(q: dict[str, np.ndarray]) -> np.ndarray:
+        return (np.asarray(q["values"], dtype=float)[:, cols] - mean) / std
+
+    streams: list[tuple[str | None, np.ndarray]] = [(None, z(clean))]
+    for shift in shifts:
+        n = ONSET + (RAMP + WINDOW if shift == "haze_ramp" else WINDOW)
+        streams.append((shift, z(frames_quality(scene, seed, shift, n))))
+    t0 = time.process_time()
+    ref = z(clean)[WARM // 2 : WARM]
+    hits = streams_alarms(ref, [(str(k), x) for k, x in streams], WARM)
+    return scene, {k: hits[str(k)] for k, _ in streams}, time.process_time() - t0
 
 
-# alibi's bootstrap needs n_bootstraps >> ert: 1,000 frames (100 s at 10 fps) is
-# what it can calibrate here; the weekly budget (6e6 frames) is out of its reach.
-ALIBI_ERT = 1000.0
-ALIBI_SHIFTS = ("haze", "defocus")
-
-
-def alibi_rows(clean_frames: int, shift_scenes: list[tuple[str, int]]) -> None:
-    """alibi-detect MMDDriftOnline on the evaluation set: clean alarms, first alarm per shift."""
-    jobs: list[tuple[str, int, str | None, int]] = [
-        (sc, sd, None, clean_frames) for sc, sd in EVAL]
-    jobs += [(sc, sd, sh, ONSET + WINDOW) for sh in ALIBI_SHIFTS for sc, sd in EVAL]
-    with ProcessPoolExecutor(2) as ex:
-        res = list(ex.map(_alibi_job, jobs))
-    clean = sum(len(h) for _, sh, h in res if sh is None)
-    frames = len(EVAL) * (clean_frames - WARM)
-    print(f"| alibi-detect MMDDriftOnline (ERT {ALIBI_ERT:g} frames, window 20) | evaluation "
-          f"clean: {clean} alarms in {frames:,} frames ({clean / (frames / WEEK_FRAMES):,.0f} "
-          "per camera-week) |")
-    for sh in ALIBI_SHIFTS:
-        d = [min([i - ONSET for i in h if i >= ONSET], default=-1) for _, s, h in res if s == sh]
-        hit = [x for x in d if x >= 0]
-        print(f"| {sh} | {len(hit)}/{len(d)} first alarm after the onset, median "
-              f"{int(np.median(hit)) if hit else '—'} frames |")
+def alibi_hits_per_scene(scenes: list[tuple[str, int]], clean_frames: int, workers: int,
+                         shift_scenes: list[tuple[str, int]]
+                         ) -> dict[str, dict[str | None, list[int]]]:
+    """alibi's alarm frames per scene and stream (None: the clean stream)."""
+    jobs = [(sc, sd, clean_frames, SHIFTS if (sc, sd) in shift_scenes else ())
+            for sc, sd in scenes]
+    with ProcessPoolExecutor(workers) as ex:
+        res = list(ex.map(_alibi_scene, jobs))
+    for sc, _, cpu in res:
+        print(f"# alibi-detect {sc}: bootstrap (unless cached) and scoring {cpu:.0f} s CPU",
+              flush=True)
+    return {sc: hits for sc, hits, _ in res}
 
 
 def persistence_table(clean_frames: int, shift_scenes: list[tuple[str, int]]) -> None:

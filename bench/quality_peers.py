@@ -21,12 +21,19 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def reference_stats(q: dict[str, np.ndarray], keys: Sequence[str], warm: int
+                    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Mean and standard deviation of ``keys`` on frames ``warm // 2 .. warm``, their columns."""
+    names = [str(k) for k in q["keys"]]
+    cols = [names.index(k) for k in keys]
+    ref = np.asarray(q["values"], dtype=float)[warm // 2 : warm, cols]
+    return ref.mean(axis=0), np.maximum(ref.std(axis=0), 1e-9), cols
+
+
 def standardised(q: dict[str, np.ndarray], keys: Sequence[str], warm: int) -> np.ndarray:
     """(n, len(keys)) values of ``keys`` z-scored on frames ``warm // 2 .. warm``."""
-    names = [str(k) for k in q["keys"]]
-    x = np.asarray(q["values"], dtype=float)[:, [names.index(k) for k in keys]]
-    ref = x[warm // 2 : warm]
-    return (x - ref.mean(axis=0)) / np.maximum(ref.std(axis=0), 1e-9)
+    mean, std, cols = reference_stats(q, keys, warm)
+    return (np.asarray(q["values"], dtype=float)[:, cols] - mean) / std
 
 
 def river_alarm_indices(q: dict[str, np.ndarray], keys: Sequence[str],
@@ -46,31 +53,3 @@ def river_alarm_indices(q: dict[str, np.ndarray], keys: Sequence[str],
                     hits.add(i)
         out[name] = sorted(hits)
     return out
-
-
-def alibi_mmd_alarm_indices(q: dict[str, np.ndarray], keys: Sequence[str], warm: int, *,
-                            ert: float, window: int = 20, n_bootstraps: int = 3000,
-                            seed: int = 0) -> list[int]:
-    """Frame indices (>= ``warm``) at which alibi-detect's ``MMDDriftOnline`` fired.
-
-    Its reference is the standardised values of frames ``warm // 2 .. warm``
-    (a vector of ``len(keys)`` per frame); alibi's own bootstrap sets its
-    thresholds for ``ert`` frames between false alarms (``n_bootstraps`` must be
-    much larger than ``ert``: alibi's rule; a weekly budget at 10 frames/s is
-    6 million frames, out of reach). Restarted (``reset_state``) after every alarm.
-    Needs the ``bench`` extra (``bench/install_peers.sh``: torch + alibi-detect).
-    """
-    import torch
-    from alibi_detect.cd import MMDDriftOnline
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
-    z = standardised(q, keys, warm).astype(np.float32)
-    det = MMDDriftOnline(z[warm // 2 : warm], ert=ert, window_size=window, backend="pytorch",
-                         n_bootstraps=n_bootstraps, device="cpu", verbose=False)
-    hits = []
-    for i in range(warm, len(z)):
-        if det.predict(z[i], return_test_stat=False)["data"]["is_drift"]:
-            hits.append(i)
-            det.reset_state()
-    return hits

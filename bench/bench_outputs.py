@@ -1,0 +1,217 @@
+"""Issue #11, model-output shifts: class-mix change and confidence drop, against river and alibi.
+
+Prediction events at 10 frames/s from a seeded simulated classifier
+(``bench.simulated_classifier``: a slowly wandering class mix, classes that
+persist over frames, a confidence with a slow lighting swing), stamped at the
+frame rate so the monitor measures its rate and turns the weekly budget into
+an ERT. Each camera (seed) has a clean stream (false alarms per camera-week
+after calibration) and one stream per shift from ``ONSET`` (the same draws
+before the onset).
+
+Peers on the same streams: river ADWIN / PageHinkley (defaults) on the
+confidence, the entropy of the top-5 scores and the one-hot top class (each
+standardised on frames ``WARM // 2 .. WARM``; the stream alarms when any
+fires), and alibi-detect's ``MMDDriftOnline`` on the 12 class scores (one
+detector per camera, reference every 4th frame of 400..2400, reset between
+streams; ``bench.alibi_streams``).
+
+Run from the repository root (~4 min of CPU; 18 min wall at load ~10 on 2 cores)::
+
+    python -m bench.bench_outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from bench.bench_quality import signal_counts
+from bench.simulated_classifier import CLASSES, SHIFTS, classifier_outputs, top_scores
+
+FPS = 10.0
+WEEK_FRAMES = FPS * 7 * 24 * 3600
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# The class-mix reference is 2,000 predictions (CLASS_MIX_REFERENCE_SIZE): calibrated by 2,400.
+WARM = 2400
+ONSET = 3000
+WINDOW = 1200
+CAMERAS = tuple(range(21, 28))
+BUDGETS = (1.0, 100.0, 10_000.0)
+LOOSE = 10_000.0  # the shift table's second driftline column: the loosest budget
+ALIBI_REF = slice(400, 2400, 4)
+
+
+def monitor_alerts(out: dict[str, np.ndarray], budget: float = 1.0
+                   ) -> list[tuple[str, int, int]]:
+    """(signal, change frame, detected frame) of every alert of a default monitor."""
+    from driftline.settings import MonitorSettings
+    from processors.monitor import StreamMonitor
+    from schemas.events import Prediction
+
+    mon = StreamMonitor("cam", "v1", MonitorSettings(false_alarms_per_week=budget))
+    alerts = []
+    for i in range(len(out["top"])):
+        e = Prediction.model_construct(
+            event_id=f"p{i}", stream_id="cam", model_version="v1",
+            ts=T0 + timedelta(seconds=i / FPS), frame_id=f"f{i}", frame_index=i,
+            top_class=CLASSES[int(out["top"][i])], confidence=float(out["confidence"][i]),
+            scores=top_scores(out["scores"][i]), boxes=None, embedding=None)
+        alerts += [(a.signal, a.change_frame_index or 0, a.detected_frame_index or 0)
+                   for a in mon.observe(e)]
+    return alerts
+
+
+def peer_values(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """River's inputs: confidence, top-5 entropy, one-hot top class (``keys``, ``values``)."""
+    from processors.monitor import scores_entropy
+
+    ent = np.array([scores_entropy(top_scores(s)) for s in out["scores"]])
+    onehot = np.eye(len(CLASSES))[out["top"]]
+    return {"keys": np.array(["confidence", "entropy", *CLASSES]),
+            "values": np.column_stack([out["confidence"], ent, onehot])}
+
+
+def _camera(args: tuple[int, int, tuple[float, ...], bool]) -> dict:
+    """Every detector on one camera's clean and shifted streams (run in a worker process)."""
+    from bench.quality_peers import river_alarm_indices
+
+    seed, clean_frames, budgets, alibi = args
+    streams: dict[str | None, dict[str, np.ndarray]] = {
+        None: classifier_outputs(seed, clean_frames)}
+    for shift in SHIFTS:
+        streams[shift] = classifier_outputs(seed, ONSET + WINDOW, shift, ONSET)
+    res: dict = {"seed": seed, "driftline": {}, "river": {}, "alibi": None, "cpu": {}}
+    t0 = time.process_time()
+    for b in budgets:
+        res["driftline"][(None, b)] = monitor_alerts(streams[None], b)
+    for shift in SHIFTS:
+        for b in dict.fromkeys((1.0, LOOSE)):
+            res["driftline"][(shift, b)] = monitor_alerts(streams[shift], b)
+    res["cpu"]["driftline"] = time.process_time() - t0
+    t0 = time.process_time()
+    keys = tuple(str(k) for k in peer_values(streams[None])["keys"])
+    for name, out in streams.items():
+        res["river"][name] = river_alarm_indices(peer_values(out), keys, WARM)
+    res["cpu"]["river"] = time.process_time() - t0
+    if alibi:
+        from bench.alibi_streams import streams_alarms
+
+        t0 = time.process_time()
+        res["alibi"] = streams_alarms(
+            streams[None]["scores"][ALIBI_REF],
+            [(str(name), out["scores"]) for name, out in streams.items()], WARM)
+        res["cpu"]["alibi"] = time.process_time() - t0
+    res["mean_conf"] = {str(k): float(v["confidence"][ONSET:].mean())
+                        for k, v in streams.items()}
+    return res
+
+
+def _first(hits: list[int], lo: int, hi: int) -> int | None:
+    late = [h - lo for h in hits if lo <= h < hi]
+    return late[0] if late else None
+
+
+def driftline_first(r: dict, shift: str, budget: float) -> tuple[str, int] | None:
+    """The first alert within the window after the onset the clean stream did not raise too."""
+    clean = {(a[0], a[1]) for a in r["driftline"][(None, budget)]}
+    after = [a for a in r["driftline"][(shift, budget)]
+             if ONSET <= a[2] < ONSET + WINDOW and (a[0], a[1]) not in clean]
+    if not after:
+        return None
+    first = min(after, key=lambda a: a[2])
+    return first[0], first[2] - ONSET
+
+
+def _fmt(delays: list[int | None]) -> str:
+    hit = [d for d in delays if d is not None]
+    return f"{len(hit)}/{len(delays)}, {int(np.median(hit)) if hit else '—'}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clean-frames", type=int, default=36_000, help="per camera (1 h)")
+    ap.add_argument("--cameras", type=int, default=len(CAMERAS))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-alibi", action="store_true")
+    args = ap.parse_args()
+    alibi = not args.no_alibi
+    if alibi:
+        from bench.alibi_streams import alibi_available
+
+        alibi = alibi_available()
+        if not alibi:
+            print("# alibi-detect is not importable (bench/install_peers.sh): its rows are left "
+                  "out")
+    cams = CAMERAS[: args.cameras]
+    t0 = time.time()
+    with ProcessPoolExecutor(args.workers) as ex:
+        res = list(ex.map(_camera, [(s, args.clean_frames, BUDGETS, alibi) for s in cams]))
+    cpu = {k: sum(r["cpu"].get(k, 0.0) for r in res) for k in ("driftline", "river", "alibi")}
+    print(f"# {len(cams)} cameras in {time.time() - t0:.0f} s; CPU s: "
+          + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()))
+
+    frames = len(cams) * (args.clean_frames - WARM)
+    weeks = frames / WEEK_FRAMES
+    print(f"\n## Clean classifier outputs at 10 frames/s, alarms after calibration (frame {WARM})"
+          "\n")
+    print("| detector | budget / camera-week | streams | monitored frames (camera-hours) | "
+          "alarms | alarms / camera-week (realized) | signals |")
+    print("|---|---|---|---|---|---|---|")
+    for b in BUDGETS:
+        alarms = [a for r in res for a in r["driftline"][(None, b)] if a[2] >= WARM]
+        print(f"| driftline | {b:g} | {len(cams)} | {frames:,} ({frames / FPS / 3600:.1f}) | "
+              f"{len(alarms)} | {len(alarms) / weeks:,.0f} | {signal_counts(alarms)} |")
+    for peer in ("river ADWIN", "river PageHinkley"):
+        c = sum(len(r["river"][None][peer]) for r in res)
+        print(f"| {peer} (defaults) | — | {len(cams)} | {frames:,} ({frames / FPS / 3600:.1f}) | "
+              f"{c} | {c / weeks:,.0f} | any of confidence, entropy, {len(CLASSES)} one-hot "
+              "classes |")
+    if alibi:
+        from bench.alibi_streams import ERT, LABEL
+
+        c = sum(len(r["alibi"]["None"]) for r in res)
+        print(f"| {LABEL} | {WEEK_FRAMES / ERT:,.0f} | {len(cams)} | {frames:,} "
+              f"({frames / FPS / 3600:.1f}) | {c} | {c / weeks:,.0f} | the {len(CLASSES)} class "
+              "scores as one vector |")
+
+    print(f"\n## Output shifts from frame {ONSET} (default budget), delay within {WINDOW} "
+          "frames\n")
+    mean_conf = {k: np.mean([r["mean_conf"][k] for r in res]) for k in res[0]["mean_conf"]}
+    print("Mean confidence after the onset: " + ", ".join(
+        f"{k if k != 'None' else 'clean'} {v:.3f}" for k, v in mean_conf.items()) + ".\n")
+    print("| shift | detected | median delay | p90 delay | river ADWIN | river PageHinkley | "
+          + ("alibi MMD | " if alibi else "") + f"driftline at {LOOSE:,.0f} / week | "
+          "first signal (camera, delay) |")
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if alibi else ""))
+    for shift in SHIFTS:
+        delays, firsts = [], []
+        peers: dict[str, list[int | None]] = {"river ADWIN": [], "river PageHinkley": []}
+        if alibi:
+            peers["alibi"] = []
+        peers["loose"] = []
+        for r in res:
+            first = driftline_first(r, shift, 1.0)
+            if first is not None:
+                delays.append(first[1])
+                firsts.append(f"{first[0].removeprefix('output.')} ({r['seed']}, {first[1]})")
+            else:
+                firsts.append(f"miss ({r['seed']})")
+            loose = driftline_first(r, shift, LOOSE)
+            peers["loose"].append(None if loose is None else loose[1])
+            for p in ("river ADWIN", "river PageHinkley"):
+                peers[p].append(_first(r["river"][shift][p], ONSET, ONSET + WINDOW))
+            if alibi:
+                peers["alibi"].append(_first(r["alibi"][shift], ONSET, ONSET + WINDOW))
+        med = f"{int(np.median(delays))}" if delays else "—"
+        p90 = f"{int(np.percentile(delays, 90))}" if delays else "—"
+        print(f"| {shift} | {len(delays)}/{len(res)} | {med} | {p90} | "
+              + " | ".join(_fmt(v) for v in peers.values())
+              + f" | {', '.join(firsts)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
