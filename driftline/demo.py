@@ -291,9 +291,12 @@ def _summary(console: Console, alerts: list[Alert], hooks: WebhookReceiver,
     false_alarms = {id(a) for a in before}
     for a in alerts:
         delay = (a.detected_frame_index - onset) if a.detected_frame_index is not None else None
+        # What the verdict made of the row: warm-up warnings and lifecycle events are no alarm.
+        verdict = ("false alarm" if id(a) in false_alarms
+                   else "warm-up warning" if a.detector == "reference_check"
+                   else a.lifecycle if a.lifecycle != "firing" else str(delay))
         table.add_row(a.signal, a.detector, f"{a.expected:.4g}", f"{a.observed:.4g}",
-                      str(a.change_frame_index), str(a.detected_frame_index),
-                      "false alarm" if id(a) in false_alarms else str(delay))
+                      str(a.change_frame_index), str(a.detected_frame_index), verdict)
     console.print(table)
     first = min((a.detected_frame_index or 0 for a in after), default=None)
     console.print(f"events published: {published} ({frames} frames + predictions) in "
