@@ -8,8 +8,10 @@ as they arrive on the alert topic. Ends with a summary: which signals fired,
 since which frame, the delay after the true onset, false alarms before it,
 what the webhook received and what Redis holds.
 
-Exit code 0 when the drift was detected after its onset with no alert
-before it; 1 otherwise.
+Exit code 0 when the drift was reported within ``REPORT_WITHIN_S`` of its
+onset and no alert was a false alarm (reported before the onset, or with a
+change point more than ``CHANGE_TOLERANCE_S`` before it:
+``expectation_met``); 1 otherwise.
 """
 
 from __future__ import annotations
@@ -39,25 +41,67 @@ from schemas.wire import decode_as
 from sinks.webhook_receiver import Delivery, WebhookReceiver
 
 STREAM = "demo-cam-1"
-# The demo's passers-by cross in 2-6 s and its simulated lighting wanders for
-# 10-20 s: 20 s of persistence drops both and reports the drift ~200 frames
-# after its onset (the default, 45 s = 450 frames, would need more than the
-# demo's 900 frames). With 10 s, the README's example (blur at 500, astronaut)
-# raised quality.warmth / output.* false alarms at frames 342-490 on 2 of 3
-# seeds; with 20 s, none (bench/bench_readme_example.py, bench/README.md).
-DEMO_MONITOR: dict[str, Any] = {"min_duration": 20.0}
+FPS = 10.0  # the demo camera's frame rate (``camera_events``' default)
+# The demo's camera is bolted to a wall under a real day's light: its view only
+# sways (~1.5 px) and its day/night cycle takes 24 h, so nothing but the injected
+# drift and the passers-by (2-6 s in view) changes within the demo's 90 s. The
+# former wandering view with a ~400 s "day" moved the white balance and the
+# view within a minute: quality.warmth changed at frame 389 on astronaut seed 0
+# (bench/README.md, issue #13), and a panning view is never calm, so the fast
+# path for global changes (``global_min_duration``) never applied.
+DEMO_CAMERA: dict[str, Any] = {"mount": "fixed", "lighting_period_s": 86_400.0}
+# Persistence: passers-by cross in 2-6 s, so 10 s drops them; a global change
+# (blur, brightness) takes the 2 s fast path unless a passer-by is in view
+# during it, and then this (bench/README.md, issue #13).
+DEMO_MONITOR: dict[str, Any] = {"min_duration": 10.0}
+# The verdict (``expectation_met``): a change-point estimate may land up to
+# CHANGE_TOLERANCE_S before the true onset; the drift must be reported within
+# REPORT_WITHIN_S of it: the persistence plus 10 s for the detector to fire.
+CHANGE_TOLERANCE_S = 2.0
+REPORT_WITHIN_S = DEMO_MONITOR["min_duration"] + 10.0
 
 
-def expectation_met(alerts: list[Alert], onset: int) -> tuple[list[Alert], list[Alert], bool]:
-    """(alerts before the onset, alerts after it, met): drift found after it, nothing before.
+def expectation_met(alerts: list[Alert], onset: int, *, fps: float = FPS,
+                    ) -> tuple[list[Alert], list[Alert], bool]:
+    """(false alarms, detections, met): the drift reported in time after its onset, nothing else.
 
-    Warm-up warnings (a reference that contains a change: detector
-    ``reference_check``) are not drift alerts.
+    Only firing drift alerts count: warm-up warnings (a reference that
+    contains a change, detector ``reference_check``) and lifecycle events
+    (``resolved``, ``acknowledged``) are not new alarms. A false alarm is an
+    alert reported before the onset *or* whose change point is more than
+    ``CHANGE_TOLERANCE_S`` before it (a change that began before the drift
+    is not the drift, whenever it is reported). Met: no false alarm and a
+    detection reported within ``REPORT_WITHIN_S`` after the onset.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> def alert(change, detected):
+    ...     return Alert(alert_id="a", stream_id="s", model_version="v1", signal="x",
+    ...                  detector="cusum", message="m", statistic=1.0, detected_index=0,
+    ...                  change_index=0, detected_event_id="e", change_frame_index=change,
+    ...                  detected_frame_index=detected, ts=datetime(2026, 1, 1, tzinfo=UTC))
+    >>> expectation_met([alert(500, 520)], 500)[2]
+    True
+    >>> expectation_met([alert(389, 591), alert(500, 520)], 500)[2]  # began before the onset
+    False
+    >>> expectation_met([alert(482, 520)], 500)[2]  # within the 2 s tolerance
+    True
+    >>> expectation_met([alert(500, 800)], 500)[2]  # reported after REPORT_WITHIN_S
+    False
     """
-    drift = [a for a in alerts if a.detector != "reference_check"]
-    before = [a for a in drift if (a.detected_frame_index or 0) < onset]
-    after = [a for a in drift if (a.detected_frame_index or 0) >= onset]
-    return before, after, bool(after) and not before
+    tolerance = round(CHANGE_TOLERANCE_S * fps)
+    drift = [a for a in alerts if a.detector != "reference_check" and a.lifecycle == "firing"]
+
+    def false_alarm(a: Alert) -> bool:
+        detected = a.detected_frame_index or 0
+        change = detected if a.change_frame_index is None else a.change_frame_index
+        return detected < onset or change < onset - tolerance
+
+    before = [a for a in drift if false_alarm(a)]
+    after = [a for a in drift if not false_alarm(a)]
+    in_time = any((a.detected_frame_index or 0) <= onset + REPORT_WITHIN_S * fps for a in after)
+    return before, after, in_time and not before
 
 
 def _show(console: Console) -> Callable[[Delivery], None]:
@@ -142,7 +186,7 @@ def _publish_camera(settings: Settings, bars: _Bars, *,
         bars.progress.update(bars.published, completed=published)
 
     events = camera_events(stream_id=STREAM, frames=frames, scene=scene, seed=seed, drift=spec,
-                           predictor=Embedder.load())
+                           predictor=Embedder.load(), **DEMO_CAMERA)
     with Publisher.from_settings(settings) as pub:
         n = publish_camera(pub, settings.topics, events, progress=report, every=20)
     bars.progress.update(bars.published, completed=n, total=n)
@@ -201,7 +245,8 @@ def run_demo(*, frames: int, drift: str, onset: int, scene: str, seed: int) -> i
         try:
             procs = {name: _spawn(name, env, logdir) for name in ("worker", "sinks")}
             watcher.start()
-            console.print(f"camera [cyan]{STREAM}[/]: {frames} frames of scene '{scene}', "
+            console.print(f"camera [cyan]{STREAM}[/]: {frames} frames of scene '{scene}' (a fixed "
+                          "camera: a real day's light, passers-by, sensor noise), "
                           f"[bold]{drift}[/] drift injected at frame {onset}; the deployed "
                           "model is EfficientNet-Lite0 (real predictions)")
             started = time.monotonic()
@@ -243,11 +288,15 @@ def _summary(console: Console, alerts: list[Alert], hooks: WebhookReceiver,
     for col in ("detector", "expected", "observed", "change @", "detected @", "delay"):
         table.add_column(col, justify="left" if col == "detector" else "right")
     before, after, ok = expectation_met(alerts, onset)
+    false_alarms = {id(a) for a in before}
     for a in alerts:
         delay = (a.detected_frame_index - onset) if a.detected_frame_index is not None else None
+        # What the verdict made of the row: warm-up warnings and lifecycle events are no alarm.
+        verdict = ("false alarm" if id(a) in false_alarms
+                   else "warm-up warning" if a.detector == "reference_check"
+                   else a.lifecycle if a.lifecycle != "firing" else str(delay))
         table.add_row(a.signal, a.detector, f"{a.expected:.4g}", f"{a.observed:.4g}",
-                      str(a.change_frame_index), str(a.detected_frame_index),
-                      "false alarm" if delay is not None and delay < 0 else str(delay))
+                      str(a.change_frame_index), str(a.detected_frame_index), verdict)
     console.print(table)
     first = min((a.detected_frame_index or 0 for a in after), default=None)
     console.print(f"events published: {published} ({frames} frames + predictions) in "
@@ -261,6 +310,9 @@ def _summary(console: Console, alerts: list[Alert], hooks: WebhookReceiver,
     drifting = sorted(s["signal"] for s in stored.get("signals", []) if s["status"] == "drift")
     console.print(f"redis: {len(stored.get('recent_alerts', []))} alerts in the stream's history; "
                   f"signals in drift: {', '.join(drifting) or 'none'}")
+    console.print(f"verdict: the drift reported within {REPORT_WITHIN_S:g} s of its onset; a "
+                  "false alarm is an alert reported before the onset or whose change began "
+                  f"more than {CHANGE_TOLERANCE_S:g} s before it (warm-up warnings aside)")
     console.print("[bold green]drift detected, no false alarm before it[/]" if ok
                   else "[bold red]demo expectation not met[/]")
     return 0 if ok else 1

@@ -70,10 +70,19 @@ def camera_events(
     jpeg_quality: int = 85,
     batch: int = 16,
     start: datetime | None = None,
+    mount: str = "wander",
+    lighting_period_s: float | None = None,
 ) -> Iterator[CameraEvent]:
-    """Yield the events of ``frames`` camera frames, in publish order."""
-    cam = SimulatedCamera(scene, seed=seed, size=size, fps=fps, drift=drift)
-    twin = SimulatedCamera(scene, seed=seed, size=size, fps=fps) if labels and drift else None
+    """Yield the events of ``frames`` camera frames, in publish order.
+
+    ``mount`` and ``lighting_period_s`` are the ``SimulatedCamera``'s: ``"fixed"``
+    and ``86_400.0`` make a camera bolted to a wall under a real day's light.
+    """
+    cam = SimulatedCamera(scene, seed=seed, size=size, fps=fps, drift=drift, mount=mount,
+                          lighting_period_s=lighting_period_s)
+    twin = (SimulatedCamera(scene, seed=seed, size=size, fps=fps, mount=mount,
+                            lighting_period_s=lighting_period_s)
+            if labels and drift else None)
     rng = np.random.default_rng(seed + 7919)
     t0 = start or datetime.now(UTC)
     pending_labels: deque[tuple[int, Label]] = deque()

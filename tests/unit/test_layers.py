@@ -41,7 +41,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "driftline.kafka_config", "driftline.metrics", "driftline.service_log",
     )),
     ("app", ("driftline.cli", "driftline.cli_api", "driftline.cli_controls",
-             "driftline.cli_publish", "driftline.api", "driftline.demo", "driftline.__main__")),
+             "driftline.cli_publish", "driftline.api", "driftline.demo", "driftline.demo_replay",
+             "driftline.__main__")),
 ]
 # Libraries that talk to the outside world: only the runtime and the app use them.
 IO_LIBRARIES = ("confluent_kafka", "faust", "aiokafka", "redis", "httpx", "prometheus_client")
