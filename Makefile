@@ -11,8 +11,10 @@ demo:
 	PYTHON=$(PY) EXTRAS=local,sim,api bash scripts/install.sh
 	$(PY) -m driftline demo
 
+# Two pytest workers, one file each at a time (module fixtures stay in one process):
+# integration tests mostly wait on their broker, worker and sinks processes.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: install
 	$(PY) -m pytest -q -m "not integration and not chaos and not slow"
