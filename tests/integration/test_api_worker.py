@@ -65,20 +65,39 @@ def _next_state(consumer: Consumer, worker: subprocess.Popen, log: Path, pred,
 
 def _snooze_on_the_page(browser, url: str) -> str:
     """Open the stream on the page, pick the signal, click "snooze"; the command id."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    wait = WebDriverWait(browser, 30)
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
     browser.get(f"{url}#/stream/{STREAM}")
     wait.until(lambda b: b.execute_script(  # once the sinks wrote the worker's snapshots
         "route(); return [...document.querySelectorAll('#control-signal option')]"
         f".some(o => o.value === '{SIGNAL}');"))
-    Select(browser.find_element(By.ID, "control-signal")).select_by_visible_text(SIGNAL)
-    browser.find_element(By.ID, "btn-snooze").click()
+    wait.until(lambda b: _pick_and_snooze(b, By, Select))
+    wait.until(lambda b: "snooze sent" in b.find_element(By.ID, "control-result").text)
     result = browser.find_element(By.ID, "control-result")
-    wait.until(lambda b: "snooze sent" in result.text)
     assert "(signed)" in result.text
     return str(result.get_attribute("data-command-id"))
+
+
+def _pick_and_snooze(browser, by, select) -> bool:
+    """Pick the signal and click "snooze"; False (retry) when the page re-rendered under us.
+
+    The page refreshes its stream view while the sinks keep writing snapshots:
+    an element found a moment ago can be replaced (StaleElementReferenceException
+    under load), and a re-rendered select may be back on another signal.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        select(browser.find_element(by.ID, "control-signal")).select_by_visible_text(SIGNAL)
+        if browser.find_element(by.ID, "control-signal").get_attribute("value") != SIGNAL:
+            return False
+        browser.find_element(by.ID, "btn-snooze").click()
+    except StaleElementReferenceException:
+        return False
+    return True
 
 
 def _page_shows_snoozed(browser) -> None:
