@@ -232,7 +232,7 @@ def test_classes_never_seen_before_fire_new_classes_and_a_flickering_mix_does_no
 
 
 def camera_predictions(n: int, *, seed: int, new_at: int | None = None):
-    """A 10 frames/s classifier: 12 sticky classes; from ``new_at`` half its draws unseen classes."""
+    """A 10 frames/s classifier: 12 sticky classes; from ``new_at`` half its draws new classes."""
     from datetime import UTC, datetime, timedelta
 
     rng = np.random.default_rng(seed)
