@@ -310,7 +310,8 @@ SIGNALS: tuple[SignalSpec, ...] = (
     SignalSpec(
         # Clean cameras never exceeded 0.05; half the frames of unseen classes: 0.26 in 50.
         "output.new_classes", "tolerance_up", 22, (Prediction,), None, (0.0, 0.15), True,
-        what="share of the last 100 predictions whose class first appeared in the last 300",
+        what="share of the last 100 predictions whose class first appeared in the last 300 "
+        "(longer: until `MIN_DURATION` can confirm it; no longer new once reported)",
         why="a class-mix change where the mix test must be blunt: a street camera's top-1 "
         "class flickers among dozens of classes",
     ),

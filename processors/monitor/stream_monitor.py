@@ -308,6 +308,8 @@ class StreamMonitor:
                 value, index, None if name.startswith("quality.tile_") else calm)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
+                if name == "output.new_classes":  # reported: the new classes are the scene
+                    self.novelty.absorb()
             if reference is not None and (warn := ReferenceCheck.check(
                     self.signals[name], reference, index, self.last_alert_ids)) is not None:
                 alert = self._alert(warn, event).model_copy(update={"severity": "warning"})
@@ -349,6 +351,7 @@ class StreamMonitor:
             share = sig.updates / max(1, events - 1) or 1.0
             sig.persist = math.ceil(self.settings.min_duration * self.event_rate * share)
             sig.fast = math.ceil(self.settings.global_min_duration * self.event_rate * share)
+        self.novelty.hold(self.signals["output.new_classes"].persist)
 
     def _signal_values(self, event: MonitorEvent) -> dict[str, float]:
         # Stateful features first: an embedding of the wrong dimension raises
@@ -471,6 +474,8 @@ class StreamMonitor:
         done = [n for n in self.signals if n in names]
         for n in done:
             self.signals[n].rereference()
+        if "output.new_classes" in done:
+            self.novelty.absorb()
         return done
 
     def reference_state(self) -> dict[str, Any]:

@@ -229,3 +229,40 @@ def test_classes_never_seen_before_fire_new_classes_and_a_flickering_mix_does_no
     # Pinned: 61 predictions in; once the new classes are no longer new the
     # share falls back, which the one-sided CUSUM does not call a change.
     assert hits == [2061]
+
+
+def camera_predictions(n: int, *, seed: int, new_at: int | None = None):
+    """A 10 frames/s classifier: 12 sticky classes; from ``new_at`` half its draws new classes."""
+    from datetime import UTC, datetime, timedelta
+
+    rng = np.random.default_rng(seed)
+    names = [f"c{j}" for j in range(12)]
+    p = rng.dirichlet(np.ones(12))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    top = "c0"
+    for i in range(n):
+        if i == 0 or rng.random() >= 0.85:  # an object stays in view ~0.7 s
+            top = str(rng.choice(names, p=p))
+            if new_at is not None and i >= new_at and rng.random() < 0.5:
+                top = f"new{rng.integers(3)}"
+        yield Prediction.model_construct(
+            event_id=f"p{i}", stream_id="cam", model_version="v1", frame_index=i,
+            ts=t0 + timedelta(seconds=i / 10), frame_id=f"f{i}", top_class=top,
+            confidence=0.8, scores={top: 0.8}, boxes=None, embedding=None)
+
+
+def test_new_classes_that_stay_are_confirmed_after_min_duration_and_alert_once():
+    # Default settings: MIN_DURATION 45 s = 450 predictions at 10/s. The new
+    # classes must stay new until the persistence rule confirms them (they
+    # used to stop counting as new after 300 predictions: dropped as
+    # transient); once reported they are the scene (one alert, no warning
+    # about a reference that straddles the share falling back).
+    settings = MonitorSettings()
+    mon = StreamMonitor("cam", "v1", settings)
+    alerts = [a for e in camera_predictions(4200, seed=14, new_at=3000) for a in mon.observe(e)]
+    # Pinned on this seeded stream: confirmed 449 predictions after the change point.
+    assert [(a.signal, a.detector, a.detected_index, a.change_frame_index)
+            for a in alerts] == [("output.new_classes", "cusum", 3491, 3042)]
+    assert mon.novelty.horizon == 450 + 2 * 100
+    clean = StreamMonitor("cam", "v1", settings)
+    assert [a for e in camera_predictions(4200, seed=14) for a in clean.observe(e)] == []
