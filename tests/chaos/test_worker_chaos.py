@@ -21,23 +21,37 @@ The embedding streams' vectors have the embedder's dimension (the worker
 takes it from the model's manifest): the synthetic ones are 32-dimensional
 AR(1) vectors lifted by a fixed random projection.
 
-The sinks run too (``driftline sinks``: Redis and a real, signature-checking
-webhook receiver), and are SIGKILLed and restarted once mid-run.
+Bad events (``BAD_EVERY``: unparsable or invalid JSON on the predictions,
+embeddings, labels and frames topics) are interleaved with the streams: each
+must be on the dead-letter topic exactly once, whatever the kills (a
+restored worker reads them again; ``processors.emitted_dead_letters``).
+
+The sinks run too (``driftline sinks``: Redis and a webhook receiver that
+runs the README's handler: it verifies each signature and processes each
+``webhook-id`` once), and are SIGKILLed and restarted once mid-run.
 
 Whatever the kills and rebalances, each stream's last snapshot on the state
 topic has ``events_seen`` equal to the stream's number of input events, and
 the alert ids equal the ones ``replay_lines`` gives for the same recording,
 each exactly once, at three places: the alerts topic (records counted by
 alert id), Redis (the streams' alert histories) and the webhook receiver
-(accepted deliveries counted by ``webhook-id``): 0 lost, 0 duplicated. Each
-run prints these counts (``pytest -s``). The kill points are drawn from a
+(what the README's receiver processed, by ``webhook-id``): 0 lost, 0
+duplicated. Raw re-deliveries (the same ``webhook-id`` POSTed again by a sink
+killed before its ledger write) are counted and printed apart. Each run
+prints these counts (``pytest -s``). The kill points are drawn from a
 seeded RNG (``DRIFTLINE_CHAOS_SEED`` to reproduce one; the seed is in the
 failure message).
+
+Time: the replay runs in a child process started when these tests are
+collected (``tests/chaos/conftest.py``), so it overlaps the tests before
+them; teardown SIGKILLs what is left (the checks are done).
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import multiprocessing
 import os
 import random
 import re
@@ -49,6 +63,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +78,16 @@ from driftline.settings import MonitorSettings, Settings
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, replay_lines
-from processors.stream_app import decode_snapshots, key_partition, read_state_topic
+from processors.stream_app import key_partition
 from producers.camera_events import camera_events
 from producers.drift_injection import DriftSpec
 from producers.publisher import Publisher
-from schemas.events import Alert, Embedding, Prediction, StreamState
+from schemas.events import Alert, DeadLetter, Embedding, Prediction, StreamState
 from schemas.wire import decode_as, encode
 from sinks.redis_state import history_key
 from sinks.webhook_endpoints import message_id
 from sinks.webhook_receiver import WebhookReceiver
+from tests.integration.test_readme import receiver_snippet
 from tests.unit.test_monitor import camera_like
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.slow]
@@ -83,6 +99,7 @@ CAMERA = "jpeg-0"  # the camera whose JPEG frames the worker embeds
 CAMERA_FRAMES = 300  # PCA reference: frames 0-49; its signals' references: 50-99
 SCENE_CHANGE_AT = 180
 SECRET = "whsec_Y2hhb3Mtd29ya2VyLXNlY3JldA=="
+BAD_EVERY = 80  # one bad event every this many lines of the recording
 # ert and persistence pinned: the camera's frames carry real 10 fps stamps, the
 # synthetic events none usable (the monitor falls back to these values for them).
 MONITOR = MonitorSettings(reference_size=50, cooldown=50, class_mix_reference_size=100,
@@ -163,7 +180,25 @@ def recording() -> tuple[list[tuple[str, bytes, bytes]], dict[str, int]]:
                     del iters[sid]
                     break
                 out.append((item[0], sid.encode(), item[1]))
-    return out, counts
+    return with_bad_events(out), counts
+
+
+def bad_event(n: int) -> tuple[str, bytes, bytes]:
+    """The ``n``-th bad event: (topic kind, key, value), on a stream's key (its partition)."""
+    kind = ["predictions", "embeddings", "labels", "frames"][n % 4]
+    key = ["edge-0", "edge-4", "emb-0", "frame-0", "jpeg-0"][n % 5].encode()
+    value = (f'{{"kind": "prediction", "event_id": "bad-{n}", "stream_id": "{key.decode()}"'
+             if n % 2 else f'{{"kind": "label", "event_id": "bad-{n}"}}').encode()
+    return kind, key, value
+
+
+def with_bad_events(lines: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes, bytes]]:
+    out: list[tuple[str, bytes, bytes]] = []
+    for i, line in enumerate(lines):
+        if i and i % BAD_EVERY == 0:
+            out.append(bad_event(i // BAD_EVERY))
+        out.append(line)
+    return out
 
 
 def describe(a: Alert) -> str:
@@ -183,6 +218,15 @@ def replay_alerts() -> dict[str, Alert]:
     return {message_id(item.alert): item.alert
             for item in replay_lines([v for _, _, v in lines], registry=MonitorRegistry(MONITOR))
             if isinstance(item, Fired)}
+
+
+@functools.cache
+def replay_in_background() -> Future[dict[str, Alert]]:
+    """``replay_alerts`` in a child process (started once; ``tests/chaos/conftest.py``)."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    future = pool.submit(replay_alerts)
+    pool.shutdown(wait=False)  # the child finishes its one job, then exits
+    return future
 
 
 class Worker:
@@ -222,16 +266,9 @@ class Worker:
         self.kill()
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
 
 
 def wait_for(cond: Callable[[], object], timeout_s: float, what: str,
@@ -271,6 +308,38 @@ def read_all(broker: str, topic: str, quiet_s: float = 2.0) -> list[bytes]:
         c.close()
 
 
+class StateWatcher:
+    """Each stream's latest ``events_seen`` on the state topic, read incrementally.
+
+    One consumer for the whole wait: every poll reads only the snapshots
+    sent since the last one (rereading the whole state topic each time
+    cost the worker CPU it needed).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = Consumer(consumer_config(settings.bootstrap_servers,
+                                                 f"watch-{uuid.uuid4().hex[:8]}"))
+        topic = settings.topics.state
+        parts = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+
+    def read_new(self, quiet_s: float = 0.5) -> dict[str, int]:
+        """``{stream: events_seen}`` of the snapshots that arrived since the last call."""
+        out: dict[str, int] = {}
+        last = time.monotonic()
+        while time.monotonic() - last < quiet_s:
+            m = self.consumer.poll(0.1)
+            if m is None or m.error():
+                continue
+            state = json.loads(m.value() or b"{}")
+            out[state["stream_id"]] = state["events_seen"]
+            last = time.monotonic()
+        return out
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 class Run:
     """One chaos run: the recording, its replay, paced publishing, workers, and the checks."""
 
@@ -281,7 +350,7 @@ class Run:
         self.rng = random.Random(self.seed)
         self.lines, self.counts = recording()
         self.total = len(self.lines)
-        self.replayed = replay_alerts()
+        self.replayed = replay_in_background().result()
         self.expected = {k: describe(a) for k, a in self.replayed.items()}
         assert len(self.expected) >= 5, "the recording must alert"
         # The camera's alerts include the embedder's own signals: its vectors
@@ -303,7 +372,11 @@ class Run:
             DRIFTLINE_SILENT_AFTER_S="0",
         )
         self.workers: list[Worker] = []
-        self.receiver = WebhookReceiver(SECRET)
+        # The README's receiver, as is: it verifies, then processes each webhook-id once.
+        readme = receiver_snippet()
+        self.processed: list[str] = []
+        self.receiver = WebhookReceiver(respond=lambda headers, body: readme["handle"](
+            SECRET, headers, body, lambda alert: self.processed.append(headers["webhook-id"])))
         self.sinks_env = dict(self.env, DRIFTLINE_WEBHOOK_URL=self.receiver.url,
                               DRIFTLINE_WEBHOOK_SECRET=SECRET)
         self.sinks: list[Worker] = []
@@ -320,6 +393,7 @@ class Run:
     def _publish(self, seconds: float) -> None:
         topics = {"predictions": self.settings.topics.predictions,
                   "embeddings": self.settings.topics.embeddings,
+                  "labels": self.settings.topics.labels,
                   "frames": self.settings.topics.frames}
         chunk = 100
         with Publisher(self.settings.bootstrap_servers) as pub:
@@ -376,25 +450,46 @@ class Run:
             client.close()
 
     def webhook_ids(self) -> list[str]:
-        """``webhook-id`` of every delivery the receiver accepted (signature verified)."""
+        """``webhook-id`` of every delivery the README's receiver processed."""
+        return list(self.processed)
+
+    def raw_webhook_ids(self) -> list[str]:
+        """``webhook-id`` of every delivery answered 2xx (re-deliveries included)."""
         return [d.webhook_id for d in self.receiver.accepted()]
+
+    @property
+    def rejected(self) -> int:
+        """Deliveries the README's receiver refused (401: a bad signature)."""
+        return sum(d.status == 401 for d in self.receiver.requests)
+
+    def dead_letters(self) -> dict[str, int]:
+        """Bad events vs the dead-letter topic: each must be there exactly once."""
+        letters = [decode_as(DeadLetter, v) for v in
+                   read_all(self.settings.bootstrap_servers, self.settings.topics.dead_letter)]
+        bad = {v for _, _, v in self.lines if b'"event_id": "bad-' in v}
+        where = Counter((d.source_topic, d.source_partition, d.source_offset) for d in letters)
+        originals = Counter(d.original for d in letters)
+        return {"bad events": len(bad), "dead letters": len(letters), "unique": len(where),
+                "duplicated": sum(n - 1 for n in where.values()),
+                "lost": len(bad - set(originals)), "other": len(set(originals) - bad)}
 
     def finish(self) -> None:
         """Wait until every stream's snapshot counts all its events, then check the alerts."""
         self._publisher.join(60)
         assert self.published == self.total
         last: dict[str, int] = {}
+        watcher = StateWatcher(self.settings)
 
         def complete() -> bool:
-            raw, _ = read_state_topic(self.settings, quiet_s=0.5)
-            snaps = decode_snapshots(raw, self.settings.max_event_bytes)
-            last.clear()
-            last.update({sid: s.events_seen for (sid, _), s in snaps.items()})
+            last.update(watcher.read_new())
             return all(last.get(sid, 0) >= n for sid, n in self.counts.items())
 
         deadline = time.monotonic() + 150
-        while not complete() and time.monotonic() < deadline:
-            time.sleep(2.0)
+        try:
+            while not complete() and time.monotonic() < deadline:
+                time.sleep(1.0)
+        finally:
+            watcher.close()
         # Exactly once: no stream short of its input (lost) and none beyond it (twice).
         assert last == self.counts, self.history(
             [sid for sid, n in self.counts.items() if last.get(sid) != n]) + self.context()
@@ -413,9 +508,11 @@ class Run:
                  90, "every alert in Redis and at the webhook receiver",
                  lambda: f"redis {count(self.redis_ids(), firing)} "
                          f"webhook {count(self.webhook_ids(), expected)}\n" + self.context())
-        time.sleep(3.0)  # a late duplicate would arrive now
+        time.sleep(2.0)  # a late duplicate would arrive now
         ids = {"topic": [message_id(a) for a in records], "redis": self.redis_ids(),
                "webhook": self.webhook_ids()}
+        raw = count(self.raw_webhook_ids(), expected)
+        letters = self.dead_letters()
         wanted = {"topic": expected, "redis": firing, "webhook": expected}
         counts = {where: count(got_ids, wanted[where]) for where, got_ids in ids.items()}
         print(f"\nchaos seed {self.seed}: events per stream {last} (input {self.counts}); "
@@ -424,7 +521,10 @@ class Run:
               + f"; worker restarts {len(self.workers) - 1}, sink restarts {len(self.sinks) - 1}"
               + f"; alerts fired again after a restore and not re-sent "
                 f"{sum(w.not_resent() for w in self.workers)}"
-              + f"; webhook signatures rejected {self.receiver.rejected}"
+              + f"; raw webhook deliveries {raw} (re-deliveries: a sink killed before its "
+                f"ledger write; same webhook-id, not processed again)"
+              + f"; dead letters {letters}"
+              + f"; webhook signatures rejected {self.rejected}"
               + f"; frames embedded {sum(w.embedded() for w in self.workers)} "
                 f"(of {self.counts[CAMERA]}; more: embedded again after a kill or a move)")
         for sid, n in self.counts.items():
@@ -434,14 +534,17 @@ class Run:
                   f"{len(mine)}; " + "; ".join(
                       f"{w} {count([i for i in found if i in per_place[w]], per_place[w])}"
                       for w, found in ids.items()))
-        # A sink killed after the receiver's 2xx and before its ledger write
-        # (sinks.webhook_ledger) sends that alert once more, same webhook-id:
-        # at most the delivery in flight at each sink kill.
-        allowed = {"topic": 0, "redis": 0, "webhook": len(self.sinks) - 1}
+        # Processed once each: a sink killed after the receiver's 2xx and before
+        # its ledger write (sinks.webhook_ledger) POSTs that alert again, same
+        # webhook-id, and the README's receiver does not process it again.
         for where, c in counts.items():
-            assert c["lost"] == 0 and c["duplicated"] <= allowed[where] and c["extra"] == 0, (
+            assert c["lost"] == 0 and c["duplicated"] == 0 and c["extra"] == 0, (
                 f"{where}: {c}\n" + self.context())
-        assert self.receiver.rejected == 0
+        assert raw["lost"] == 0 and raw["extra"] == 0, raw
+        assert self.rejected == 0
+        assert letters["lost"] == letters["duplicated"] == letters["other"] == 0, (
+            f"{letters}\n" + self.context())
+        assert letters["unique"] == letters["bad events"]
 
     def history(self, streams: list[str]) -> str:
         """The snapshots of these streams, in order: (events seen, positions)."""
@@ -453,8 +556,9 @@ class Run:
         return "\n".join(out[-40:]) + "\n"
 
     def stop(self) -> None:
+        # The checks are done: nothing to shut down gracefully.
         for w in self.workers + self.sinks:
-            w.stop()
+            w.kill()
         self.receiver.close()
 
 
