@@ -256,6 +256,10 @@ class Worker:
         """Alerts fired again after a restore and not produced again (already on the topic)."""
         return self.log.read_text().count("not sent again")
 
+    def dead_letters_not_resent(self) -> int:
+        """Bad events read again after a restore and not dead-lettered again."""
+        return self.log.read_text().count("on the dead-letter topic already")
+
     def kill_after_next_alert(self, timeout_s: float = 30.0) -> None:
         """SIGKILL just after this worker's next alert: delivered, its snapshot not yet sent."""
         before = self.alerts()
@@ -523,7 +527,8 @@ class Run:
                 f"{sum(w.not_resent() for w in self.workers)}"
               + f"; raw webhook deliveries {raw} (re-deliveries: a sink killed before its "
                 f"ledger write; same webhook-id, not processed again)"
-              + f"; dead letters {letters}"
+              + f"; dead letters {letters}, not dead-lettered again after a restore "
+                f"{sum(w.dead_letters_not_resent() for w in self.workers)}"
               + f"; webhook signatures rejected {self.rejected}"
               + f"; frames embedded {sum(w.embedded() for w in self.workers)} "
                 f"(of {self.counts[CAMERA]}; more: embedded again after a kill or a move)")
