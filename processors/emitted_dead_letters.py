@@ -31,17 +31,11 @@ Examples
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka import Message
-
-from driftline.errors import InvalidEvent
+from processors.emitted_alerts import Collect
 from schemas.events import DeadLetter
-from schemas.wire import decode_as
-
-log = logging.getLogger("driftline.worker")
 
 KEEP = 10_000
 """Dead-letter ids kept per source partition: more than an uncommitted window holds."""
@@ -63,6 +57,11 @@ def id_of(letter: DeadLetter) -> str:
                      letter.source_offset, letter.reason)
 
 
+def source_of(letter: DeadLetter) -> Source:
+    """The input partition a dead letter's record was read from."""
+    return letter.source_topic, letter.source_partition or 0
+
+
 class EmittedDeadLetters:
     """Per source partition, the ids of its latest dead letters on the topic (bounded)."""
 
@@ -71,10 +70,10 @@ class EmittedDeadLetters:
         self.ids: set[str] = set()
         self.suppressed = 0
 
-    def collector(self, max_bytes: int) -> tuple[dict[Source, deque[str]], CollectDeadLetters]:
+    def collector(self, max_bytes: int) -> tuple[dict[Source, deque[str]], Collect]:
         """A record handler for ``read_to_end`` and the per-source ids it fills."""
         found: dict[Source, deque[str]] = {}
-        return found, CollectDeadLetters(found, self.keep, max_bytes)
+        return found, Collect(found, self.keep, max_bytes, DeadLetter, source_of, id_of)
 
     def replace(self, found: Mapping[Source, Iterable[str]]) -> None:
         """Take a fresh read of the topic as the ledger (after a restore)."""
@@ -89,23 +88,3 @@ class EmittedDeadLetters:
         return True
 
 
-class CollectDeadLetters:
-    """Keeps the latest ``keep`` dead-letter ids per source partition."""
-
-    def __init__(self, found: dict[Source, deque[str]], keep: int, max_bytes: int) -> None:
-        self.found = found
-        self.keep = keep
-        self.max_bytes = max_bytes
-
-    def __call__(self, msg: Message) -> None:
-        try:
-            letter = decode_as(DeadLetter, msg.value() or b"", self.max_bytes)
-        except InvalidEvent as exc:
-            log.warning("restore: unreadable dead letter at %s[%s]@%s: %s", msg.topic(),
-                        msg.partition(), msg.offset(), exc)
-            return
-        source = (letter.source_topic, letter.source_partition or 0)
-        ids = self.found.get(source)
-        if ids is None:
-            ids = self.found[source] = deque(maxlen=self.keep)
-        ids.append(id_of(letter))

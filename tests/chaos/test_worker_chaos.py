@@ -44,7 +44,11 @@ failure message).
 
 Time: the replay runs in a child process started when these tests are
 collected (``tests/chaos/conftest.py``), so it overlaps the tests before
-them; teardown SIGKILLs what is left (the checks are done).
+them; the three runs go at once, each on its own topics and consumer groups
+(``chaos_runs``; each test waits for its run and raises its failure), which
+fills the seconds a run waits on a group rebalance or a worker start with
+another run's work; the state topic is watched incrementally; teardown
+SIGKILLs what is left (the checks are done).
 """
 
 from __future__ import annotations
@@ -73,8 +77,8 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from driftline.kafka_config import consumer_config
-from driftline.local_infra import settings_env
-from driftline.settings import MonitorSettings, Settings
+from driftline.local_infra import ensure_topics, settings_env
+from driftline.settings import MonitorSettings, Settings, Topics
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, replay_lines
@@ -347,7 +351,9 @@ class StateWatcher:
 class Run:
     """One chaos run: the recording, its replay, paced publishing, workers, and the checks."""
 
-    def __init__(self, settings: Settings, tmp_path: Path, publish_s: float) -> None:
+    def __init__(self, settings: Settings, tmp_path: Path, publish_s: float,
+                 name: str = "") -> None:
+        self.name = name
         self.settings = settings
         self.tmp_path = tmp_path
         self.seed = int(os.environ.get("DRIFTLINE_CHAOS_SEED") or random.randrange(1 << 30))
@@ -392,7 +398,7 @@ class Run:
     def context(self) -> str:
         tails = "\n".join(f"--- {w.log.stem} ---\n" + w.log.read_text()[-2500:]
                           for w in self.workers + self.sinks)
-        return f"seed {self.seed}\n{tails}"
+        return f"{self.name} seed {self.seed}\n{tails}"
 
     def _publish(self, seconds: float) -> None:
         topics = {"predictions": self.settings.topics.predictions,
@@ -439,7 +445,7 @@ class Run:
 
     def restart_sinks_at(self, frac: float) -> None:
         """SIGKILL the sinks once ``frac`` of the input was applied, and start them again."""
-        wait_for(lambda: self.applied() >= frac * self.total, 150, f"{frac:.0%} applied",
+        wait_for(lambda: self.applied() >= frac * self.total, 300, f"{frac:.0%} applied",
                  self.context)
         self.sinks[-1].kill()
         self.start_sinks()
@@ -488,7 +494,7 @@ class Run:
             last.update(watcher.read_new())
             return all(last.get(sid, 0) >= n for sid, n in self.counts.items())
 
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 300
         try:
             while not complete() and time.monotonic() < deadline:
                 time.sleep(1.0)
@@ -509,7 +515,7 @@ class Run:
         firing = {a.alert_id for a in self.replayed.values() if a.lifecycle == "firing"}
         # The sinks catch up (a restarted sink waits for its old member's session to end).
         wait_for(lambda: firing <= set(self.redis_ids()) and expected <= set(self.webhook_ids()),
-                 90, "every alert in Redis and at the webhook receiver",
+                 180, "every alert in Redis and at the webhook receiver",
                  lambda: f"redis {count(self.redis_ids(), firing)} "
                          f"webhook {count(self.webhook_ids(), expected)}\n" + self.context())
         time.sleep(2.0)  # a late duplicate would arrive now
@@ -519,7 +525,8 @@ class Run:
         letters = self.dead_letters()
         wanted = {"topic": expected, "redis": firing, "webhook": expected}
         counts = {where: count(got_ids, wanted[where]) for where, got_ids in ids.items()}
-        print(f"\nchaos seed {self.seed}: events per stream {last} (input {self.counts}); "
+        print(f"\nchaos {self.name} seed {self.seed}: events per stream {last} "
+              f"(input {self.counts}); "
               f"alert events expected (replay) {len(expected)}, of which firing {len(firing)}; "
               + "; ".join(f"{where} {c}" for where, c in counts.items())
               + f"; worker restarts {len(self.workers) - 1}, sink restarts {len(self.sinks) - 1}"
@@ -535,8 +542,8 @@ class Run:
         for sid, n in self.counts.items():
             mine = {k for k, a in self.replayed.items() if a.stream_id == sid}
             per_place = {where: mine & wanted[where] for where in ids}
-            print(f"  {sid}: input {n}, events_seen {last.get(sid)}, alert events (replay) "
-                  f"{len(mine)}; " + "; ".join(
+            print(f"  {self.name} {sid}: input {n}, events_seen {last.get(sid)}, "
+                  f"alert events (replay) {len(mine)}; " + "; ".join(
                       f"{w} {count([i for i in found if i in per_place[w]], per_place[w])}"
                       for w, found in ids.items()))
         # Processed once each: a sink killed after the receiver's 2xx and before
@@ -567,27 +574,25 @@ class Run:
         self.receiver.close()
 
 
-@pytest.fixture
-def run(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Run]:
-    publish_s, env = request.param
-    r = Run(settings, tmp_path, publish_s=publish_s)
-    r.env.update(env)
-    yield r
-    r.stop()
-
-
-@pytest.mark.parametrize("run", [
-    pytest.param((20.0, {}), id="all-live"),
+# The three runs go at once, each on its own topics (a worker is one process,
+# mostly on one core, and idle while its group rebalances): three test
+# results, the same checks as when they ran one after the other.
+KILLED_TWICE = {
+    "all-live": (20.0, {}),
     # 6 streams, 2 live: monitors are evicted and brought back all the time.
-    pytest.param((20.0, {"DRIFTLINE_MAX_LIVE_MONITORS": "2"}), id="2-live"),
-], indirect=True)
-def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
+    "2-live": (20.0, {"DRIFTLINE_MAX_LIVE_MONITORS": "2"}),
+}
+JOIN = "join"
+
+
+def killed_twice(run: Run) -> None:
+    """The worker killed twice (once right after an alert, with the sinks), then restarted."""
     kill_at = sorted([run.rng.uniform(0.2, 0.45), run.rng.uniform(0.55, 0.8)])
     run.start_sinks()
     run.start_publishing()
     for i, frac in enumerate(kill_at):
         w = run.spawn()
-        wait_for(lambda f=frac: run.applied() >= f * run.total, 150,  # type: ignore[misc]
+        wait_for(lambda f=frac: run.applied() >= f * run.total, 300,  # type: ignore[misc]
                  f"{frac:.0%} applied", run.context)
         if i == 0:
             # Right after an alert: the restarted worker applies its firing
@@ -603,24 +608,84 @@ def test_worker_killed_twice_applies_every_event_once(run: Run) -> None:
     assert re.search(r"restored \d+ stream monitors from \d+ partitions", log), run.context()
 
 
-@pytest.mark.parametrize("run", [(40.0, {})], indirect=True)
-def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
+class InBackground:
+    """A run in a thread; its exception, if any, is raised by its test."""
+
+    def __init__(self, run: Run, body: Callable[[Run], None]) -> None:
+        self.run = run
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._go, args=(body,), daemon=True)
+
+    def _go(self, body: Callable[[Run], None]) -> None:
+        try:
+            body(self.run)
+        except BaseException as exc:
+            self.error = exc
+
+    def result(self, timeout_s: float) -> None:
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), f"still running\n{self.run.context()}"
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture(scope="module")
+def chaos_runs(
+    broker: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[dict[str, InBackground]]:
+    """The selected runs, started together the first time a test asks for one."""
+    selected = " ".join(item.nodeid for item in request.session.items)
+    runs = {}
+    scenarios: dict[str, tuple[float, dict[str, str], Callable[[Run], None]]] = {
+        name: (publish_s, env, killed_twice) for name, (publish_s, env) in KILLED_TWICE.items()}
+    scenarios[JOIN] = (40.0, {}, joins_and_killed)
+    for name, (publish_s, env, body) in scenarios.items():
+        test = ("test_a_worker_joins" if name == JOIN
+                else f"test_worker_killed_twice_applies_every_event_once[{name}]")
+        if test not in selected:
+            continue
+        prefix = f"t-chaos-{name}-{uuid.uuid4().hex[:8]}"
+        ensure_topics(broker, Topics(prefix=prefix), 2)
+        tmp = tmp_path_factory.mktemp(f"chaos-{name}")
+        settings = Settings(bootstrap_servers=broker, redis_url=redis_url, topic_prefix=prefix,
+                            partitions=2, consumer_group=f"{prefix}.g", data_dir=tmp / "data")
+        r = Run(settings, tmp, publish_s=publish_s, name=name)
+        r.env.update(env)
+        runs[name] = InBackground(r, body)
+    for b in runs.values():
+        b.thread.start()
+    yield runs
+    for b in runs.values():
+        b.thread.join(30)
+        b.run.stop()
+
+
+@pytest.mark.parametrize("name", list(KILLED_TWICE))
+def test_worker_killed_twice_applies_every_event_once(
+    chaos_runs: dict[str, InBackground], name: str,
+) -> None:
+    chaos_runs[name].result(timeout_s=1200)
+
+
+def joins_and_killed(run: Run) -> None:
+    """A second worker joins mid-run; the first is killed right after an alert."""
     join_at, kill_at = sorted([run.rng.uniform(0.15, 0.3), run.rng.uniform(0.45, 0.6)])
     joined = run.hold_at(join_at + 0.1)
     killed = run.hold_at(0.8)
     run.start_sinks()
     run.start_publishing()
     first = run.spawn()
-    wait_for(lambda: run.applied() >= join_at * run.total, 150, f"{join_at:.0%} applied",
+    wait_for(lambda: run.applied() >= join_at * run.total, 300, f"{join_at:.0%} applied",
              run.context)
     second = run.spawn()
-    wait_for(lambda: "restored" in second.log.read_text(), 150, "the second worker restores",
+    wait_for(lambda: "restored" in second.log.read_text(), 300, "the second worker restores",
              run.context)
     joined.set()
     # The second worker got partitions of its own, restored their streams and went on.
-    wait_for(lambda: second.applied() > 0, 90, "the second worker applies", run.context)
+    wait_for(lambda: second.applied() > 0, 300, "the second worker applies", run.context)
     run.restart_sinks_at(run.rng.uniform(join_at, kill_at))
-    wait_for(lambda: run.applied() >= kill_at * run.total, 150, f"{kill_at:.0%} applied",
+    wait_for(lambda: run.applied() >= kill_at * run.total, 300, f"{kill_at:.0%} applied",
              run.context)
     first.kill_after_next_alert(timeout_s=10.0)
     # Input still arrives for the first worker's streams: the second must take
@@ -632,6 +697,10 @@ def test_a_worker_joins_and_the_first_is_killed(run: Run) -> None:
                           second.log.read_text())
     # Once when it joined, once when the first worker's partitions came over.
     assert len(restores) >= 2, run.context()
+
+
+def test_a_worker_joins_and_the_first_is_killed(chaos_runs: dict[str, InBackground]) -> None:
+    chaos_runs[JOIN].result(timeout_s=1200)
 
 
 def test_the_worker_partitions_keys_as_the_publisher_does(
