@@ -108,6 +108,9 @@ def test_sink_killed_before_its_ledger_write_resends_the_same_id_processed_once(
         # The dead member's session (10 s) ends before its partitions move.
         wait_for(lambda: client.exists(delivered_key(alert.alert_id, topic_prefix)),
                  timeout_s=90, what="the re-delivery recorded")
+        # (and the Redis sink, its own consumer group, stored the alert)
+        wait_for(lambda: read_stream(settings.redis_url, stream, namespace=topic_prefix)[
+            "recent_alerts"], timeout_s=90, what="the alert in Redis")
     finally:
         second.terminate()
         second.wait(30)
