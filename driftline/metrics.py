@@ -96,7 +96,8 @@ PROCESSING_SECONDS = Histogram(
 WEBHOOK_DELIVERIES = Counter(
     "driftline_webhook_deliveries",
     "Webhook outcomes: delivered, retried (a failed attempt that is retried), undeliverable, "
-    "skipped_disabled, skipped_snoozed, skipped_delivered (delivered before a restart).",
+    "skipped_disabled, skipped_snoozed, skipped_delivered (delivered before a restart), "
+    "resent_in_flight (claimed by a sink that stopped mid-delivery: sent again, same id).",
     ["outcome"],
 )
 REDIS_WRITES = Counter(

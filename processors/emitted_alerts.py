@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from confluent_kafka import Message
+from pydantic import BaseModel
 
 from driftline.errors import InvalidEvent
 from schemas.events import Alert
@@ -94,21 +96,29 @@ class EmittedAlerts:
 
 
 class Collect:
-    """Keeps the latest ``keep`` alert ids per stream from alerts-topic records."""
+    """Keeps the latest ``keep`` ids per group from a topic's records.
 
-    def __init__(self, found: dict[str, deque[str]], keep: int, max_bytes: int) -> None:
+    By default alert ids (``emitted_key``) per stream; ``model``, ``group``
+    and ``key`` make it keep other ids (``processors.emitted_dead_letters``).
+    """
+
+    def __init__(self, found: dict[Any, deque[str]], keep: int, max_bytes: int,
+                 model: type[BaseModel] = Alert,
+                 group: Callable[[Any], Any] = lambda alert: alert.stream_id,
+                 key: Callable[[Any], str] = emitted_key) -> None:
         self.found = found
         self.keep = keep
         self.max_bytes = max_bytes
+        self.model, self.group, self.key = model, group, key
 
     def __call__(self, msg: Message) -> None:
         try:
-            alert = decode_as(Alert, msg.value() or b"", self.max_bytes)
+            record = decode_as(self.model, msg.value() or b"", self.max_bytes)
         except InvalidEvent as exc:
-            log.warning("restore: unreadable alert at %s[%s]@%s: %s", msg.topic(),
-                        msg.partition(), msg.offset(), exc)
+            log.warning("restore: unreadable %s at %s[%s]@%s: %s", self.model.__name__,
+                        msg.topic(), msg.partition(), msg.offset(), exc)
             return
-        ids = self.found.get(alert.stream_id)
+        ids = self.found.get(self.group(record))
         if ids is None:
-            ids = self.found[alert.stream_id] = deque(maxlen=self.keep)
-        ids.append(emitted_key(alert))
+            ids = self.found[self.group(record)] = deque(maxlen=self.keep)
+        ids.append(self.key(record))

@@ -41,7 +41,9 @@ Ordering and delivery (the guarantees in docs/architecture.md):
   flight to be acked before it revokes a partition, so the leaving owner's
   last snapshot is on the topic before the new owner reads it.
 - Bad input goes to the dead-letter topic with its original bytes, source
-  topic/partition/offset and a reason; the stream goes on.
+  topic/partition/offset and a reason; the stream goes on. An input read
+  again after a restart is not dead-lettered again: a restore also reads the
+  dead-letter topic's tail (``processors.emitted_dead_letters``).
 - Operator commands (``<prefix>.control``, keyed by stream id) are consumed by
   the monitor agent together with its inputs: the control topic has the
   inputs' partition count and key, so a stream's commands land in the
@@ -76,6 +78,7 @@ from driftline.settings import Settings
 from processors.bundles import load_references
 from processors.commands import ControlAuth
 from processors.emitted_alerts import EmittedAlerts, emitted_key
+from processors.emitted_dead_letters import TAIL, EmittedDeadLetters, letter_id
 from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
@@ -161,11 +164,13 @@ def read_state_topic(
 def read_restore_topics(
     settings: Settings, *, quiet_s: float = 1.0, stop: Callable[[], bool] = lambda: False,
     alerts: Callable[[Any], None] | None = None,
+    dead_letters: Callable[[Any], None] | None = None,
 ) -> tuple[dict[bytes, bytes], dict[str, int]]:
     """The state topic's latest value per key and, with ``alerts``, every alert record.
 
-    One read of both topics to their end (one quiet period): a restore needs
-    the snapshots and the alerts already emitted (``EmittedAlerts``).
+    One read of the topics to their end (one quiet period): a restore needs
+    the snapshots, the alerts already emitted (``EmittedAlerts``) and, with
+    ``dead_letters``, the dead-letter topic's tail (``EmittedDeadLetters``).
     """
     latest: dict[bytes, bytes] = {}
 
@@ -175,7 +180,10 @@ def read_restore_topics(
     handlers: dict[str, Callable[[Any], None]] = {settings.topics.state: keep}
     if alerts is not None:
         handlers[settings.topics.alerts] = alerts
-    counts = read_to_end(settings, handlers, quiet_s=quiet_s, stop=stop)
+    if dead_letters is not None:
+        handlers[settings.topics.dead_letter] = dead_letters
+    counts = read_to_end(settings, handlers, quiet_s=quiet_s, stop=stop,
+                         tail={settings.topics.dead_letter: TAIL})
     return latest, counts
 
 
@@ -232,6 +240,10 @@ class StateRestorer:
         # Alerts already on the alerts topic: not produced again when a
         # restored stream re-applies the events after its snapshot.
         self.emitted = EmittedAlerts()
+        # Dead letters already on their topic: an input read again is not
+        # dead-lettered again. Read again after every assignment (``generation``).
+        self.dead_letters = EmittedDeadLetters()
+        self.generation = self.dead_letters_read = 0
         self._lock = asyncio.Lock()
         self._stopping = False
 
@@ -242,6 +254,7 @@ class StateRestorer:
         """The input partitions faust assigned to this worker (all of them, after a rebalance)."""
         lost = (self.assigned or set()) - partitions
         self.assigned = set(partitions)
+        self.generation += 1
         self.restored -= lost
         if lost:
             positions = [(key, mon.positions) for key, mon in self.registry.monitors.items()]
@@ -266,13 +279,17 @@ class StateRestorer:
             started = time.monotonic()
             loop = asyncio.get_running_loop()
             found, collect = self.emitted.collector(self.settings.output_max_bytes)
+            letters, collect_letters = self.dead_letters.collector(self.settings.output_max_bytes)
+            generation = self.generation
             raw, counts = await loop.run_in_executor(
                 None, lambda: read_restore_topics(self.settings, stop=lambda: self._stopping,
-                                                  alerts=collect))
+                                                  alerts=collect, dead_letters=collect_letters))
             snaps = await loop.run_in_executor(
                 None, decode_snapshots, raw, self.settings.output_max_bytes)
             installed = self._install(snaps, want)
             self.emitted.replace(found)
+            self.dead_letters.replace(letters)
+            self.dead_letters_read = generation
             self.restored |= want
             self.restores += 1
             log.info("restored %d stream monitors from %d partitions %s "
@@ -281,6 +298,25 @@ class StateRestorer:
                      installed, len(want), sorted(want), len(snaps),
                      counts.get(self.settings.topics.state, 0), len(found),
                      time.monotonic() - started)
+
+    async def ensure_dead_letters(self) -> None:
+        """Return once the dead-letter topic was read since the latest assignment.
+
+        The embed agent's frames are not restored, but a frame read again
+        after a restart must not be dead-lettered twice either.
+        """
+        if self.dead_letters_read == self.generation:
+            return
+        async with self._lock:
+            if self.dead_letters_read == self.generation:
+                return
+            generation = self.generation
+            letters, collect = self.dead_letters.collector(self.settings.output_max_bytes)
+            await asyncio.get_running_loop().run_in_executor(None, lambda: read_to_end(
+                self.settings, {self.settings.topics.dead_letter: collect},
+                stop=lambda: self._stopping, tail={self.settings.topics.dead_letter: TAIL}))
+            self.dead_letters.replace(letters)
+            self.dead_letters_read = generation
 
     def _install(self, snaps: dict[tuple[str, str], StreamState], want: set[int]) -> int:
         installed = 0
@@ -386,12 +422,21 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         control=ControlAuth.from_settings(settings),
     )
     counters = {"frames": 0, "embeddings": 0, "events": 0, "alerts": 0, "dead_letters": 0,
-                "commands": 0, "monitor_errors": 0, "skipped": 0, "alerts_not_resent": 0}
+                "commands": 0, "monitor_errors": 0, "skipped": 0, "alerts_not_resent": 0,
+                "dead_letters_not_resent": 0}
     app.driftline_counters = counters  # type: ignore[attr-defined]
     app.driftline_registry = registry  # type: ignore[attr-defined]
 
     async def dead_letter(event: Any, rejected: Rejected) -> Awaitable[Any]:
         msg = event.message
+        key = letter_id(rejected.stage, msg.topic, msg.partition, msg.offset, rejected.reason)
+        if restorer.dead_letters.already_sent(key):
+            # Read again after a restart: dead-lettered before (EmittedDeadLetters).
+            counters["dead_letters_not_resent"] += 1
+            log.info("dead letter %s is on the dead-letter topic already: not sent again", key)
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         # Bounded: an oversize original (base64 grows it by 4/3) is cut to fit,
         # or the dead letter itself could not be produced and the agent would
         # fail on the same event after every restart.
@@ -424,7 +469,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[Any] = args[0]  # faust: receiver(app, assigned, signal=...)
         parts = {tp.partition for tp in assigned if tp.topic in input_topics}
-        restorer.assign(parts)
+        restorer.assign(parts)  # (also: the dead-letter topic is read again)
         ready_line("worker", [topics.frames, *sorted(input_topics)],
               f"{len(parts)} of {settings.partitions} partitions assigned")
         if parts:
@@ -452,6 +497,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         await loop.run_in_executor(executor, lambda: router.pipeline)
         wait = settings.embedder.batch_wait_ms / 1000.0 or 0.001
         async for events in stream.take_events(settings.embedder.batch_size, within=wait):
+            await restorer.ensure_dead_letters()
             pending = []
             frames: list[Frame] = []
             owners = []

@@ -37,10 +37,12 @@ def read_to_end(
     quiet_s: float = 1.0,
     stop: Callable[[], bool] = lambda: False,
     client_id: str = "driftline-restore",
+    tail: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """Feed every record of each topic in ``handlers`` to its handler, in offset order.
 
-    Every partition of every topic is read from its beginning to its end, in
+    Every partition of every topic is read from its beginning (or, for a
+    topic in ``tail``, from that many records before its end) to its end, in
     one consumer (one quiet period for all). Returns the number of partitions
     read per topic (``{}`` when ``stop()`` became true before the topics
     were found).
@@ -50,10 +52,11 @@ def read_to_end(
                                         client_id=client_id,
                                         options=client_options(settings)))
     try:
-        parts = _partitions(consumer, list(handlers), stop)
+        parts = _partitions(consumer, list(handlers), stop, tail or {})
         if parts is None:
             return {}
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in parts])
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING if (t not in (tail or {}))
+                                        else start) for (t, p), start in parts.items()])
         next_offset = {tp: low for tp, low in parts.items()}
         last_record = last_log = time.monotonic()
         while not stop():
@@ -94,9 +97,13 @@ def read_to_end(
         consumer.close()
 
 
-def _partitions(consumer: Consumer, topics: list[str],
-                stop: Callable[[], bool]) -> dict[tuple[str, int], int] | None:
-    """Every partition of ``topics`` with its low watermark; retried until all exist."""
+def _partitions(consumer: Consumer, topics: list[str], stop: Callable[[], bool],
+                tail: Mapping[str, int]) -> dict[tuple[str, int], int] | None:
+    """Every partition of ``topics`` with where to start (low watermark, or ``tail`` from the end).
+
+    Retried until all exist. (Tansu may report a high watermark short: a tail
+    then starts a little earlier, never later.)
+    """
     while True:
         try:
             found: dict[tuple[str, int], int] = {}
@@ -106,8 +113,9 @@ def _partitions(consumer: Consumer, topics: list[str],
                     raise LookupError(f"topic {topic} not available yet "
                                       f"({None if meta is None else meta.error})")
                 for p in sorted(meta.partitions):
-                    found[(topic, p)] = consumer.get_watermark_offsets(
-                        TopicPartition(topic, p), timeout=10)[0]
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                               timeout=10)
+                    found[(topic, p)] = max(low, high - tail[topic]) if topic in tail else low
             return found
         except (KafkaException, LookupError) as exc:
             log.warning("restore: %s; retrying", exc)

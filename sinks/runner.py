@@ -37,7 +37,14 @@ from sinks.alert_consumer import SinkStats, run_sink, run_sink_concurrent
 from sinks.alert_lifecycle import LifecycleWriter
 from sinks.redis_series import with_series
 from sinks.redis_state import RedisStateWriter, muted
-from sinks.webhook_endpoints import DEFAULT_NAME, endpoints, message_id, notifier_for, sender
+from sinks.webhook_endpoints import (
+    DEFAULT_NAME,
+    Sender,
+    endpoints,
+    message_id,
+    notifier_for,
+    sender,
+)
 from sinks.webhook_ledger import WebhookLedger
 
 log = logging.getLogger(__name__)
@@ -74,7 +81,7 @@ class RunningSinks:
 
 
 def _webhook_handler(
-    send: Callable[[Alert], None], redis_url: str, namespace: str, endpoint: str = DEFAULT_NAME
+    send: Sender, redis_url: str, namespace: str, endpoint: str = DEFAULT_NAME
 ) -> Callable[[Alert], None]:
     client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=1.0)
     ledger = WebhookLedger(client, namespace)
@@ -95,7 +102,8 @@ def _webhook_handler(
         key = message_id(alert)
         if endpoint != DEFAULT_NAME:
             key = f"{endpoint}/{key}"
-        if not ledger.deliver_once(key, lambda: send(alert)):
+        # The ledger's record is written by the notifier's 2xx callback, first.
+        if not ledger.deliver_once(key, lambda accepted: send(alert, accepted)):
             # Read again after a restart or a rebalance: POSTed before (webhook_ledger).
             log.info("webhook %s for alert %s skipped: delivered before", endpoint, key)
             WEBHOOK_DELIVERIES.labels("skipped_delivered").inc()

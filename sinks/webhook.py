@@ -38,7 +38,7 @@ import hmac
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import httpx
@@ -263,11 +263,16 @@ class WebhookNotifier:
             return min(retry_after, self.max_delay_s)
         return full_jitter(attempt, base_s=self.base_delay_s, max_s=self.max_delay_s)
 
-    def send(self, alert: Alert) -> int:
-        """Deliver one alert; returns the number of attempts it took."""
-        return self.send_raw(alert.alert_id, encode(alert))
+    def send(self, alert: Alert, on_accepted: Callable[[], object] | None = None) -> int:
+        """Deliver one alert; returns the number of attempts it took.
 
-    def send_raw(self, msg_id: str, body: bytes) -> int:
+        ``on_accepted()`` runs the moment the receiver answers 2xx, before
+        anything else (the webhook ledger records the delivery there).
+        """
+        return self.send_raw(alert.alert_id, encode(alert), on_accepted)
+
+    def send_raw(self, msg_id: str, body: bytes,
+                 on_accepted: Callable[[], object] | None = None) -> int:
         """Deliver ``body`` with ``webhook-id: msg_id``; see ``send``."""
         last = ""
         for attempt in range(1, self.max_attempts + 1):
@@ -283,6 +288,8 @@ class WebhookNotifier:
                 last = redact(f"{type(exc).__name__}: {exc}")
             else:
                 if resp.is_success:
+                    if on_accepted is not None:
+                        on_accepted()
                     with self._lock:
                         self.sent += 1
                     WEBHOOK_DELIVERIES.labels("delivered").inc()

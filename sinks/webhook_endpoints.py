@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "default"
 
+Sender = Callable[[Alert, Callable[[], object] | None], None]
+"""``handle(alert, accepted)``: what ``sender`` returns."""
+
 
 def endpoints(settings: Settings) -> list[WebhookEndpoint]:
     """Every configured endpoint: ``DRIFTLINE_WEBHOOK_URL``'s (``default``) first."""
@@ -101,10 +104,13 @@ def notifier_for(endpoint: WebhookEndpoint, settings: Settings, *,
                            **kwargs)  # type: ignore[arg-type]
 
 
-def sender(endpoint: WebhookEndpoint, notifier: WebhookNotifier) -> Callable[[Alert], None]:
-    """The sink's handler for one endpoint: filter, skip what must not page, deliver."""
+def sender(endpoint: WebhookEndpoint, notifier: WebhookNotifier) -> Sender:
+    """The sink's handler for one endpoint: filter, skip what must not page, deliver.
 
-    def handle(alert: Alert) -> None:
+    ``accepted`` is called at the receiver's 2xx (``WebhookNotifier.send_raw``).
+    """
+
+    def handle(alert: Alert, accepted: Callable[[], object] | None = None) -> None:
         if not alert.notify:
             WEBHOOK_DELIVERIES.labels("skipped_snoozed").inc()
             log.info("webhook %s: alert %s (%s) not sent: its signal is snoozed",
@@ -113,6 +119,6 @@ def sender(endpoint: WebhookEndpoint, notifier: WebhookNotifier) -> Callable[[Al
         if not matches(endpoint, alert):
             WEBHOOK_DELIVERIES.labels("skipped_filtered").inc()
             return
-        notifier.send_raw(*payload(endpoint, alert))
+        notifier.send_raw(*payload(endpoint, alert), accepted)
 
     return handle

@@ -3,7 +3,9 @@
 ``WebhookReceiver`` runs a ``ThreadingHTTPServer`` on ``127.0.0.1`` (a free
 port by default) that records every POST, verifies its Standard Webhooks
 signature when given the secret (a bad one is answered ``401``), and answers
-the others from a script of status codes (then ``default``). A
+the others from a script of status codes (then ``default``, or what
+``respond(headers, body)`` returns: the chaos tests pass the README's
+receiver, which verifies and deduplicates on ``webhook-id``). A
 ``before_reply`` hook runs in the request's thread before the answer: the
 demo prints each delivery there, a chaos test holds a request open.
 
@@ -63,6 +65,9 @@ class WebhookReceiver:
         ``hook(delivery)`` called before answering (in the request's thread).
     path
         Path part of ``url`` (the server answers POSTs on any path).
+    respond
+        ``respond(headers, body) -> status`` answers once the script is used up
+        (instead of ``default``); called in the request's thread.
     """
 
     def __init__(
@@ -74,10 +79,12 @@ class WebhookReceiver:
         retry_after: str | None = None,
         before_reply: Callable[[Delivery], object] | None = None,
         path: str = "/hooks/driftline",
+        respond: Callable[[dict[str, str], bytes], int] | None = None,
     ) -> None:
         self.secret = secret
         self.script = list(script or [])
         self.default = default
+        self.respond = respond
         self.requests: list[Delivery] = []
         self.lock = threading.Lock()
         outer = self
@@ -112,10 +119,14 @@ class WebhookReceiver:
             except InvalidSignature:
                 verified = False
         with self.lock:
-            if verified is False:
-                status = 401
-            else:
-                status = self.script.pop(0) if self.script else self.default
+            scripted = self.script.pop(0) if self.script and verified is not False else None
+        if verified is False:
+            status = 401
+        elif scripted is not None:
+            status = scripted
+        else:
+            status = self.respond(headers, body) if self.respond else self.default
+        with self.lock:
             delivery = Delivery(headers, body, status, verified)
             self.requests.append(delivery)
         return delivery

@@ -318,7 +318,7 @@ class StreamMonitor:
         if isinstance(event, Label):
             ready = self.pending_labels.arrive(event, self.join)
         elif isinstance(event, Prediction):
-            ready = self.pending_labels.prediction(self.join)
+            ready = self.pending_labels.prediction(self.join, event.ts)
         else:
             ready = []
         for matched in ready:
@@ -625,7 +625,9 @@ class StreamMonitor:
             "event_rate": self.event_rate,
             "tiles": self.tiles.state(),
             "controls": self.controls.state(),
-            "pending_labels": self.pending_labels.state() if self.pending_labels else None,
+            "pending_labels": (self.pending_labels.state()
+                               if self.pending_labels or self.pending_labels.overflowed
+                               else None),
             "camera": self.camera.state() if self.camera is not None else None,
         }
 

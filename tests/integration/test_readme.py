@@ -17,6 +17,7 @@ import textwrap
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -62,7 +63,7 @@ RUN = {
     "driftline publish ./shots",
     "driftline publish rtsp://admin:secret@10.0.0.5:554/stream1",
     "from confluent_kafka import Consumer",
-    "from sinks.webhook import InvalidSignature, verify",
+    "import json\n\nfrom sinks.webhook import InvalidSignature, verify",
     "$ driftline snooze cam-7",
     "DRIFTLINE_WEBHOOKS=",
 }
@@ -195,19 +196,36 @@ def test_the_alert_consumer_snippet(broker, readme_topics, tmp_path):
     assert "cam7 quality.brightness brightness fell" in out.splitlines(), (out, err[-2000:])
 
 
-def test_the_webhook_receiver_snippet_answers_401_on_a_bad_signature():
+def receiver_snippet() -> dict[str, Any]:
+    """The README's webhook receiver, run: its names (``handle``, ``seen``)."""
+    namespace: dict[str, Any] = {}
+    exec(compile(_block("import json\n\nfrom sinks.webhook import InvalidSignature, verify"),
+                 "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_webhook_receiver_snippet_verifies_and_processes_each_id_once():
     from sinks.webhook import signed_headers
 
-    namespace: dict = {}
-    exec(compile(_block("from sinks.webhook import InvalidSignature, verify"), "README.md",
-                 "exec"), namespace)
-    handle = namespace["handle"]
+    handle = receiver_snippet()["handle"]
     secret, body = "whsec_" + "c2VjcmV0LWZvci10aGUtcmVhZG1l", b'{"alert_id": "x"}'
+    acted: list[dict] = []
     headers = {k.title(): v for k, v in signed_headers(secret, "x", body).items()}
-    assert handle(secret, headers, body) == 204
-    assert handle(secret, headers, body + b" ") == 401
+    assert handle(secret, headers, body, acted.append) == 204
+    assert handle(secret, headers, body + b" ", acted.append) == 401
     stale = signed_headers(secret, "x", body, timestamp=int(time.time()) - 3600)
-    assert handle(secret, stale, body) == 401
+    assert handle(secret, stale, body, acted.append) == 401
+    # A re-delivery (same webhook-id, a fresh signature): answered, not acted on.
+    assert handle(secret, signed_headers(secret, "x", body), body, acted.append) == 204
+    assert acted == [{"alert_id": "x"}]
+
+    def broken(alert: dict) -> None:
+        raise RuntimeError("ticket system down")
+
+    other = signed_headers(secret, "y", body)
+    assert handle(secret, other, body, broken) == 500  # its retry is processed
+    assert handle(secret, other, body, acted.append) == 204
+    assert len(acted) == 2
 
 
 def test_snippets_are_valid_python():

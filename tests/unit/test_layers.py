@@ -37,7 +37,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("runtime", (
         "processors.stream_app", "processors.stream_metrics", "processors.topic_reader",
-        "processors.emitted_alerts", "producers", "sinks", "driftline.local_infra",
+        "processors.emitted_alerts", "processors.emitted_dead_letters", "producers", "sinks",
+        "driftline.local_infra",
         "driftline.kafka_config", "driftline.metrics", "driftline.service_log",
     )),
     ("app", ("driftline.cli", "driftline.cli_api", "driftline.cli_controls",

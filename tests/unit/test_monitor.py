@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -117,14 +118,17 @@ def test_labels_join_predictions_and_a_jump_in_errors_alerts():
     assert errors and errors[0].observed > errors[0].expected
     assert monitor.labels_unmatched == 0
     # A label whose prediction is unknown waits for it (it may have overtaken
-    # it: processors/monitor/label_order.py), then counts as unmatched.
-    monitor.pending_labels.wait = 3
-    monitor.observe(Label(event_id="lx", stream_id="cam", model_version="v1",
-                          target_event_id="unknown", true_class="cat"))
+    # it: processors/monitor/label_order.py) until a prediction stamped more
+    # than a minute after the label arrives, then counts as unmatched.
+    lx = Label(event_id="lx", stream_id="cam", model_version="v1",
+               target_event_id="unknown", true_class="cat")
+    monitor.observe(lx)
     assert (monitor.labels_unmatched, len(monitor.pending_labels)) == (0, 1)
-    for i in range(3):
+    for i, late_s in enumerate([1, 30, 61]):
         monitor.observe(Prediction(event_id=f"q{i}", stream_id="cam", model_version="v1",
-                                   top_class="cat", confidence=0.9))
+                                   top_class="cat", confidence=0.9,
+                                   ts=lx.ts + timedelta(seconds=late_s)))
+        assert len(monitor.pending_labels) == (0 if late_s > 60 else 1)
     assert (monitor.labels_unmatched, len(monitor.pending_labels)) == (1, 0)
 
 

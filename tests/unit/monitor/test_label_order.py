@@ -8,7 +8,9 @@ its prediction. Both go through the same router and monitor
 
 from __future__ import annotations
 
+import functools
 import json
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -63,15 +65,25 @@ def worker_alerts(lines: list[tuple[str, bytes]]) -> list[str]:
     return ids
 
 
-def test_labels_overtaking_their_predictions_give_replays_alerts() -> None:
-    lines = recording()
-    worker_order = overtaken(lines)
-    assert sum(1 for i, x in enumerate(worker_order) if x != lines[i]) > N // 2
+@functools.cache
+def replay_ids_of(lines: tuple[tuple[str, bytes], ...]) -> list[str]:
     fired = [f.alert for f in replay_lines([v for _, v in lines],
                                            registry=MonitorRegistry(SETTINGS))
              if isinstance(f, Fired)]
     assert any(a.signal == "performance.error" for a in fired)
-    replayed = [a.alert_id for a in fired]
+    return [a.alert_id for a in fired]
+
+
+def replay_ids(lines: list[tuple[str, bytes]]) -> list[str]:
+    """Alert ids of replay over the recording (its label errors alert); computed once."""
+    return replay_ids_of(tuple(lines))
+
+
+def test_labels_overtaking_their_predictions_give_replays_alerts() -> None:
+    lines = recording()
+    worker_order = overtaken(lines)
+    assert sum(1 for i, x in enumerate(worker_order) if x != lines[i]) > N // 2
+    replayed = replay_ids(lines)
     got = worker_alerts(worker_order)
     print(f"\nlabels overtaking predictions (blocks of {BLOCK}): worker {len(got)} alerts, "
           f"replay {len(replayed)}, equal ids: {sorted(got) == sorted(replayed)}")
@@ -96,3 +108,51 @@ def test_waiting_labels_are_in_the_checkpoint() -> None:
     ids += [a.alert_id for e in parsed[cut + 1:] for a in restored.observe(e)]
     assert ids == expected
     assert whole.labels_unmatched == restored.labels_unmatched == 0
+
+
+def all_labels_first(lines: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """A worker that reads the whole labels topic before the predictions topic."""
+    return [x for x in lines if x[0] == "labels"] + [x for x in lines if x[0] == "predictions"]
+
+
+def test_labels_over_a_thousand_predictions_ahead_give_replays_alerts() -> None:
+    lines = recording()
+    worker_order = all_labels_first(lines)
+    # How far ahead of its prediction each label is read, in predictions.
+    position = {json.loads(v)["event_id"]: i for i, (_, v) in enumerate(worker_order)}
+    ahead = max(position[f"p{i}"] - position[f"l{i}"] for i in range(N) if f"l{i}" in position)
+    assert ahead > 1_000
+    replayed = replay_ids(lines)
+    got = worker_alerts(worker_order)
+    print(f"\nlabels up to {ahead} predictions ahead: worker {len(got)} alerts, "
+          f"replay {len(replayed)}")
+    assert sorted(got) == sorted(replayed)
+
+
+def test_a_label_whose_prediction_never_comes_is_given_up_alike() -> None:
+    """Given up at the first prediction stamped over a minute after it, in any interleaving."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    preds = [Prediction(event_id=f"p{i}", stream_id="cam", model_version="v1", top_class="cat",
+                        confidence=0.9, ts=t0 + timedelta(seconds=i)) for i in range(200)]
+    labels = [Label(event_id="l-lost", stream_id="cam", model_version="v1",
+                    target_event_id="p-never", true_class="cat", ts=t0 + timedelta(seconds=10)),
+              *[Label(event_id=f"l{i}", stream_id="cam", model_version="v1",
+                      target_event_id=f"p{i}", true_class="cat",
+                      ts=t0 + timedelta(seconds=i + 20)) for i in range(0, 150, 3)]]
+
+    def unmatched(events: list[Label | Prediction]) -> tuple[int, int, int]:
+        mon = StreamMonitor("cam", "v1", SETTINGS)
+        for e in events:
+            mon.observe(e)
+        return mon.labels_unmatched, len(mon.pending_labels), mon.pending_labels.overflowed
+
+    replay_order = sorted([*preds, *labels], key=lambda e: e.ts)
+    assert unmatched(replay_order) == unmatched([*labels, *preds]) == (1, 0, 0)
+    # Over MAX_PENDING labels waiting: the head is given up and counted (bounded).
+    small = StreamMonitor("cam", "v1", SETTINGS)
+    small.pending_labels.limit = 10
+    for e in labels[:20]:
+        small.observe(e)
+    assert (len(small.pending_labels), small.pending_labels.overflowed) == (10, 10)
+    restored = StreamMonitor.from_state(json.loads(json.dumps(small.state())))
+    assert restored.pending_labels.overflowed == 10
