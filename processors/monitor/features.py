@@ -256,6 +256,9 @@ TILE_TOLERANCE: dict[str, tuple[float, float]] = {
 # same picture: a stuck encoder repeats frames bit for bit; a live static scene
 # still differs by its sensor noise (~0.01 grey levels in a tile mean).
 FROZEN_EPS = 1e-6
+# The frozen-feed signal: held for ``MonitorSettings.frozen_after_s``, not
+# ``min_duration``, and never on the fast path (``StreamMonitor._measure_rate``).
+FROZEN_SIGNAL = "quality.frozen"
 # Tile metrics that are signals (tile contrast is measured, not watched).
 TILE_SIGNALS = ("quality.tile_brightness", "quality.tile_sharpness")
 # The tile signals average the WORST_TILES largest deviations: a smudge or a
@@ -271,7 +274,7 @@ FROZEN_CAP = 10_000
 # exposure, defocus and a new scene change (nearly) every tile at once; a
 # person or a vehicle covers a few tiles and then others.
 GLOBAL_SHARE = 0.75
-LOCAL_LEVEL = 1.0
+LOCAL_LEVEL = 3.0
 
 
 def tile_name(index: int) -> str:
