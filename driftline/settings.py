@@ -138,6 +138,11 @@ class MonitorSettings(BaseModel):
         "local moved, or at least 3/4 of the tiles changed at once: blur, haze, exposure, a "
         "new scene), a detection is confirmed after this instead of `min_duration` "
         "(passers-by are local and keep `min_duration`). 0 = off.")
+    frozen_after_s: float = Field(
+        default=2.0, ge=0, le=86_400, description="Seconds of repeated frames (tile statistics "
+        "identical to the previous frame's) before `quality.frozen` alerts; its own duration, "
+        "not `min_duration` (a live camera never repeats a frame exactly: sensor noise). "
+        "0 = as soon as its detector fires (~15 repeated frames).")
     # -- end of detection budget and persistence ----------------------------------------
     reference_size: int = Field(default=200, ge=50, le=100_000)
     class_mix_reference_size: int = Field(

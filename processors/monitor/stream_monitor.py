@@ -50,6 +50,7 @@ from processors.monitor.catalogue import (
 )
 from processors.monitor.controls import RESOLVE_MEAN_OF, MonitorControls
 from processors.monitor.features import (
+    FROZEN_SIGNAL,
     MAX_CLASS_IDS,
     ClassIds,
     EmbeddingFeatures,
@@ -351,6 +352,10 @@ class StreamMonitor:
             share = sig.updates / max(1, events - 1) or 1.0
             sig.persist = math.ceil(self.settings.min_duration * self.event_rate * share)
             sig.fast = math.ceil(self.settings.global_min_duration * self.event_rate * share)
+            if sig.name == FROZEN_SIGNAL:
+                # Its own duration, whatever the tiles say (a repeat is never local).
+                sig.persist = math.ceil(self.settings.frozen_after_s * self.event_rate * share)
+                sig.fast = 0
         self.novelty.hold(self.signals["output.new_classes"].persist)
 
     def _signal_values(self, event: MonitorEvent) -> dict[str, float]:

@@ -23,7 +23,8 @@ N_TILES = TILES * TILES
 
 
 def camera(n: int, *, seed: int, passers: tuple[tuple[int, int], ...] = (),
-           global_at: int | None = None, stay_at: int | None = None):
+           global_at: int | None = None, stay_at: int | None = None,
+           cast_at: int | None = None):
     """AR(1) whole-frame and tile values; passers-by cross the tiles column by column."""
     rng = np.random.default_rng(seed)
     base = np.r_[rng.uniform(60, 180, N_TILES), rng.uniform(15, 40, N_TILES),
@@ -31,6 +32,9 @@ def camera(n: int, *, seed: int, passers: tuple[tuple[int, int], ...] = (),
     ar = np.zeros(len(QUALITY_METRICS))
     tiles = np.zeros(base.size)
     rho = 0.85
+    # A colour cast moves each tile's luma its own way (a red tile brightens, a
+    # blue one darkens): up to ~2 tile tolerances against the median tile.
+    uneven = np.exp(np.random.default_rng(seed + 100).uniform(-0.2, 0.2, N_TILES))
     for i in range(n):
         ar = rho * ar + rng.normal(size=ar.shape) * np.sqrt(1 - rho**2)
         tiles = rho * tiles + rng.normal(size=tiles.shape) * np.sqrt(1 - rho**2)
@@ -47,21 +51,32 @@ def camera(n: int, *, seed: int, passers: tuple[tuple[int, int], ...] = (),
         if global_at is not None and i >= global_at:
             t[: 2 * N_TILES] *= 0.5  # every tile darker and flatter (haze, a lost light)
             q["brightness"] -= 30.0
+        if cast_at is not None and i >= cast_at:
+            t[:N_TILES] *= uneven
+            q["warmth"] += 60.0
         q.update(zip(TILE_KEYS, t.tolist(), strict=True))
         yield Embedding(event_id=f"e{i}", stream_id="cam", model_version="v1", frame_id=f"f{i}",
                         frame_index=i, vector=[1.0] * 8, quality=q,
                         ts=T0 + timedelta(seconds=i / FPS))
 
 
-def brightness_alerts(events, **settings) -> list[tuple[int, int]]:
+def brightness_alerts(events, signal: str = "quality.brightness",
+                      **settings) -> list[tuple[int, int]]:
     mon = StreamMonitor("cam", "v1", MonitorSettings(cooldown=100, min_duration=20, **settings))
     return [(a.change_frame_index, a.detected_frame_index) for e in events
-            for a in mon.observe(e) if a.signal == "quality.brightness"]
+            for a in mon.observe(e) if a.signal == signal]
 
 
 def test_a_global_change_alerts_within_the_fast_window():
     # Pinned: the change point, then 2 s (20 events) of calm frames after it.
     assert brightness_alerts(camera(560, seed=3, global_at=500)) == [(500, 519)]
+
+
+def test_an_uneven_global_change_takes_the_fast_path():
+    # Pinned: a colour cast moves every tile's luma by up to ~2 tolerances, each
+    # its own way -- spread, not local (LOCAL_LEVEL) -- so 2 s, not 20.
+    assert brightness_alerts(camera(560, seed=3, cast_at=500),
+                             signal="quality.warmth") == [(500, 519)]
 
 
 def test_without_the_fast_path_it_waits_min_duration():
