@@ -243,3 +243,22 @@ def api_data(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ap
         stop.set()
         running.join(10)
     return ApiData(settings, [a.alert_id for a in alerts], len(states), frames)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the worker chaos runs' replay (a minute of CPU) while earlier tests run.
+
+    Only when a run of ``test_worker_chaos`` is selected, and not in a
+    pytest-xdist worker: every xdist worker collects every test, so each would
+    start one, and the other worker already overlaps it. The runs wait for it
+    (``test_worker_chaos.shared_replay``). This hook lives here, not in a
+    ``tests/chaos/conftest.py``: a second conftest module named ``conftest``
+    breaks ``--doctest-modules``' import of this one ("import file mismatch").
+    """
+    if hasattr(session.config, "workerinput") or session.config.option.collectonly:
+        return
+    runs = ("test_worker_chaos.py::test_worker_killed", "test_worker_chaos.py::test_a_worker")
+    if any(run in item.nodeid for item in session.items for run in runs):
+        from tests.chaos.test_worker_chaos import replay_in_background
+
+        replay_in_background()

@@ -226,11 +226,24 @@ def replay_alerts() -> dict[str, Alert]:
 
 @functools.cache
 def replay_in_background() -> Future[dict[str, Alert]]:
-    """``replay_alerts`` in a child process (started once; ``tests/chaos/conftest.py``)."""
+    """``replay_alerts`` in a child process (started once; ``tests/conftest.py``)."""
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     future = pool.submit(replay_alerts)
     pool.shutdown(wait=False)  # the child finishes its one job, then exits
     return future
+
+
+def shared_replay() -> Future[dict[str, Alert]]:
+    """The replay ``tests/conftest.py`` started at collection, or a new one.
+
+    pytest imports this file as ``test_worker_chaos`` while the collection hook
+    imports ``tests.chaos.test_worker_chaos``: two module objects, two caches.
+    Asking the latter finds the replay already running instead of starting a
+    second one.
+    """
+    from tests.chaos.test_worker_chaos import replay_in_background as started
+
+    return started()
 
 
 class Worker:
@@ -360,7 +373,7 @@ class Run:
         self.rng = random.Random(self.seed)
         self.lines, self.counts = recording()
         self.total = len(self.lines)
-        self.replayed = replay_in_background().result()
+        self.replayed = shared_replay().result()
         self.expected = {k: describe(a) for k, a in self.replayed.items()}
         assert len(self.expected) >= 5, "the recording must alert"
         # The camera's alerts include the embedder's own signals: its vectors
