@@ -44,7 +44,7 @@ CAMERAS = (("rocket", 21), ("flower", 22), ("motorcycle_left", 23), ("motorcycle
 BUDGETS = (1.0, 100.0, 10_000.0)
 # The monitor's alarms are cached per camera and budget under this tag (bump it
 # when the monitor changes).
-RUN = "r1"
+RUN = "r2"
 # Alarms before the monitor's first calibration (reference 200 events) are not counted.
 WARM = 400
 # Whole-frame values the river peers watch (standardised on frames WARM/2..WARM).

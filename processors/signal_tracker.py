@@ -108,6 +108,9 @@ class ScalarSignalState(StateModel):
     pending: PendingChange | None = None
     transients: int = 0
     fast: int = 0
+    # The slow twin's allowance in tolerances (``TWIN_K``, below, unless the
+    # catalogue says otherwise); a checkpoint without it had the default.
+    twin_k: Float = 2.0
 
 
 @dataclass(frozen=True)
@@ -139,13 +142,14 @@ TWIN_SLOWER = 10.0
 TWIN_K = 2.0
 
 
-def _fixed_twin(det: Detector) -> Cusum | None:
+def _fixed_twin(det: Detector, k: float = TWIN_K) -> Cusum | None:
     """A tracking CUSUM's long-horizon twin: slow drift (issue #11).
 
     A tracking baseline follows wander slower than its half-life, and with it
     a change ramping in over many half-lives (haze thickening over minutes):
     the deviation it leaves stays inside the tolerance band. The twin has the
-    same reference mean, scale and threshold, ``TWIN_K`` times the allowance,
+    same reference mean, scale and threshold, ``k`` (``TWIN_K`` unless the
+    signal's catalogue row says otherwise) times the allowance,
     and tracks ``TWIN_SLOWER`` times slower, so a ramp that takes the signal
     beyond two tolerances of the long-run level fires it (reported as detector
     ``cusum_fixed``); on data like the reference the two behave alike. None
@@ -153,7 +157,7 @@ def _fixed_twin(det: Detector) -> Cusum | None:
     """
     if not isinstance(det, Cusum) or det.track <= 0:
         return None
-    return Cusum(mean=det.mean, scale=det.scale, k=TWIN_K * det.k, h=det.h, side=det.side,
+    return Cusum(mean=det.mean, scale=det.scale, k=k * det.k, h=det.h, side=det.side,
                  track=det.track / TWIN_SLOWER,
                  calibration={"twin_of": "tracking cusum", "track_slower": TWIN_SLOWER})
 
@@ -245,8 +249,10 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         track: float = 0.0,
         persist: int = 0,
         fast: int = 0,
+        twin_k: float = TWIN_K,
     ) -> None:
         self.name = name
+        self.twin_k = float(twin_k)
         self.persist = int(persist)
         self.fast = int(fast)
         self.pending: PendingChange | None = None
@@ -362,7 +368,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             self.detector_kind, ref, ert=self.ert, seed=self.seed, tolerance=tol,
             track=self.track,
         )
-        self.slow = _fixed_twin(self.detector)
+        self.slow = _fixed_twin(self.detector, self.twin_k)
         med = float(np.median(ref))
         self.ref_scale = float(1.4826 * np.median(np.abs(ref - med))) or float(ref.std())
         self.reference = []
@@ -512,6 +518,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             pending=None if self.pending is None else self.pending.model_copy(deep=True),
             transients=self.transients,
             fast=self.fast,
+            twin_k=self.twin_k,
         )
 
     @classmethod
@@ -527,6 +534,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             track=state.track,
             persist=state.persist,
             fast=state.fast,
+            twin_k=state.twin_k,
         )
         s.pending = None if state.pending is None else state.pending.model_copy(deep=True)
         s.transients = state.transients

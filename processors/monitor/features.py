@@ -290,6 +290,55 @@ GLOBAL_SHARE = 0.75
 # 4-11. At 1.0 the colour cast and the codec cut waited MIN_DURATION on 5 of 5
 # scenes; at 3.0, on 1 and 2 of 5 (bench/README.md, issue #11).
 LOCAL_LEVEL = 3.0
+# Vignetting (issue #11): the corner tiles' luma against the centre tiles'. A
+# vignette darkens all four corners together; a passer-by darkens one corner
+# (or the centre, which only lowers the value: the signal is one-sided up). The
+# value is the darkness (log luma of the centre less a corner's) of the corner
+# that is the VIGNETTE_RANK-th darkest: one or two dark corners cannot move it.
+VIGNETTING_SIGNAL = "quality.vignetting"
+CORNER_TILES = (0, TILES - 1, TILES * (TILES - 1), TILES * TILES - 1)
+CENTRE_TILES = tuple(r * TILES + c for r in (1, 2) for c in (1, 2))
+VIGNETTE_RANK = 3
+_CORNER_NAMES = ("top left", "top right", "bottom left", "bottom right")
+
+
+def corner_darkness(luma: np.ndarray) -> np.ndarray:
+    """Each corner's darkness: the centre's log luma less the corner's.
+
+    ``luma`` is the tiles' ``log1p`` mean luma (``tile_levels`` row 0); the
+    centre is the median of ``CENTRE_TILES``.
+
+    >>> lv = np.full(16, 4.0); lv[0] = 3.0
+    >>> corner_darkness(lv).tolist()
+    [1.0, 0.0, 0.0, 0.0]
+    """
+    centre = float(np.median(luma[list(CENTRE_TILES)]))
+    return centre - luma[list(CORNER_TILES)]
+
+
+def vignetting(darkening: np.ndarray) -> float:
+    """The ``VIGNETTE_RANK``-th largest of the four corners' ``darkening``.
+
+    ``darkening`` is each corner's darkness less its reference darkness (a
+    scene's corners differ: a rank of raw darkness would jump when a bright
+    corner goes dark).
+
+    >>> vignetting(np.array([1.0, 1.0, 1.0, 1.0]))   # all four corners darker
+    1.0
+    >>> vignetting(np.array([2.0, 0.0, 0.0, 0.0]))   # one dark corner: nothing
+    0.0
+    """
+    return float(np.sort(darkening)[-VIGNETTE_RANK])
+
+
+def dark_corners(darkening: np.ndarray) -> str:
+    """The corners darkened at least as much as the signal's value, for the alert.
+
+    >>> dark_corners(np.array([0.5, 0.4, 0.6, 0.0]))
+    'top left, top right, bottom left'
+    """
+    value = vignetting(darkening)
+    return ", ".join(n for n, d in zip(_CORNER_NAMES, darkening, strict=True) if d >= value)
 
 
 def tile_name(index: int) -> str:
@@ -360,6 +409,10 @@ class TileFeatures:
         self.level: np.ndarray | None = None
         self.calm_run = 0
         self.calm: int | None = None
+        # Each corner's reference darkness (``corner_darkness``), and the last
+        # frame's darkening beyond it (the vignetting alert names the corners).
+        self.corners: np.ndarray | None = None
+        self.darkening: np.ndarray | None = None
 
     def values(self, quality: dict[str, float]) -> dict[str, float]:
         """The tile signals of one frame's quality (none when it has no tile values)."""
@@ -395,6 +448,9 @@ class TileFeatures:
             ((np.abs(step) > self.tol).sum(axis=1) >= GLOBAL_SHARE * lv.shape[1]).any())
         self.calm_run = min(self.calm_run + 1, FROZEN_CAP) if calm else 0
         self.calm = self.calm_run
+        if self.corners is not None:
+            self.darkening = corner_darkness(lv[0]) - self.corners
+            out[VIGNETTING_SIGNAL] = vignetting(self.darkening)
         if self.track:
             # Each tile's baseline follows slow wander by at most ``track`` of a
             # tolerance per frame (deviations clipped to one tolerance): a lasting
@@ -421,12 +477,14 @@ class TileFeatures:
                 tol[m, t] = max(rel * abs(center[m, t]), absolute, 2.5 * float(col.std()),
                                 reference_envelope(col))
         self.center, self.tol = center, tol
-        self.level = np.median(np.stack([tile_levels(r) for r in self.warmup]), axis=0)
+        levels = np.stack([tile_levels(r) for r in self.warmup])
+        self.level = np.median(levels, axis=0)
+        self.corners = np.median(np.stack([corner_darkness(x[0]) for x in levels]), axis=0)
         self.warmup = []
 
     def drop(self) -> None:
         """Refit the tile references on the next ``reference_size`` frames."""
-        self.center = self.tol = self.level = None
+        self.center = self.tol = self.level = self.corners = self.darkening = None
         self.warmup = []
         self.worst = {}
         self.calm_run = 0
@@ -441,6 +499,7 @@ class TileFeatures:
             "worst": dict(self.worst),
             "level": None if self.level is None else self.level.tolist(),
             "calm_run": self.calm_run,
+            "corners": None if self.corners is None else self.corners.tolist(),
         }
 
     @classmethod
@@ -458,4 +517,8 @@ class TileFeatures:
         if state.get("level") is not None:
             t.level = np.asarray(state["level"], dtype=float)
         t.calm_run = int(state.get("calm_run", 0))
+        if state.get("corners") is not None:
+            t.corners = np.asarray(state["corners"], dtype=float)
+        elif t.level is not None:  # a checkpoint from before quality.vignetting
+            t.corners = corner_darkness(t.level[0])
         return t

@@ -52,10 +52,12 @@ from processors.monitor.controls import RESOLVE_MEAN_OF, MonitorControls
 from processors.monitor.features import (
     FROZEN_SIGNAL,
     MAX_CLASS_IDS,
+    VIGNETTING_SIGNAL,
     ClassIds,
     EmbeddingFeatures,
     LabelJoin,
     TileFeatures,
+    dark_corners,
     tile_name,
 )
 from processors.monitor.label_order import Matched, PendingLabels
@@ -226,6 +228,7 @@ class StreamMonitor:
                 seed=spec.seed,
                 tolerance=spec.tolerance,
                 track=track if spec.tracking else 0.0,
+                twin_k=spec.twin_k,
             )
             for spec in SIGNALS
         }
@@ -421,6 +424,9 @@ class StreamMonitor:
             alert = alert.model_copy(update={
                 "message": f"{alert.message}; worst tile: {tile_name(self.tiles.worst[tile])} "
                 "of 4×4 (row 0 at the top)"})
+        if d.signal == VIGNETTING_SIGNAL and self.tiles.darkening is not None:
+            alert = alert.model_copy(update={
+                "message": f"{alert.message}; dark corners: {dark_corners(self.tiles.darkening)}"})
         if d.signal in self.signals:
             self.signals[d.signal].last_alert_id = alert.alert_id
         else:

@@ -228,7 +228,8 @@ def test_classes_never_seen_before_fire_new_classes_and_a_flickering_mix_does_no
     hits = [i for i, s in fired(events) if s == "output.new_classes"]
     # Pinned: 61 predictions in; once the new classes are no longer new the
     # share falls back, which the one-sided CUSUM does not call a change.
-    assert hits == [2061]
+    # 2062 (was 2061) since quality.vignetting: the budget is split 25 ways, not 24.
+    assert hits == [2062]
 
 
 def camera_predictions(n: int, *, seed: int, new_at: int | None = None):

@@ -125,7 +125,7 @@ def test_bundle_export_load_fires_where_the_warmed_up_monitor_fires(events, tmp_
         "edge.distance", "edge.residual", "edge.outlier", "output.confidence",
         "output.entropy", "output.class_mix", "output.boxes", "quality.resolution",
         "quality.compression", "output.new_classes", "quality.tile_brightness",
-        "quality.tile_sharpness", "quality.frozen",
+        "quality.tile_sharpness", "quality.frozen", "quality.vignetting",
         "performance.error"}
     path = tmp_path / "cam.json"
     write_bundle(exported.bundle, path)

@@ -31,6 +31,7 @@ def test_seeds_pinned():
         "output.boxes": 18, "performance.error": 19, "quality.undecodable": 20,
         "quality.compression": 21, "output.new_classes": 22,
         "quality.tile_brightness": 24, "quality.tile_sharpness": 25, "quality.frozen": 26,
+            "quality.vignetting": 27,
     }
 
 
