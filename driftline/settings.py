@@ -321,6 +321,11 @@ class Settings(BaseSettings):
                                           "monitors per worker; beyond it the least recently "
                                           "seen are snapshotted and kept packed (~10x smaller) "
                                           "until their stream's next event. Unset: no cap.")
+    shutdown_grace_s: float = Field(default=60.0, gt=0, le=3600, description="Longest time "
+                                    "a worker may take to stop after SIGTERM/SIGINT (or a "
+                                    "crash); then what still runs is logged and it exits with "
+                                    "status 70. Its offsets are committed only behind its "
+                                    "snapshots, so a restart resumes as after a kill.")
     redis_history: int = Field(default=1_000, ge=1, description="Alerts kept per stream.")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     data_dir: Path = Path(".driftline")

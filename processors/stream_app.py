@@ -85,6 +85,7 @@ from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.router import Rejected, Router, Source
 from processors.stream_metrics import route_timed, sample, snapshot_observed
 from processors.topic_reader import read_to_end
+from processors.worker_shutdown import BoundedWorker
 from schemas.events import DeadLetter, Frame, StreamState
 from schemas.wire import decode_as, encode
 
@@ -248,7 +249,13 @@ class StateRestorer:
         self._stopping = False
 
     def stop(self) -> None:
+        """The worker stopped: a read in progress gives up (its thread must not hold the exit)."""
         self._stopping = True
+
+    def _raise_if_stopping(self) -> None:
+        # A read cut short is partial: nothing of it is installed, no event applied.
+        if self._stopping:
+            raise asyncio.CancelledError("the worker is stopping")
 
     def assign(self, partitions: set[int]) -> None:
         """The input partitions faust assigned to this worker (all of them, after a rebalance)."""
@@ -284,6 +291,7 @@ class StateRestorer:
             raw, counts = await loop.run_in_executor(
                 None, lambda: read_restore_topics(self.settings, stop=lambda: self._stopping,
                                                   alerts=collect, dead_letters=collect_letters))
+            self._raise_if_stopping()
             snaps = await loop.run_in_executor(
                 None, decode_snapshots, raw, self.settings.output_max_bytes)
             installed = self._install(snaps, want)
@@ -315,6 +323,7 @@ class StateRestorer:
             await asyncio.get_running_loop().run_in_executor(None, lambda: read_to_end(
                 self.settings, {self.settings.topics.dead_letter: collect},
                 stop=lambda: self._stopping, tail={self.settings.topics.dead_letter: TAIL}))
+            self._raise_if_stopping()
             self.dead_letters.replace(letters)
             self.dead_letters_read = generation
 
@@ -651,6 +660,29 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         await sample(app, registry, input_topics | {topics.frames},
                      min((since for _, _, since in dirty.values()), default=None))
 
+    async def drain() -> None:
+        # faust's stop waits for every event in flight to be acked (wait_empty) but
+        # stops the timers first: without this, an event applied and not yet in a
+        # snapshot kept a stopping worker waiting for good. Runs until the loop ends.
+        try:
+            while True:
+                async with state_lock:
+                    if keys := due(time.monotonic(), force=True):
+                        log.info("stopping: snapshotting %d streams with applied events",
+                                 len(keys))
+                    await flush(keys)
+                await asyncio.sleep(0.2)
+        except Exception as exc:  # the producer stopped: what is left is read again
+            log.warning("stopping: snapshots not sent (%r); their events are read again "
+                        "after a restart", exc)
+
+    def drain_on_stop() -> None:
+        task = asyncio.ensure_future(drain())
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    app.driftline_drain = drain_on_stop  # type: ignore[attr-defined]
+
     @app.timer(interval=1.0)
     async def check_silent_cameras() -> None:
         # camera.silent: streams of the partitions held here, quiet for SILENT_AFTER_S
@@ -776,7 +808,12 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     app = build_app(settings)
     quiet_aiokafka(settings.bootstrap_servers)  # a lost broker: one line per change
     metrics.serve_metrics(settings.metrics_port)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # A stop snapshots what is applied (so its offsets commit), is bounded
+    # (DRIFTLINE_SHUTDOWN_GRACE_S), and a restore nothing waits for any more gives up.
+    restorer: StateRestorer = app.driftline_restorer  # type: ignore[attr-defined]
+    worker = BoundedWorker(app, grace_s=settings.shutdown_grace_s,
+                           on_signal=(app.driftline_drain,),  # type: ignore[attr-defined]
+                           on_exit=(restorer.stop,), loglevel=loglevel, quiet=True)
     # faust's progress spinner sets the root logger to DEBUG at loglevel
     # warning and above: every debug call of faust and aiokafka (one per
     # produced message, with its value's repr) was then formatted and

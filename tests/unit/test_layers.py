@@ -36,7 +36,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.bundle_export",
     )),
     ("runtime", (
-        "processors.stream_app", "processors.stream_metrics", "processors.topic_reader",
+        "processors.stream_app", "processors.stream_metrics", "processors.worker_shutdown",
+        "processors.topic_reader",
         "processors.emitted_alerts", "processors.emitted_dead_letters", "producers", "sinks",
         "driftline.local_infra",
         "driftline.kafka_config", "driftline.metrics", "driftline.service_log",
