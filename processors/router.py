@@ -220,8 +220,10 @@ class Router:
                     return Routed(skipped=True)
                 self.health.seen(event, position)
                 mon, alerts = self.registry.observe(event, position)
-                # Firing alerts, then the lifecycle events the event caused.
-                return Routed(alerts=alerts + mon.controls.drain(), touched=[mon])
+                # Firing alerts, then the lifecycle events the event caused (a
+                # camera.silent it ends among them).
+                return Routed(alerts=alerts + mon.controls.drain() + self.health.drain(),
+                              touched=[mon])
             raise InvalidEvent(
                 f"{type(event).__name__} events do not belong on the {source.value} topic",
                 reason="unknown_kind",
@@ -247,6 +249,7 @@ class Router:
         if mon is not None and mon.applied(position):
             return Routed(skipped=True)
         alerts = self.health.status(event, position)
+        alerts += self.health.drain()  # the camera alerts it resolves
         if mon is None:
             return Routed(alerts=alerts)
         self.health.link(mon)

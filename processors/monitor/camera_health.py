@@ -20,6 +20,24 @@ Replay has no wall clock: it routes ``CameraStatus`` lines through the same
 ``camera.silent``; the gap a recording holds shows as the ``online`` notice
 with its ``gap_s`` when the publisher recorded one.
 
+Camera alerts resolve like drift alerts (a ``resolved`` event with the
+firing alert's id, ``ts`` and ``lifecycle_event_id`` of the event that
+ended it), waiting in :attr:`CameraHealth.outbox` for the router to emit
+after the firing ones:
+
+- a ``reconnecting`` warning, an ``offline`` notice (clean stop or gave up)
+  -- the camera's open *status* alert -- is resolved by the next status
+  that ends it: ``online`` ("back online"), or a new status alert
+  ("superseded by <id>"). Only status events resolve them: a frame
+  captured before the outage may reach the worker after its status (the
+  embed stage), never before it, so replay and the worker resolve the same
+  alerts at the same events;
+- ``camera.silent`` is resolved by the stream's next input ("sending
+  again") or an ``online`` (and superseded by an ``offline``);
+- the ``online`` notice reports the end of an outage: it is resolved at
+  once, by its own status event (no camera alert stays open on a camera
+  that is back).
+
 Alert ids are deterministic like every other: the status event's own
 ``event_id``, and for a silence the ``event_id`` of the stream's last input
 before it. Each stream's record (``processors.monitor.camera_state``) is
@@ -48,12 +66,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
 from dataclasses import fields
+from datetime import datetime
+from typing import Any
 
 from processors.monitor.alerts import Severity, alert_id
 from processors.monitor.camera_state import CameraRecord
 from processors.monitor.catalogue import SILENT_SIGNAL, STATUS_SIGNAL
 from processors.monitor.stream_monitor import Positions, StreamMonitor, each_position
-from schemas.events import Alert, CameraStatus
+from schemas.events import Alert, CameraStatus, utcnow
 
 MAX_CAMERAS = 100_000
 """Streams whose health one worker remembers (least recently seen forgotten first)."""
@@ -89,6 +109,29 @@ class CameraHealth:
         self.clock = clock
         self.max_cameras = max_cameras
         self.cameras: OrderedDict[str, CameraRecord] = OrderedDict()
+        # ``resolved`` events waiting for the router (``drain``), in order.
+        self.outbox: list[Alert] = []
+
+    def drain(self) -> list[Alert]:
+        """The lifecycle events waiting since the last ``drain``."""
+        out, self.outbox = self.outbox, []
+        return out
+
+    def _resolve(self, cam: CameraRecord, which: str, event: Any, reason: str) -> None:
+        doc = getattr(cam, which)
+        if doc is None:
+            return
+        setattr(cam, which, None)
+        at = getattr(event, "ts", None)
+        self.outbox.append(Alert.model_validate({
+            **doc, "lifecycle": "resolved", "ts": at if isinstance(at, datetime) else utcnow(),
+            "lifecycle_event_id": str(getattr(event, "event_id", "")) or None,
+            "lifecycle_by": None, "lifecycle_reason": reason}))
+
+    @staticmethod
+    def _open(alert: Alert) -> dict[str, Any]:
+        # Without its ``ts`` (the wall clock when it was built), as the monitor's open alerts.
+        return alert.model_dump(mode="json", exclude={"ts"})
 
     def _camera(self, stream_id: str, model_version: str) -> CameraRecord:
         cam = self.cameras.get(stream_id)
@@ -137,12 +180,41 @@ class CameraHealth:
         cam.last_seen = self.clock()
         cam.partition = partition_of(position)
         cam.silent_alerted = False
+        self._resolve(cam, "open_silent", event, f"sending again (event {cam.last_event_id})")
         if cam.status == "offline":  # inputs again: it is sending, whatever it said
             cam.status = None
 
     def status(self, event: CameraStatus, position: Positions = None) -> list[Alert]:
-        """Apply a status event; the ``camera.status`` alert it raises, if any."""
+        """Apply a status event; the ``camera.status`` alert it raises, if any.
+
+        The alerts it resolves wait in :attr:`outbox`.
+
+        >>> h = CameraHealth()
+        >>> down = CameraStatus(event_id="s1", stream_id="cam", status="reconnecting", attempt=1)
+        >>> [a] = h.status(down)
+        >>> back = CameraStatus(event_id="s2", stream_id="cam", status="online", attempt=1)
+        >>> [b] = h.status(back)
+        >>> [(e.alert_id == x.alert_id, e.lifecycle, e.lifecycle_event_id)
+        ...  for e, x in zip(h.drain(), (a, b))]
+        [(True, 'resolved', 's2'), (True, 'resolved', 's2')]
+        """
         cam = self._camera(event.stream_id, event.model_version)
+        fired = self._status(cam, event, position)
+        if event.status == "online":
+            self._resolve(cam, "open_status", event, f"back online (event {event.event_id})")
+            self._resolve(cam, "open_silent", event, f"back online (event {event.event_id})")
+            for notice in fired:  # the outage it reports is over: nothing left open
+                cam.open_status = self._open(notice)
+                self._resolve(cam, "open_status", event, "a notice: the camera is back online")
+        for alert in fired if event.status != "online" else []:
+            self._resolve(cam, "open_status", event, f"superseded by {alert.alert_id}")
+            if event.status == "offline":
+                self._resolve(cam, "open_silent", event, f"superseded by {alert.alert_id}")
+            cam.open_status = self._open(alert)
+        return fired
+
+    def _status(self, cam: CameraRecord, event: CameraStatus,
+                position: Positions) -> list[Alert]:
         cam.events += 1
         if position is not None:
             cam.partition = partition_of(position)
@@ -188,7 +260,7 @@ class CameraHealth:
             cam.silent_alerted = True
             quiet = now - cam.last_seen
             last = cam.last_event_id or ""
-            out.append(Alert(
+            out.append(alert := Alert(
                 alert_id=alert_id(stream_id, cam.model_version, SILENT_SIGNAL, "wall_clock",
                                   last),
                 stream_id=stream_id, model_version=cam.model_version, signal=SILENT_SIGNAL,
@@ -199,6 +271,7 @@ class CameraHealth:
                 detected_index=cam.events, change_index=cam.events,
                 detected_event_id=last, change_event_id=last, camera_state="silent",
             ))
+            cam.open_silent = self._open(alert)
         return out
 
     def _alert(self, event: CameraStatus, cam: CameraRecord, severity: Severity, statistic: float,

@@ -4,8 +4,10 @@
 per stream id; each monitor of the stream holds the same record
 (``StreamMonitor.camera``) and writes it into its checkpoint, so a camera's
 reported status, its last input and whether its silence was already alerted
-survive a worker restart with the rest of the monitor (about 150 bytes of
-JSON per snapshot; the ids in it are bounded as the events' are).
+survive a worker restart with the rest of the monitor, and so do its open
+camera alerts (at most one ``camera.status`` and one ``camera.silent``,
+which ``processors.monitor.camera_health`` resolves when the camera is
+back): about 150 bytes of JSON per snapshot, plus about 1 KB per open alert.
 
 The wall-clock time of the last input (``last_seen``, the worker's monotonic
 clock) does not cross processes: a restored camera is watched for silence
@@ -46,6 +48,10 @@ class CameraState(BaseModel):
     partition: int | None = Field(default=None, ge=0)
     status: CameraStatusName | None = None
     silent_alerted: bool = False
+    # Its open camera alerts (``Alert`` JSON without ``ts``), resolved by what ends them
+    # (absent in checkpoints of earlier builds: none open).
+    open_status: dict[str, Any] | None = None
+    open_silent: dict[str, Any] | None = None
 
 
 @dataclass
@@ -59,13 +65,16 @@ class CameraRecord:
     partition: int | None = None  # input partition of the last input (None: unknown)
     status: CameraStatusName | None = None  # last reported status
     silent_alerted: bool = False
+    open_status: dict[str, Any] | None = None  # the open camera.status alert (JSON, no ts)
+    open_silent: dict[str, Any] | None = None  # the open camera.silent alert
 
     def state(self) -> dict[str, Any]:
         """The checkpoint (``CameraState`` as JSON-safe data)."""
         return {"version": CAMERA_STATE_VERSION, "model_version": self.model_version,
                 "events": self.events, "last_event_id": self.last_event_id,
                 "partition": self.partition, "status": self.status,
-                "silent_alerted": self.silent_alerted}
+                "silent_alerted": self.silent_alerted, "open_status": self.open_status,
+                "open_silent": self.open_silent}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> CameraRecord:
@@ -77,4 +86,4 @@ class CameraRecord:
             where = ".".join(str(p) for p in err["loc"])
             raise ValueError(f"camera checkpoint: {where}: {err['msg']}") from None
         return cls(s.model_version, s.events, s.last_event_id, None, s.partition, s.status,
-                   s.silent_alerted)
+                   s.silent_alerted, s.open_status, s.open_silent)

@@ -1,4 +1,4 @@
-"""A camera back online is not a drifting signal: camera health through the sinks into Redis.
+"""A camera back online is not a drifting signal, and its alerts resolve: through the sinks.
 
 Real events: ``CameraStatus`` and ``Prediction`` events through the router
 (``processors.monitor.camera_health``), its alerts and the monitor's
@@ -21,7 +21,7 @@ from processors.router import Router, Source
 from producers.publisher import Publisher
 from schemas.events import CameraStatus, Prediction
 from schemas.wire import encode
-from sinks.alert_lifecycle import fleet
+from sinks.alert_lifecycle import fleet, mirror, read_lifecycles
 from sinks.redis_state import read_stream
 from sinks.runner import start_sinks
 from tests.integration.test_sinks import FAST_JOIN, wait_for
@@ -90,12 +90,25 @@ def test_back_online_clears_reconnecting_and_silent_and_is_never_drift(
 
         # a is back online (the publisher says so); b sends again without a word.
         back = a.status("online", 2, 7.5) + a.predict() + b.predict()
-        assert [x.camera_state for x in back if x.kind == "alert"] == ["online"]
+        assert [x.camera_state for x in back
+                if x.kind == "alert" and x.lifecycle == "firing"] == ["online"]
         _publish(settings, back)
         expect(a, status="ok", silent="ok")
         expect(b, silent="ok")
+        # Every camera alert is resolved (back online; b sends again), in Redis as on
+        # the topic: no camera alert stays open on a camera that is back.
+        fired = [x for x in first + silent + back if x.kind == "alert"]
+        wait_for(lambda: all(set(read_lifecycles(settings.redis_url, s.stream,
+                                                 namespace=ns).values()) == {"resolved"}
+                             for s in (a, b)), what="every camera alert resolved")
+        assert {x.alert_id for x in fired} == set(
+            read_lifecycles(settings.redis_url, a.stream, namespace=ns)) | set(
+            read_lifecycles(settings.redis_url, b.stream, namespace=ns))
+        assert mirror(fired) == {x.alert_id: "resolved" for x in fired}
+        assert views.alert(fired[0].alert_id).lifecycle == "resolved"
         rows = {r.stream_id: r for r in views.fleet().streams}
         for s in (a, b):
+            assert rows[s.stream].open_alerts == 0
             assert rows[s.stream].camera == "online"
             assert rows[s.stream].signals_in_drift == [], rows[s.stream]
             assert rows[s.stream].status != "drift"

@@ -188,11 +188,15 @@ def test_rtsp_camera_switch_drop_and_reconnect(
     assert back and back[0].gap_s is not None and back[0].gap_s > 1.0, back
     _wait("the offline notice", lambda: any(
         "offline" in a.message for a in _alerts(read_topic, cam_settings, "cam-rtsp")), 20, logs)
-    health = [(a.signal, a.severity, a.message)
-              for a in _alerts(read_topic, cam_settings, "cam-rtsp")
+    camera = [a for a in _alerts(read_topic, cam_settings, "cam-rtsp")
               if a.signal.startswith("camera.")]
+    health = [(a.signal, a.severity, a.message) for a in camera if a.lifecycle == "firing"]
     kinds = [(signal, severity) for signal, severity, _ in health]
     assert kinds.count(("camera.status", "warning")) == 1, health  # lost: one per episode
+    # ... and resolved once it was back online (processors.monitor.camera_health).
+    resolved = [a.lifecycle_reason or "" for a in camera if a.lifecycle == "resolved"
+                and a.severity == "warning" and a.signal == "camera.status"]
+    assert resolved and resolved[0].startswith("back online"), camera
     assert any("back online" in m for _, _, m in health), health
     assert ("camera.silent", "warning") in kinds, health
     text = log.read_text()

@@ -4,7 +4,8 @@ A recording of one camera (tile statistics, then a frozen feed from event
 200; a reconnect episode on the predictions topic in the middle) is routed
 straight through, and again with a crash in the middle of the frozen run:
 the snapshot restored into a new router, reading resumed behind it. Both give
-the same alerts (ids and indexes) and end in the same checkpoint.
+the same alerts (ids and indexes), resolve the same ones at the same events,
+and end in the same checkpoint.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def _run(router: Router, lines: list[tuple[bytes, tuple[str, int]]]) -> list[tup
     out = []
     for raw, pos in lines:
         routed = router.route(raw, Source.INPUTS, pos)
-        out += [(a.alert_id, a.signal, a.severity, str(a.detected_index)) for a in routed.alerts]
+        out += [(a.alert_id, a.signal, a.severity, str(a.detected_index), a.lifecycle,
+                 str(a.lifecycle_event_id)) for a in routed.alerts]
     return out
 
 
@@ -73,8 +75,13 @@ def test_a_restart_in_a_frozen_run_and_a_reconnect_alerts_as_a_straight_run(reco
     now = [0.0]
     straight = _router(now)
     expected = _run(straight, recording)
-    signals = [s for _, s, _, _ in expected]
-    assert signals == ["camera.status", "quality.frozen", "camera.status"], expected
+    signals = [(s, lifecycle) for _, s, _, _, lifecycle, _ in expected]
+    # Back online resolves the reconnecting warning and its own notice (at the status event).
+    assert signals == [("camera.status", "firing"), ("quality.frozen", "firing"),
+                       ("camera.status", "firing"), ("camera.status", "resolved"),
+                       ("camera.status", "resolved")], expected
+    assert [e[0] for e in expected[3:]] == [expected[0][0], expected[2][0]]
+    assert {e[5] for e in expected[3:]} == {"s260"}
 
     # Crash at the 230th embedding: frozen for 30 events, the camera reconnecting.
     crash = next(i for i, (_, pos) in enumerate(recording) if pos == ("t.embeddings:0", 230))
@@ -82,8 +89,9 @@ def test_a_restart_in_a_frozen_run_and_a_reconnect_alerts_as_a_straight_run(reco
     before = _run(first, recording[:crash])
     snap = first.registry.monitors[("cam", "v1")].snapshot()
     assert snap.monitor["camera"]["status"] == "reconnecting"
+    assert snap.monitor["camera"]["open_status"]["alert_id"] == expected[0][0]
     camera_bytes = len(json.dumps(snap.monitor["camera"]))
-    assert camera_bytes < 200, camera_bytes
+    assert camera_bytes < 2000, camera_bytes  # the record and its one open alert
 
     again = _router(now)
     again.registry.restore(snap)

@@ -99,3 +99,86 @@ def test_the_router_routes_status_events_in_the_worker_and_in_replay() -> None:
     router.route(encode(Label(event_id="l", stream_id="cam-9", target_event_id="p",
                               true_class="cat")), Source.INPUTS)
     assert "cam-9" in router.health.cameras
+
+
+def _lifecycle(events: list) -> list[tuple[str, str, str | None]]:
+    return [(e.alert_id, e.lifecycle, e.lifecycle_event_id) for e in events]
+
+
+def test_back_online_resolves_the_outage_and_its_own_notice() -> None:
+    h = CameraHealth()
+    [lost] = h.status(status(1, "reconnecting", 1))
+    assert h.status(status(2, "reconnecting", 2)) == [] and h.drain() == []
+    [back] = h.status(status(3, "online", 2, 4.0))
+    done = h.drain()
+    # Same ids as the firing alerts, caused by the online status (its ts): replay equals the worker.
+    assert _lifecycle(done) == [(lost.alert_id, "resolved", "cam-1-s3"),
+                                (back.alert_id, "resolved", "cam-1-s3")]
+    assert done[0].lifecycle_reason == "back online (event cam-1-s3)"
+    assert done[0].severity == "warning" and done[0].message == lost.message
+    assert h.cameras["cam-1"].open_status is None
+    # Nothing left to resolve: another online changes nothing.
+    assert h.status(status(4, "online")) == [] and h.drain() == []
+
+
+def test_giving_up_supersedes_the_warning_and_the_next_online_resolves_it() -> None:
+    h = CameraHealth()
+    [lost] = h.status(status(1, "reconnecting", 1))
+    [gave_up] = h.status(status(2, "offline", 9))
+    assert _lifecycle(h.drain()) == [(lost.alert_id, "resolved", "cam-1-s2")]
+    assert h.status(status(3, "online")) == []  # a restart: no notice ...
+    [done] = h.drain()  # ... but the camera is back
+    assert (done.alert_id, done.severity, done.lifecycle_reason) == (
+        gave_up.alert_id, "critical", "back online (event cam-1-s3)")
+
+
+def test_silence_is_resolved_by_the_next_input_or_back_online() -> None:
+    now = [0.0]
+    h = CameraHealth(clock=lambda: now[0])
+    h.seen(pred(0), ("t.predictions:0", 0))
+    now[0] = 100.0
+    [quiet] = h.silent(60.0)
+    assert h.drain() == []
+    h.seen(pred(1), ("t.predictions:0", 1))
+    [done] = h.drain()
+    assert (done.alert_id, done.lifecycle, done.lifecycle_event_id, done.camera_state) == (
+        quiet.alert_id, "resolved", "cam-1-p1", "silent")
+    assert done.lifecycle_reason == "sending again (event cam-1-p1)"
+    now[0] = 200.0
+    [again] = h.silent(60.0)
+    h.status(status(2, "online"))
+    assert _lifecycle(h.drain()) == [(again.alert_id, "resolved", "cam-1-s2")]
+    h.seen(pred(3))
+    assert h.drain() == []  # resolved once
+
+
+def test_the_router_emits_camera_resolutions_the_same_in_the_worker_and_in_replay() -> None:
+    lines = [(pred(0), "t.predictions:0"), (status(1, "reconnecting", 1), "t.predictions:0"),
+             (status(2, "online", 1, 3.0), "t.predictions:0"), (pred(3), "t.predictions:0")]
+    seen = []
+    for source in (Source.INPUTS, Source.RECORDING):
+        router = Router(MonitorRegistry())
+        out = [a for i, (e, topic) in enumerate(lines)
+               for a in router.route(encode(e), source, (topic, i)).alerts]
+        seen.append(_lifecycle(out))
+        mon = router.registry.monitors[("cam-1", "v1")]
+        assert mon.state()["camera"]["open_status"] is None
+    assert seen[0] == seen[1]
+    assert [lc for _, lc, _ in seen[0]] == ["firing", "firing", "resolved", "resolved"]
+
+
+def test_an_open_camera_alert_survives_a_restart_and_resolves_after_it() -> None:
+    from processors.monitor.camera_state import CameraRecord
+
+    first = Router(MonitorRegistry())
+    first.route(encode(pred(0)), Source.INPUTS, ("t.predictions:0", 0))
+    [lost] = first.route(encode(status(1, "reconnecting", 1)), Source.INPUTS,
+                         ("t.predictions:0", 1)).alerts
+    snap = first.registry.monitors[("cam-1", "v1")].snapshot()
+    assert CameraRecord.from_state(snap.monitor["camera"]).open_status["alert_id"] == \
+        lost.alert_id
+    again = Router(MonitorRegistry())
+    again.registry.restore(snap)
+    out = again.route(encode(status(2, "online", 1, 3.0)), Source.INPUTS,
+                      ("t.predictions:0", 2)).alerts
+    assert (lost.alert_id, "resolved", "cam-1-s2") in _lifecycle(out)
