@@ -241,17 +241,22 @@ class Router:
                                              _stage(source))])
 
     def _status(self, event: CameraStatus, position: Positions) -> Routed:
-        # A status event changes the stream's camera record, which the monitor
-        # of its (stream, version) checkpoints: it is skipped when read again
-        # and touches that monitor (snapshotted before the event is acked). A
-        # stream without a monitor yet (no input) keeps its status unchecked.
+        # A status event changes the stream's camera record, which a monitor of
+        # the stream checkpoints: the one of its (stream, version), else the one
+        # of the stream's last input's version, else a new one of its (stream,
+        # version) -- a camera that reports before any input keeps its status
+        # and open alerts across a restart too. The event is skipped when read
+        # again and touches that monitor (snapshotted before the event is acked).
         mon = self.registry.existing(event.stream_id, event.model_version)
+        cam = self.health.cameras.get(event.stream_id)
+        if mon is None and cam is not None:
+            mon = self.registry.existing(event.stream_id, cam.model_version)
         if mon is not None and mon.applied(position):
             return Routed(skipped=True)
+        if mon is None:
+            mon = self.registry.get(event.stream_id, event.model_version)
         alerts = self.health.status(event, position)
         alerts += self.health.drain()  # the camera alerts it resolves
-        if mon is None:
-            return Routed(alerts=alerts)
         self.health.link(mon)
         mon.mark(position)
         return Routed(alerts=alerts, touched=[mon])

@@ -139,3 +139,35 @@ def test_the_fresher_record_wins_on_restore_and_bad_checkpoints_name_the_field()
     assert router.registry.monitors[("cam", "v1")].camera is router.health.cameras["cam"]
     with pytest.raises(ValueError, match="camera checkpoint: events"):
         CameraRecord.from_state({**old.monitor["camera"], "events": -1})
+
+
+def test_a_camera_that_reports_before_any_input_keeps_its_status_across_a_restart():
+    def st(i: int, what: str, version: str = "v1") -> bytes:
+        return encode(CameraStatus(event_id=f"s{i}", stream_id="cam", model_version=version,
+                                   status=what, attempt=1, gap_s=2.0))
+
+    lines = [(st(0, "online"), ("t.predictions:0", 0)),
+             (st(1, "reconnecting"), ("t.predictions:0", 1)),
+             (st(2, "online"), ("t.predictions:0", 2))]
+    now = [0.0]
+    straight = _run(_router(now), lines)
+    assert [(s, lc) for _, s, _, _, lc, _ in straight] == [
+        ("camera.status", "firing"), ("camera.status", "firing"),
+        ("camera.status", "resolved"), ("camera.status", "resolved")]
+    # A restart after the outage began: the status-only stream has a monitor, whose
+    # snapshot holds the record and its open alert; back online resolves it as before.
+    first = _router(now)
+    before = _run(first, lines[:2])
+    [snap] = [m.snapshot() for m in first.registry.monitors.values()]
+    assert snap.events_seen == 0 and snap.monitor["camera"]["status"] == "reconnecting"
+    again = _router(now)
+    again.registry.restore(snap)
+    assert again.route(*lines[1][:1], Source.INPUTS, lines[1][1]).skipped
+    assert before + _run(again, lines[2:]) == straight
+    # A status of another version than the stream's inputs goes to the inputs' monitor.
+    r = _router(now)
+    r.route(encode(Embedding(event_id="e0", stream_id="cam", model_version="v2", frame_id="f",
+                             vector=[0.0] * 8)), Source.INPUTS, ("t.embeddings:0", 0))
+    r.route(st(3, "reconnecting", "unknown"), Source.INPUTS, ("t.predictions:0", 3))
+    assert list(r.registry.monitors) == [("cam", "v2")]
+    assert r.registry.monitors[("cam", "v2")].state()["camera"]["status"] == "reconnecting"
