@@ -134,8 +134,8 @@ class BoundedWorker(faust.Worker):
     The watchdog is armed by the first SIGTERM or SIGINT, and when the worker
     leaves its run for any other reason (a crash). ``on_signal`` callbacks run
     at the signal, before faust's own stop (the worker's drain of unsnapshotted
-    events); ``on_exit`` ones once faust's stop is done or the worker crashed
-    (threads nothing waits for any more are told to give up).
+    events); ``on_exit`` ones once faust's stop is done and its event loop
+    closed (threads nothing waits for any more are told to give up).
     """
 
     def __init__(self, app: faust.App, *, grace_s: float,
@@ -155,7 +155,16 @@ class BoundedWorker(faust.Worker):
         super()._schedule_shutdown(signum)
 
     def on_worker_shutdown(self) -> None:
+        # Called as the worker's run ends (a signal or a crash), before faust's stop.
         self.watchdog.arm("the worker's end")
-        for callback in self._on_exit:
-            callback()
         super().on_worker_shutdown()
+
+    def stop_and_shutdown(self) -> None:
+        # Only once faust's stop is done: a batch still waiting for a state restore
+        # must get it (or its events could never be acked, and the stop would wait
+        # for them); after it, a restore nothing waits for must not hold the exit.
+        try:
+            super().stop_and_shutdown()
+        finally:
+            for callback in self._on_exit:
+                callback()

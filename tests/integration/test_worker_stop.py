@@ -34,7 +34,7 @@ from processors.replay import Fired, replay_lines
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
 from schemas.wire import decode_as, encode
-from tests.chaos.test_worker_chaos import MONITOR, edge_stream
+from tests.chaos.test_worker_chaos import MONITOR, edge_stream, wait_for
 from tests.integration.processes import spawn, terminate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -61,15 +61,6 @@ def _recording() -> list[tuple[bytes, bytes]]:
 def _applied(log: Path) -> int:
     found = re.findall(r"monitor batch: .* applied (\d+) skipped (\d+)", log.read_text())
     return int(found[-1][0]) if found else 0
-
-
-def _wait(cond, timeout_s: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-3000:]}")
 
 
 def test_sigterm_under_load_exits_0_with_its_state_committed(
@@ -111,10 +102,11 @@ def test_sigterm_under_load_exits_0_with_its_state_committed(
     try:
         # Replay while the worker joins its group.
         replayed = list(replay_lines([v for _, v in lines], registry=MonitorRegistry(MONITOR)))
-        _wait(lambda: "restored 0 stream monitors" in log.read_text(), 60, "the start", log)
+        tail = lambda: log.read_text()[-3000:]  # noqa: E731
+        wait_for(lambda: "restored 0 stream monitors" in log.read_text(), 60, "the start", tail)
         feeder.start()
-        _wait(lambda: _applied(log) >= 300 and "] ALERT " in log.read_text(), 60,
-              "300 events applied and an alert", log)
+        wait_for(lambda: _applied(log) >= 300 and "] ALERT " in log.read_text(), 60,
+                 "300 events applied and an alert", tail)
         resume.set()  # the rest comes during the stop
         started = time.monotonic()
         [code] = terminate(worker, timeout_s=STOP_WITHIN_S + 15)
