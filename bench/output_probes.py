@@ -12,14 +12,17 @@ reference's own envelope, its largest value on a clean hour and after the
 
 ``confidence``: ``output.confidence``'s CUSUM (a ``ScalarSignal`` with the
 monitor's parameters: tracking baseline, ``MIN_DURATION`` 450 predictions) fed
-the running mean of the last ``M`` confidences, with tolerance floor ``F``:
-its tolerance, clean alarms in an hour and the delay of the two confidence
-drops (``M`` 1 is today's per-frame signal).
+the running mean of the last ``M`` confidences, or (``--halflife H``) their
+EWMA of half-life ``H`` predictions as the signal's own ``smooth`` does, with
+tolerance floor ``F``: its tolerance, clean alarms in an hour and the delay of
+the two confidence drops (``M`` 1, ``H`` 0 is the per-frame signal).
+``--signal entropy`` does the same for ``output.entropy`` (seed 16).
 
 Run from the repository root (~1 min per probe and setting)::
 
     python -m bench.output_probes mix --window 100
     python -m bench.output_probes confidence --mean-of 300 --floor 0.05
+    python -m bench.output_probes confidence --halflife 100 --floor 0.05 --cameras 7
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 
 from bench.bench_outputs import CAMERAS, FPS, ONSET, WEEK_FRAMES, WINDOW
 from bench.simulated_classifier import classifier_outputs
+from processors.signal_tracker import TWIN_K
 
 CLEAN = 36_000
 MIX_REFERENCE = 2000
@@ -84,23 +88,47 @@ def running_mean(x: np.ndarray, m: int) -> np.ndarray:
     return (cs[1:] - cs[lo]) / (np.arange(1, x.size + 1) - lo)
 
 
-def confidence_probe(seed: int, mean_of: int, floor: float) -> dict[str, float | None]:
+def output_values(out: dict[str, np.ndarray], signal: str) -> np.ndarray:
+    """The per-frame values of ``output.<signal>`` (confidence or entropy) of a stream."""
+    if signal == "confidence":
+        return out["confidence"]
+    from bench.simulated_classifier import top_scores
+    from processors.monitor import scores_entropy
+
+    return np.array([scores_entropy(top_scores(s)) for s in out["scores"]])
+
+
+def confidence_probe(seed: int, mean_of: int, floor: float, halflife: float = 0.0,
+                     signal: str = "confidence", twin_k: float = TWIN_K
+                     ) -> dict[str, float | None]:
     """Tolerance, clean alarms after frame 2,400 and the drops' delays of one camera."""
     from processors.signal_tracker import ScalarSignal
 
-    def run(conf: np.ndarray) -> tuple[list[int], ScalarSignal]:
-        s = ScalarSignal("output.confidence", "cusum", ert=_ert_each(), reference_size=200,
-                         cooldown=200, seed=15, tolerance=(0.0, floor),
-                         track=1.0 - 0.5 ** (1.0 / BASELINE_HALFLIFE), persist=PERSIST)
-        return [i for i, v in enumerate(running_mean(conf, mean_of))
-                if s.update(float(v), i) is not None], s
+    def run(out: dict[str, np.ndarray]) -> tuple[list[int], ScalarSignal]:
+        s = ScalarSignal(f"output.{signal}", "cusum", ert=_ert_each(), reference_size=200,
+                         cooldown=200, seed=15 if signal == "confidence" else 16,
+                         tolerance=(0.0, floor), track=1.0 - 0.5 ** (1.0 / BASELINE_HALFLIFE),
+                         persist=PERSIST, smooth=halflife, twin_k=twin_k)
+        values = running_mean(output_values(out, signal), mean_of)
+        hits = []
+        for i, v in enumerate(values):
+            if s.update(float(v), i) is not None:
+                hits.append(i)
+            if i >= 2400:
+                for det in (s.detector, s.slow):  # the tracking CUSUM and its slow twin
+                    if det is not None:
+                        peak[0] = max(peak[0], det.statistic / det.threshold)
+        return hits, s
 
-    hits, sig = run(classifier_outputs(seed, CLEAN)["confidence"])
+    peak = [0.0]
+    hits, sig = run(classifier_outputs(seed, CLEAN))
+    clean_peak = peak[0]
     out: dict[str, float | None] = {
         "tolerance": float(getattr(sig.detector, "scale", float("nan"))),
-        "clean alarms": float(sum(h >= 2400 for h in hits))}
+        "clean alarms": float(sum(h >= 2400 for h in hits)),
+        "clean peak / threshold": clean_peak}
     for shift in ("confidence_drop", "confidence_drop_strong"):
-        h, _ = run(classifier_outputs(seed, ONSET + WINDOW, shift, ONSET)["confidence"])
+        h, _ = run(classifier_outputs(seed, ONSET + WINDOW, shift, ONSET))
         late = [i - ONSET for i in h if i >= ONSET]
         out[shift] = float(late[0]) if late else None
     return out
@@ -112,14 +140,22 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=100, help="mix: chi-squared window")
     ap.add_argument("--mean-of", type=int, default=1, help="confidence: running mean of M")
     ap.add_argument("--floor", type=float, default=0.15, help="confidence: tolerance floor")
+    ap.add_argument("--halflife", type=float, default=0.0,
+                    help="confidence: EWMA half-life in predictions (the signal's smooth)")
+    ap.add_argument("--signal", choices=("confidence", "entropy"), default="confidence")
+    ap.add_argument("--twin-k", type=float, default=TWIN_K,
+                    help="confidence: the slow twin's allowance in tolerances")
+    ap.add_argument("--first", type=int, default=0, help="index of the first camera")
     ap.add_argument("--cameras", type=int, default=4)
     args = ap.parse_args()
     print(f"# {args.probe} at {FPS:g} frames/s, 1 false alarm per camera-week; "
           + (f"window {args.window}" if args.probe == "mix"
-             else f"mean of {args.mean_of}, floor {args.floor:g}"))
-    for seed in CAMERAS[: args.cameras]:
+             else f"{args.signal}, mean of {args.mean_of}, EWMA half-life {args.halflife:g}, "
+             f"floor {args.floor:g}, twin k {args.twin_k:g}"))
+    for seed in CAMERAS[args.first: args.first + args.cameras]:
         res = (mix_probe(seed, args.window) if args.probe == "mix"
-               else confidence_probe(seed, args.mean_of, args.floor))
+               else confidence_probe(seed, args.mean_of, args.floor, args.halflife, args.signal,
+                                    args.twin_k))
         print(f"camera {seed}: " + ", ".join(
             f"{k} {'miss' if v is None else f'{v:,.3g}'}" for k, v in res.items()), flush=True)
 
