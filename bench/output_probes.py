@@ -22,12 +22,19 @@ Run from the repository root (~1 min per probe and setting)::
 
     python -m bench.output_probes mix --window 100
     python -m bench.output_probes confidence --mean-of 300 --floor 0.05
-    python -m bench.output_probes confidence --halflife 100 --floor 0.05 --cameras 7
+    python -m bench.output_probes confidence --halflife 150 --floor 0.07 --twin-k 1.2 --cameras 7
+    python -m bench.output_probes model --scenes coffee:1,chelsea:2   # the real model's outputs
+
+``model``: the deployed ONNX model's own outputs on simulated-camera frames
+(``bench/monitor_cache.py``; builds the missing segments, ~4,600 frames per
+scene), Prediction events only at 10 frames/s into a default monitor, with
+``output.confidence`` per frame and smoothed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 
 import numpy as np
 
@@ -36,6 +43,8 @@ from bench.simulated_classifier import classifier_outputs
 from processors.signal_tracker import TWIN_K
 
 CLEAN = 36_000
+REF = 1000  # bench_monitor's: the model probe counts clean alarms after it
+WINDOW_MODEL = 600  # monitor_cache.POST: frames cached after the onset
 MIX_REFERENCE = 2000
 BASELINE_HALFLIFE = 300
 PERSIST = 450
@@ -134,9 +143,75 @@ def confidence_probe(seed: int, mean_of: int, floor: float, halflife: float = 0.
     return out
 
 
+def model_probe(scene: str, seed: int, frames: int, smooth: bool) -> dict[str, float | None]:
+    """The deployed model's own outputs (``bench/monitor_cache.py``) into a default monitor.
+
+    Prediction events only, stamped at 10 frames/s: the clean stream's
+    ``output.*`` alerts after frame ``REF`` and the first after the
+    ``confidence_drop`` onset (the new model version's logits at temperature
+    1.3), with ``output.confidence`` smoothed (the catalogue's) or per frame.
+    """
+    import sys
+    from datetime import timedelta
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import monitor_cache as mc
+
+    from bench.bench_outputs import T0
+    from driftline.settings import MonitorSettings
+    from processors.monitor import StreamMonitor
+    from schemas.events import Prediction
+
+    clean = mc.clean(scene, seed, frames)
+    drop = mc.shifted(scene, seed, "confidence_drop")
+
+    def run(out: dict[str, np.ndarray], lo: int, hi: int, mon: StreamMonitor
+            ) -> list[tuple[int, str]]:
+        hits = []
+        for i in range(lo, hi):
+            names, probs = out["score_names"][i - lo], out["score_probs"][i - lo]
+            scores = {str(n): float(p) for n, p in zip(names, probs, strict=True)
+                      if n and np.isfinite(p)}
+            e = Prediction.model_construct(
+                event_id=f"p{i}", stream_id="cam", model_version="v1",
+                ts=T0 + timedelta(seconds=i / FPS), frame_id=f"f{i}", frame_index=i,
+                top_class=str(out["top"][i - lo]),
+                confidence=float(np.clip(out["confidence"][i - lo], 0, 1)),
+                scores=scores or None, boxes=None, embedding=None)
+            hits += [(i, a.signal) for a in mon.observe(e) if a.signal.startswith("output.")]
+        return hits
+
+    mon = StreamMonitor("cam", "v1", MonitorSettings())
+    if not smooth:
+        mon.signals["output.confidence"].adopt_smoothing(0.0)
+    before = run(clean, 0, mc.ONSET, mon)
+    fork = copy.deepcopy(mon)
+    tol = float(getattr(mon.signals["output.confidence"].detector, "scale", float("nan")))
+    after = run(clean, mc.ONSET, frames, mon)
+    shifted = run(drop, mc.ONSET, mc.ONSET + mc.POST, fork)
+    conf = [i - mc.ONSET for i, sig in shifted if sig == "output.confidence"]
+    first = [i - mc.ONSET for i, _ in shifted]
+    print(f"  {scene} {'EWMA' if smooth else 'per frame'}: alerts after the onset "
+          f"{[(i - mc.ONSET, sig) for i, sig in shifted]}", flush=True)
+    return {
+        "clean alarms": float(sum(i >= REF for i, _ in before + after)),
+        "clean confidence alarms": float(sum(i >= REF and s == "output.confidence"
+                                             for i, s in before + after)),
+        "confidence tolerance at the onset": tol,
+        "mean confidence drop": float(clean["confidence"][mc.ONSET:mc.ONSET + mc.POST].mean()
+                                      - drop["confidence"].mean()),
+        "confidence_drop (output.confidence)": float(conf[0]) if conf else None,
+        "confidence_drop (any output signal)": float(first[0]) if first else None,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=("mix", "confidence"))
+    ap.add_argument("probe", choices=("mix", "confidence", "model"))
+    ap.add_argument("--scenes", default="coffee:1,chelsea:2",
+                    help="model: cached scene:seed,... (bench/monitor_cache.py)")
+    ap.add_argument("--frames", type=int, default=4000, help="model: clean frames per scene")
     ap.add_argument("--window", type=int, default=100, help="mix: chi-squared window")
     ap.add_argument("--mean-of", type=int, default=1, help="confidence: running mean of M")
     ap.add_argument("--floor", type=float, default=0.15, help="confidence: tolerance floor")
@@ -148,6 +223,17 @@ def main() -> None:
     ap.add_argument("--first", type=int, default=0, help="index of the first camera")
     ap.add_argument("--cameras", type=int, default=4)
     args = ap.parse_args()
+    if args.probe == "model":
+        print(f"# the deployed model's outputs at {FPS:g} frames/s, default monitor; clean "
+              f"alarms after frame {REF}, delay within the cached {WINDOW_MODEL} frames")
+        for item in args.scenes.split(","):
+            scene, seed = item.split(":")
+            for smooth in (False, True):
+                res = model_probe(scene, int(seed), args.frames, smooth)
+                print(f"{scene}, output.confidence {'EWMA' if smooth else 'per frame'}: "
+                      + ", ".join(f"{k} {'miss' if v is None else f'{v:,.3g}'}"
+                                  for k, v in res.items()), flush=True)
+        return
     print(f"# {args.probe} at {FPS:g} frames/s, 1 false alarm per camera-week; "
           + (f"window {args.window}" if args.probe == "mix"
              else f"{args.signal}, mean of {args.mean_of}, EWMA half-life {args.halflife:g}, "

@@ -87,7 +87,7 @@ def test_the_api_serves_the_fleet_a_stream_its_alerts_and_publishes_signed_contr
         detail = http.get(f"/api/v1/alerts/{data.alert_ids[0]}", headers=auth).json()
         assert (detail["alert"]["signal"], detail["lifecycle"]) == (SIGNAL, "firing")
         stored = [f for f in detail["frames_before"] + detail["frames_after"] if f["url"]]
-        assert [f["frame_id"] for f in stored] == ["p139"]
+        assert [f["frame_id"] for f in stored] == ["p185"]  # before the change point, 186
         assert "1 of 3 example frames" in detail["frames_note"]
         frame = http.get(stored[0]["url"], headers=auth)
         assert frame.content.startswith(b"\xff\xd8") and frame.status_code == 200
