@@ -126,3 +126,17 @@ def test_a_bundle_calibrated_on_raw_values_is_refused():
     for bundle in (ref, old):
         with pytest.raises(ValueError, match="smooth"):
             smoothed.load_reference(bundle)
+
+
+def test_the_average_s_unsettled_start_does_not_widen_the_tolerance():
+    # The first values of the average are means of a few: spread enough that
+    # 2.5 of their standard deviation would exceed the 0.07 floor.
+    rng = np.random.default_rng(26)
+    s = ScalarSignal(SIGNAL, "cusum", ert=1e8, reference_size=200, cooldown=10, seed=15,
+                     tolerance=(0.0, 0.07), track=1.0 - 0.5 ** (1 / 300), smooth=150.0)
+    averages = []
+    for i, v in enumerate(0.78 + 0.15 * rng.normal(size=200)):
+        s.update(float(v), i)
+        averages.append(s.smoothed)
+    assert 2.5 * np.std(averages) > 0.09 and 2.5 * np.std(averages[50:]) < 0.02
+    assert s._unsettled(200) == 50 and s.detector is not None and s.detector.scale == 0.07
