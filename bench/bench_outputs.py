@@ -41,6 +41,9 @@ ONSET = 3000
 WINDOW = 1200
 CAMERAS = tuple(range(21, 28))
 BUDGETS = (1.0, 100.0, 10_000.0)
+# The confidence signal's half-life and floor were chosen on the tuning cameras
+# (bench/output_probes.py); the evaluation cameras are reported apart.
+SPLIT = {"tuning": (21, 22, 23, 24), "evaluation": (25, 26, 27)}
 LOOSE = 10_000.0  # the shift table's second driftline column: the loosest budget
 ALIBI_REF = slice(400, 2400, 4)
 
@@ -187,6 +190,7 @@ def main() -> None:
           + ("alibi MMD | " if alibi else "") + f"driftline at {LOOSE:,.0f} / week | "
           "first signal (camera, delay) |")
     print("|---|---|---|---|---|---|---|---|" + ("---|" if alibi else ""))
+    split: dict[str, dict[str, list[int | None]]] = {}
     for shift in SHIFTS:
         delays, firsts = [], []
         peers: dict[str, list[int | None]] = {"river ADWIN": [], "river PageHinkley": []}
@@ -211,6 +215,24 @@ def main() -> None:
         print(f"| {shift} | {len(delays)}/{len(res)} | {med} | {p90} | "
               + " | ".join(_fmt(v) for v in peers.values())
               + f" | {', '.join(firsts)} |", flush=True)
+        split[shift] = {part: [first[1] if (first := driftline_first(r, shift, 1.0)) else None
+                               for r in res if r["seed"] in seeds]
+                        for part, seeds in SPLIT.items()}
+    print("\nTuning and evaluation cameras apart (default budget): detected, median / p90 "
+          "delay\n")
+    print("| shift | " + " | ".join(f"{p} ({', '.join(map(str, s))})" for p, s in SPLIT.items())
+          + " |")
+    print("|---|" + "---|" * len(SPLIT))
+    for shift, parts in split.items():
+        print(f"| {shift} | " + " | ".join(_split_cell(d) for d in parts.values()) + " |")
+
+
+def _split_cell(delays: list[int | None]) -> str:
+    hit = [d for d in delays if d is not None]
+    if not hit:
+        return f"0/{len(delays)}"
+    return (f"{len(hit)}/{len(delays)}, {int(np.median(hit))} / "
+            f"{int(np.percentile(hit, 90))}")
 
 
 if __name__ == "__main__":

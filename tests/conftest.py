@@ -177,7 +177,7 @@ class ApiData:
     frames_dir: Path
 
 
-def _monitor_outputs(n: int = 220, shift_at: int = 140) -> tuple[list, list]:
+def _monitor_outputs(n: int = 300, shift_at: int = 140) -> tuple[list, list]:
     """A real monitor over predictions whose confidence drops at ``shift_at``."""
     import numpy as np
 

@@ -229,6 +229,7 @@ class StreamMonitor:
                 tolerance=spec.tolerance,
                 track=track if spec.tracking else 0.0,
                 twin_k=spec.twin_k,
+                smooth=spec.smooth,
             )
             for spec in SIGNALS
         }
@@ -672,6 +673,9 @@ class StreamMonitor:
         if s.pending_labels is not None:
             m.pending_labels = PendingLabels.from_state(s.pending_labels)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
+        for spec in SIGNALS:  # a checkpoint from before a signal's smoothing changed
+            if spec.name in m.signals:
+                m.signals[spec.name].adopt_smoothing(spec.smooth)
         m.first_ts, m.event_rate = s.first_ts, s.event_rate
         m.controls = MonitorControls.from_state(s.controls)
         m.camera = CameraRecord.from_state(s.camera) if s.camera is not None else None

@@ -66,18 +66,18 @@ def test_the_api_serves_the_fleet_a_stream_its_alerts_and_publishes_signed_contr
         sig = next(s for s in stream["signals"] if s["signal"] == SIGNAL)
         assert len(sig["series"]) == data.snapshots  # one point per snapshot, none twice
         indices = [p["index"] for p in sig["series"]]
-        assert indices == sorted(indices) and indices[-1] == 219
+        assert indices == sorted(indices) and indices[-1] == 299
         calibrated = [p for p in sig["series"] if p["threshold"] is not None]
         assert calibrated and all(p["tolerance"] > 0 and p["baseline"] is not None
                                   for p in calibrated)
         assert [c["alert_id"] for c in sig["change_points"]] == data.alert_ids
-        assert sig["change_points"][0]["change_index"] == 140
+        assert sig["change_points"][0]["change_index"] == 186  # the EWMA's lag: shift at 140
         assert (sig["snoozed_until"], sig["disabled"], stream["controls"]) == (None, False, [])
         assert {a["lifecycle"] for a in stream["recent_alerts"]} == {"firing"}
 
         one = http.get(f"/api/v1/streams/{STREAM}/signals/{SIGNAL}?points=10",
                        headers=auth).json()
-        assert len(one["series"]) == 10 and one["series"][-1]["index"] == 219
+        assert len(one["series"]) == 10 and one["series"][-1]["index"] == 299
         assert http.get(f"/api/v1/streams/{STREAM}/signals/nope", headers=auth
                         ).status_code == 404
         assert http.get("/api/v1/streams/nope", headers=auth).status_code == 404
@@ -87,7 +87,7 @@ def test_the_api_serves_the_fleet_a_stream_its_alerts_and_publishes_signed_contr
         detail = http.get(f"/api/v1/alerts/{data.alert_ids[0]}", headers=auth).json()
         assert (detail["alert"]["signal"], detail["lifecycle"]) == (SIGNAL, "firing")
         stored = [f for f in detail["frames_before"] + detail["frames_after"] if f["url"]]
-        assert [f["frame_id"] for f in stored] == ["p139"]
+        assert [f["frame_id"] for f in stored] == ["p185"]  # before the change point, 186
         assert "1 of 3 example frames" in detail["frames_note"]
         frame = http.get(stored[0]["url"], headers=auth)
         assert frame.content.startswith(b"\xff\xd8") and frame.status_code == 200

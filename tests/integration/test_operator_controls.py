@@ -150,15 +150,17 @@ def test_controls_change_what_a_running_worker_emits_and_redis_mirrors_the_topic
             states.until(worker, log, controlled, "snapshots with the controls")
             with Publisher(settings.bootstrap_servers) as pub:
                 _publish(pub, topics.predictions, C, n, REFERENCE_SIZE, 0.85)  # recalibrates
+                # Twice the reference: output.confidence watches an EWMA (half-life
+                # 150), which stream C's recalibrated detector needs 61 events to clear.
                 for s in (A, B, C, D):
-                    _publish(pub, topics.predictions, s, 2 * n, REFERENCE_SIZE, 0.45)
+                    _publish(pub, topics.predictions, s, 2 * n, 2 * REFERENCE_SIZE, 0.45)
 
             fired = alerts.until(
                 worker, log, lambda seen: all(_of(seen, s) for s in (A, C, D)), "alerts")
             _cli(env, "ack", D, SIGNAL, "--by", "ops", "--reason", "new lens fitted")
             _cli(env, "unsnooze", A, SIGNAL, "--by", "ana")
             with Publisher(settings.bootstrap_servers) as pub:
-                _publish(pub, topics.predictions, A, 3 * n, REFERENCE_SIZE, 0.85)  # back
+                _publish(pub, topics.predictions, A, 4 * n, REFERENCE_SIZE, 0.85)  # back
             alerts.until(worker, log, lambda seen: len(_of(seen, A)) == 2
                          and len(_of(seen, D)) == 2, "lifecycle events")
 

@@ -52,7 +52,7 @@ def test_the_page_shows_a_chart_and_an_alert_and_a_snooze_click_publishes_a_sign
         item.click()
         detail = wait.until(ec.visibility_of_element_located((By.ID, "alert-detail")))
         wait.until(lambda b: "output.confidence fell" in detail.text)
-        assert "p139" in detail.text and "(not stored)" in detail.text
+        assert "p185" in detail.text and "(not stored)" in detail.text
         wait.until(lambda b: b.execute_script(
             "const i = document.querySelector('#alert-detail img');"
             "return i !== null && i.src.startsWith('blob:');"))

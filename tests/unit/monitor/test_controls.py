@@ -1,8 +1,10 @@
 """Operator controls and alert lifecycles through the router (what the worker and replay run).
 
 The stream: predictions whose confidence wanders (AR(1), rho 0.85) around
-0.8, drops by 0.4 at event 1000 (the alert fires at 1006) and comes back
-at 1700. Predictions, not embeddings: the same controls, a fifth of the time.
+0.8, drops by 0.4 at event 1000 (the alert fires at 1071: the signal's
+detector watches the confidence's EWMA, half-life 150) and comes back at 1700
+(the re-referenced signal reports that too, at 1868). Predictions, not
+embeddings: the same controls, a fifth of the time.
 """
 
 from __future__ import annotations
@@ -73,12 +75,16 @@ def test_an_alert_resolves_when_its_signal_is_back_and_snooze_silences_it(events
                            reason="lens cleaning", command_id="c-snooze")
     router, alerts = route(events, {500: snooze})
     first = next(a for a in alerts if a.signal == BRIGHT)
-    assert first.detected_index == 1006
+    assert first.detected_index == 1071
     # Snoozed: detected and recorded, but no one is paged; then resolved, same id.
+    # The return is a change of the re-referenced signal: a second (snoozed) alert.
+    back = next(a for a in alerts if a.signal == BRIGHT and a.alert_id != first.alert_id)
+    assert back.detected_index == 1868 and back.observed > back.expected
     assert _bright(alerts) == [(first.alert_id, "firing", False),
-                               (first.alert_id, "resolved", False)]
-    r = alerts[-1]
-    assert r.lifecycle_event_id == "p1738" and r.detected_index == first.detected_index
+                               (first.alert_id, "resolved", False),
+                               (back.alert_id, "firing", False)]
+    r = next(a for a in alerts if a.lifecycle == "resolved")
+    assert r.lifecycle_event_id == "p1737" and r.detected_index == first.detected_index
     assert r.message == first.message and "back within" in (r.lifecycle_reason or "")
     # Without the snooze: the same events, deterministically (a replay equals the
     # worker), only ``notify`` differs.
@@ -86,7 +92,7 @@ def test_an_alert_resolves_when_its_signal_is_back_and_snooze_silences_it(events
         == [a.model_dump(exclude={"ts", "notify"}) for a in plain if a.lifecycle != "firing"]
     assert [a.alert_id for a in alerts] == [a.alert_id for a in plain]
     assert all(a.notify for a in plain)
-    assert r.ts == events[1738].ts
+    assert r.ts == events[1737].ts
     mon = router.registry.monitors[("cam", "v1")]
     view = mon.snapshot().controls
     assert view.snoozed[BRIGHT].by == "ops" and view.snoozed[BRIGHT].reason == "lens cleaning"
