@@ -319,7 +319,7 @@ SIGNALS: tuple[SignalSpec, ...] = (
         "output.class_mix", "mix_cusum", 17, (Prediction,), None, None, False,
         reference="class_mix_reference_size",
         what="predicted top class: per class (classes under 5% of the reference pooled) a "
-        "CUSUM of its share tripling or falling to a third, against the mix of 5 minutes "
+        "CUSUM of its share quadrupling or falling to a quarter, against the mix of 5 minutes "
         "earlier (tracked, half-life 5 minutes at 10 predictions/s)",
         why="a class whose share changes and stays (a new route, a vanished object), new or "
         "vanished classes; the mix's own slow wander is followed",

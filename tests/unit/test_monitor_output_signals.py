@@ -264,11 +264,11 @@ def test_new_classes_that_stay_are_confirmed_after_min_duration_and_alert_once()
     alerts = [a for e in camera_predictions(4200, seed=14, new_at=3000) for a in mon.observe(e)]
     # Pinned on this seeded stream: confirmed 449 predictions after the change point.
     # Since output.class_mix is MixCusum the mix test sees the same change too (the
-    # "other" bin went from ~0 to half the predictions), 264 predictions later; the
+    # "other" bin went from ~0 to half the predictions), 122 predictions later; the
     # chi-squared test's 5x envelope had kept it quiet.
     assert [(a.signal, a.detector, a.detected_index, a.change_frame_index)
             for a in alerts] == [("output.new_classes", "cusum", 3491, 3042),
-                                 ("output.class_mix", "mix_cusum", 3755, 3027)]
+                                 ("output.class_mix", "mix_cusum", 3613, 3027)]
     assert mon.novelty.horizon == 450 + 2 * 100
     clean = StreamMonitor("cam", "v1", settings)
     assert [a for e in camera_predictions(4200, seed=14) for a in clean.observe(e)] == []
