@@ -63,6 +63,8 @@ P_MIN = 1e-4
 # The "same class again" persistence is capped here: a reference of a single
 # class that never changes would otherwise make every repeat weightless.
 S_MAX = 0.99
+# The run length simulated directly; the threshold for longer ones is extended.
+SIM_ERT = 20_000.0
 
 
 class MixCusumState(DetectorState):
@@ -398,8 +400,8 @@ class MixCusum(Detector[MixCusumState]):
         lag_blocks: int = 30,
         halflife: float = 3000.0,
         seed: int = 0,
-        n_streams: int = 200,
-        horizon: int = 30_000,
+        n_streams: int = 100,
+        horizon: int = 20_000,
     ) -> Self:
         """Bins, persistence and a threshold for ``ert`` updates per false alarm.
 
@@ -408,7 +410,7 @@ class MixCusum(Detector[MixCusumState]):
         The reference's tail (whole blocks, at most ``lag_blocks``) fills the
         lag. The threshold comes from ``n_streams`` sticky-Markov surrogates
         of ``horizon`` updates (``mix_cusum_paths``; the run length beyond
-        them is extrapolated by ``processors.calibration``): 1-3 s.
+        them is extended with slope 1 in ``log ARL``, see the code).
         """
         labels = np.asarray(reference, dtype=float).ravel()
         if labels.size < 2 * block or not np.isfinite(labels).all():
@@ -432,18 +434,22 @@ class MixCusum(Detector[MixCusumState]):
         burn = min(0.5, (lag_blocks * block + 2 * halflife) / paths.shape[1])
         est = calibration.ArlEstimator(paths, n_groups=calibration.N_GROUPS,
                                        burn_fraction=burn)
-        # A log-likelihood ratio's run length grows like exp(h): slope 1 where
-        # the simulated one cannot be fitted.
-        fit = calibration.solve_threshold(est, ert, slope_hint=1.0)
-        # Extrapolated over several decades of run length, the simulated
-        # threshold scatters (+-25% between seeds); it never goes below what
-        # a known baseline needs: a log-likelihood-ratio CUSUM's run length is
-        # at least exp(h) (Lorden), so 2 n_bins of them need ln(2 n_bins ert).
+        # Simulated to a run length the surrogates reach (``SIM_ERT``), then
+        # extended with a log-likelihood ratio's slope: its run length grows
+        # like exp(h). (Solving for ``ert`` itself extrapolated a fitted slope
+        # over 4 decades: thresholds 15-33 between seeds for one reference, and
+        # 10x the simulation, 1-3 s per calibration, to narrow it.) Never
+        # below what a known baseline needs: a log-likelihood-ratio CUSUM's run
+        # length is at least exp(h) (Lorden), so 2 n_bins of them need
+        # ln(2 n_bins ert); estimating the baseline can only add to it.
+        reach = min(float(ert), SIM_ERT)
+        fit = calibration.solve_threshold(est, reach, slope_hint=1.0)
+        simulated = fit.threshold + math.log(ert / reach)
         floor = math.log(2 * n_bins * ert)
         info = {"ert": float(ert), "seed": int(seed), "persistence": stay, "fit": fit.as_dict(),
-                "floor": floor}
+                "simulated": simulated, "floor": floor}
         return cls(_smoothed(np.bincount(idx, minlength=n_bins)).tolist(), classes,
-                   max(fit.threshold, floor), lag=tail_blocks(idx, n_bins, block, lag_blocks),
+                   max(simulated, floor), lag=tail_blocks(idx, n_bins, block, lag_blocks),
                    last=int(idx[-1]), calibration=info, **params)
 
 
