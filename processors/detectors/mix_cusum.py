@@ -422,8 +422,9 @@ class MixCusum(Detector[MixCusumState]):
         assert classes is not None
         n_bins = len(classes) + 1
         stay = min(S_MAX, _persistence(labels, idx, True))
-        params = {"ratio": ratio, "min_shift": min_shift, "stay": stay,
-                  "block": block, "lag_blocks": lag_blocks, "halflife": halflife}
+        params: dict[str, Any] = {"ratio": ratio, "min_shift": min_shift, "stay": stay,
+                                  "block": block, "lag_blocks": lag_blocks,
+                                  "halflife": halflife}
         rng = np.random.default_rng(seed)
         p_ref = np.bincount(idx, minlength=n_bins) / idx.size
         sims = sticky_markov(rng, p_ref, stay, n_streams, idx.size + horizon)
