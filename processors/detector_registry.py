@@ -139,9 +139,13 @@ def class_mix_detector(labels: np.ndarray, ert: float, *, seed: int = 0) -> ChiS
 # quadrupling (or falling to a quarter): a share that moves by less than
 # ~x2.2 ((r - 1) / ln r) drifts it down. Tuned on the simulated cameras 21-24
 # (bench/README.md): at 3 the wander alone (shares x2 against the baseline for
-# minutes) fired 2 times in 50,000 clean frames of one camera; at 4, 1 in
-# 792,000 frames of four, catching a class tripling on 2 of the 4.
+# minutes) fired 2 times in 50,000 clean frames of one camera.
 MIX_RATIO = 4.0
+# ... and the calibrated threshold (sticky-Markov surrogates, whose mix does not
+# wander) is doubled: at 1x the clean wander of cameras 21-23 crossed it 39 times in
+# 3 x 1,000,000 frames (0.5 camera-weeks), at 1.5x 7 times, at 1.75x and 2x never
+# (the tripled class on camera 21: 1,325 / 2,042 / 2,448 / 2,747 frames).
+MIX_MARGIN = 2.0
 MIX_BLOCK = 100
 MIX_LAG_BLOCKS = 30
 MIX_HALFLIFE = 3000.0
@@ -163,7 +167,7 @@ def mix_cusum_detector(labels: np.ndarray, ert: float, *, seed: int = 0) -> MixC
     labels = np.asarray(labels, dtype=float)
     block = max(1, min(MIX_BLOCK, labels.size // 4))
     return MixCusum.calibrated(labels, ert, bins=MIX_BINS, min_share=MIX_MIN_SHARE,
-                               ratio=MIX_RATIO, block=block,
+                               ratio=MIX_RATIO, margin=MIX_MARGIN, block=block,
                                lag_blocks=round(MIX_LAG_BLOCKS * MIX_BLOCK / block),
                                halflife=MIX_HALFLIFE, seed=seed)
 

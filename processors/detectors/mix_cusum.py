@@ -399,6 +399,7 @@ class MixCusum(Detector[MixCusumState]):
         block: int = 100,
         lag_blocks: int = 30,
         halflife: float = 3000.0,
+        margin: float = 1.0,
         seed: int = 0,
         n_streams: int = 100,
         horizon: int = 20_000,
@@ -410,7 +411,8 @@ class MixCusum(Detector[MixCusumState]):
         The reference's tail (whole blocks, at most ``lag_blocks``) fills the
         lag. The threshold comes from ``n_streams`` sticky-Markov surrogates
         of ``horizon`` updates (``mix_cusum_paths``; the run length beyond
-        them is extended with slope 1 in ``log ARL``, see the code).
+        them is extended with slope 1 in ``log ARL``, see the code), times
+        ``margin``: the surrogates' mix does not wander, a camera's does.
         """
         labels = np.asarray(reference, dtype=float).ravel()
         if labels.size < 2 * block or not np.isfinite(labels).all():
@@ -448,9 +450,9 @@ class MixCusum(Detector[MixCusumState]):
         simulated = fit.threshold + math.log(ert / reach)
         floor = math.log(2 * n_bins * ert)
         info = {"ert": float(ert), "seed": int(seed), "persistence": stay, "fit": fit.as_dict(),
-                "simulated": simulated, "floor": floor}
+                "simulated": simulated, "floor": floor, "margin": float(margin)}
         return cls(_smoothed(np.bincount(idx, minlength=n_bins)).tolist(), classes,
-                   max(simulated, floor), lag=tail_blocks(idx, n_bins, block, lag_blocks),
+                   margin * max(simulated, floor), lag=tail_blocks(idx, n_bins, block, lag_blocks),
                    last=int(idx[-1]), calibration=info, **params)
 
 
