@@ -35,12 +35,14 @@ from processors.detectors import (
 )
 from processors.detectors.base import Detector, DetectorState
 from processors.detectors.cusum import Side, cusum_paths
+from processors.detectors.mix_cusum import MixCusum
 from processors.detectors.state import StateVersionError, load_with
 from processors.detectors.windowed import window_paths
 
 # Every detector class a checkpoint may name (its ``State`` model's ``type``).
 DETECTOR_CLASSES: tuple[type[Detector[Any]], ...] = (
     Adwin, Cusum, Ddm, PageHinkley, ChiSquaredMix, PSI, WindowedKS, WindowedMMD, PCADetector,
+    MixCusum,
 )
 _CLASSES: dict[str, type[Detector[Any]]] = {cls.name: cls for cls in DETECTOR_CLASSES}
 _CLASS_OF_MODEL: dict[type[Any], type[Detector[Any]]] = {
@@ -127,6 +129,47 @@ def class_mix_detector(labels: np.ndarray, ert: float, *, seed: int = 0) -> ChiS
     threshold = max(det.threshold, MIX_ENVELOPE * envelope)
     return ChiSquaredMix(det.probs.tolist(), window, threshold, classes=det.classes,
                          calibration=info)
+
+
+# The class-mix CUSUMs (``MixCusum``, the detector of ``output.class_mix``): blocks of
+# 100 predictions (10 s at 10 frames/s) wait 30 blocks (5 min) before they enter
+# the baseline mix, whose half-life is 3,000 predictions (5 min): a change is
+# tested against the mix of before it for 5 minutes, while a mix that wanders
+# over 10 minutes is followed. Each class's CUSUM is tuned to its share
+# quadrupling (or falling to a quarter): a share that moves by less than
+# ~x2.2 ((r - 1) / ln r) drifts it down. Tuned on the simulated cameras 21-24
+# (bench/README.md): at 3 the wander alone (shares x2 against the baseline for
+# minutes) fired 2 times in 50,000 clean frames of one camera.
+MIX_RATIO = 4.0
+# ... and the calibrated threshold (sticky-Markov surrogates, whose mix does not
+# wander) is doubled: at 1x the clean wander of cameras 21-23 crossed it 39 times in
+# 3 x 1,000,000 frames (0.5 camera-weeks), at 1.5x 7 times, at 1.75x and 2x never
+# (the tripled class on camera 21: 1,325 / 2,042 / 2,448 / 2,747 frames).
+MIX_MARGIN = 2.0
+MIX_BLOCK = 100
+MIX_LAG_BLOCKS = 30
+MIX_HALFLIFE = 3000.0
+
+
+def mix_cusum_detector(labels: np.ndarray, ert: float, *, seed: int = 0) -> MixCusum:
+    """Per-class CUSUMs against a lagged tracking mix, classes under 5% pooled (see above).
+
+    A reference shorter than four blocks gets blocks of a quarter of its length.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> ref = rng.choice([0, 1, 2, 3], p=[0.6, 0.3, 0.08, 0.02], size=200)
+    >>> det = mix_cusum_detector(ref, ert=10_000)
+    >>> det.classes, det.block, det.lag_blocks * det.block
+    ([0, 1, 2], 50, 3000)
+    """
+    labels = np.asarray(labels, dtype=float)
+    block = max(1, min(MIX_BLOCK, labels.size // 4))
+    return MixCusum.calibrated(labels, ert, bins=MIX_BINS, min_share=MIX_MIN_SHARE,
+                               ratio=MIX_RATIO, margin=MIX_MARGIN, block=block,
+                               lag_blocks=round(MIX_LAG_BLOCKS * MIX_BLOCK / block),
+                               halflife=MIX_HALFLIFE, seed=seed)
 
 
 def is_constant(reference: np.ndarray) -> bool:
@@ -290,6 +333,9 @@ KINDS: dict[str, Kind] = {
     # (every window of other classes is then a change).
     "chi2_mix": Kind(lambda ref, ert, seed, tol, track: class_mix_detector(ref, ert, seed=seed),
                      "classes"),
+    # The same, against a lagged mix that tracks slow wander (output.class_mix's).
+    "mix_cusum": Kind(lambda ref, ert, seed, tol, track: mix_cusum_detector(ref, ert, seed=seed),
+                      "classes"),
     "adwin": Kind(lambda ref, ert, seed, tol, track: Adwin(), "bits"),
     "ddm": Kind(lambda ref, ert, seed, tol, track: Ddm(), "bits"),
     # The reference embeddings' PCA projections, (n, k).
@@ -340,8 +386,8 @@ def make_detector(
     and ignores ``reference``.
 
     >>> sorted(KINDS)  # doctest: +NORMALIZE_WHITESPACE
-    ['adwin', 'chi2_mix', 'cusum', 'cusum_up', 'ddm', 'page_hinkley', 'pca_cusum', 'psi',
-     'tolerance_up', 'windowed_ks', 'windowed_mmd']
+    ['adwin', 'chi2_mix', 'cusum', 'cusum_up', 'ddm', 'mix_cusum', 'page_hinkley', 'pca_cusum',
+     'psi', 'tolerance_up', 'windowed_ks', 'windowed_mmd']
     """
     entry = KINDS.get(kind)
     if entry is None:

@@ -333,12 +333,15 @@ SIGNALS: tuple[SignalSpec, ...] = (
         "4 scenes",
     ),
     SignalSpec(
-        "output.class_mix", "chi2_mix", 17, (Prediction,), None, None, False,
+        # MixCusum (processors/detectors/mix_cusum.py); was chi2_mix, blind to a class
+        # tripling on a wandering mix (bench/README.md, model-output shifts).
+        "output.class_mix", "mix_cusum", 17, (Prediction,), None, None, False,
         reference="class_mix_reference_size",
-        what="predicted top class, chi-squared on a window of 100 against the reference mix "
-        "(classes under 5% of the reference pooled)",
-        why="new or vanished classes; its reference is `CLASS_MIX_REFERENCE_SIZE` predictions "
-        "(a classifier's mix on a wandering camera moves on a scale of minutes)",
+        what="predicted top class: per class (classes under 5% of the reference pooled) a "
+        "CUSUM of its share quadrupling or falling to a quarter, against the mix of 5 minutes "
+        "earlier (tracked, half-life 5 minutes at 10 predictions/s)",
+        why="a class whose share changes and stays (a new route, a vanished object), new or "
+        "vanished classes; the mix's own slow wander is followed",
     ),
     SignalSpec(
         # Clean cameras never exceeded 0.05; half the frames of unseen classes: 0.26 in 50.

@@ -40,7 +40,7 @@ def test_every_kind_is_a_registered_detector_kind():
 
     ref = np.random.default_rng(0).normal(size=200)
     for spec in SIGNALS:
-        values = np.abs(ref).round() if spec.kind == "chi2_mix" else ref
+        values = np.abs(ref).round() if spec.kind in ("chi2_mix", "mix_cusum") else ref
         det = make_detector(spec.kind, values, ert=10_000, seed=spec.seed,
                             tolerance=spec.tolerance[1] if spec.tolerance else None)
         assert det.threshold == det.threshold or spec.kind == "adwin", spec.name
