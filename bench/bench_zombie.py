@@ -68,21 +68,10 @@ def main() -> None:
     with LocalBroker(log_dir=tmp) as broker:
         settings = Settings(bootstrap_servers=broker.bootstrap, topic_prefix="zombie",
                             partitions=PARTITIONS, consumer_group="zombie.g",
-                            data_dir=tmp / "data")
+                            data_dir=tmp / "data", monitor=MONITOR, silent_after_s=0,
+                            state_every=20, state_interval_s=2)
         ensure_topics(broker.bootstrap, settings.topics, PARTITIONS)
         env = settings_env(settings)
-        env.update(
-            DRIFTLINE_MONITOR__REFERENCE_SIZE=str(MONITOR.reference_size),
-            DRIFTLINE_MONITOR__COOLDOWN=str(MONITOR.cooldown),
-            DRIFTLINE_MONITOR__CLASS_MIX_REFERENCE_SIZE=str(MONITOR.class_mix_reference_size),
-            DRIFTLINE_MONITOR__EMBEDDING_DIM=str(MONITOR.embedding_dim),
-            DRIFTLINE_MONITOR__ERT=str(MONITOR.ert),
-            DRIFTLINE_MONITOR__MIN_DURATION=str(MONITOR.min_duration),
-            DRIFTLINE_MONITOR__GLOBAL_MIN_DURATION=str(MONITOR.global_min_duration),
-            DRIFTLINE_SILENT_AFTER_S="0",
-            DRIFTLINE_STATE_EVERY="20",
-            DRIFTLINE_STATE_INTERVAL_S="2",
-        )
         streams = {f"edge-{j}": [encode(p) for p in edge_stream(
             f"edge-{j}", 20 + j, flat_at=(60 + 40 * j) if j % 2 else None,
             shift_at=(90 + 30 * j) if j % 2 == 0 else None)] for j in range(STREAMS)}
