@@ -236,6 +236,7 @@ class StateRestorer:
         self.registry = registry
         self.input_topics = input_topics
         self.assigned: set[int] | None = None  # None: no assignment seen yet
+        self.group_generation: int | None = None  # the consumer group's, at the last one
         self.restored: set[int] = set()
         self.restores = 0
         # Alerts already on the alerts topic: not produced again when a
@@ -257,9 +258,24 @@ class StateRestorer:
         if self._stopping:
             raise asyncio.CancelledError("the worker is stopping")
 
-    def assign(self, partitions: set[int]) -> None:
-        """The input partitions faust assigned to this worker (all of them, after a rebalance)."""
-        lost = (self.assigned or set()) - partitions
+    def assign(self, partitions: set[int], group_generation: int | None = None) -> None:
+        """The input partitions faust assigned to this worker (all of them, after a rebalance).
+
+        A ``group_generation`` that is not the previous one plus one means
+        the group rebalanced without this worker (expelled: frozen, or cut
+        off, past its session timeout): every partition it held may have
+        been another worker's since, so all count as lost, even those
+        assigned again (a zombie's live monitors miss what the other worker
+        applied; ``bench/bench_zombie.py``).
+        """
+        before, self.group_generation = self.group_generation, group_generation
+        rejoined = (group_generation is not None and before is not None
+                    and group_generation != before + 1)
+        lost = (self.assigned or set()) - (set() if rejoined else partitions)
+        if rejoined:
+            log.warning("rejoined the group (generation %s after %s): partitions %s may have "
+                        "moved meanwhile; their monitors are restored again",
+                        group_generation, before, sorted(lost))
         self.assigned = set(partitions)
         self.generation += 1
         self.restored -= lost
@@ -478,7 +494,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     def on_assigned(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[Any] = args[0]  # faust: receiver(app, assigned, signal=...)
         parts = {tp.partition for tp in assigned if tp.topic in input_topics}
-        restorer.assign(parts)  # (also: the dead-letter topic is read again)
+        # (also: the dead-letter topic is read again)
+        restorer.assign(parts, app.consumer_generation_id)
         ready_line("worker", [topics.frames, *sorted(input_topics)],
               f"{len(parts)} of {settings.partitions} partitions assigned")
         if parts:
