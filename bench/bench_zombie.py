@@ -35,6 +35,7 @@ from driftline.local_infra import LocalBroker, ensure_topics, settings_env
 from driftline.settings import Settings
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, replay_lines
+from processors.stream_app import read_restore_topics
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
 from schemas.wire import decode_as, encode
@@ -145,6 +146,11 @@ def main() -> None:
               f"(a snapshot after one that covered more): {len(regressions)} {regressions[:5]}")
         print("latest snapshot behind the best one:",
               {k.decode(): (latest[k], best[k]) for k in best if latest[k] < best[k]})
+        # What a restore installs now (processors.snapshot_order): not the latest.
+        restored, _ = read_restore_topics(settings)
+        print("a restore now installs a snapshot behind the best one for:",
+              {k.decode(): (s.events_seen, best[k]) for k, v in restored.items()
+               if (s := decode_as(StreamState, v)).events_seen < best[k]})
         offsets: dict[int, list[int]] = {}
         for _, _, part, offset in snaps:
             offsets.setdefault(part, []).append(offset)

@@ -83,6 +83,7 @@ from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.router import Rejected, Router, Source
+from processors.snapshot_order import is_behind, positions_header, positions_of
 from processors.stream_metrics import route_timed, sample, snapshot_observed
 from processors.topic_reader import read_to_end
 from processors.worker_shutdown import BoundedWorker
@@ -174,9 +175,17 @@ def read_restore_topics(
     ``dead_letters``, the dead-letter topic's tail (``EmittedDeadLetters``).
     """
     latest: dict[bytes, bytes] = {}
+    kept: dict[bytes, dict[str, int] | None] = {}
+    stale = [0]
 
     def keep(msg: Any) -> None:
-        latest[msg.key() or b""] = msg.value() or b""
+        # A zombie's snapshot written after the new owner's is behind it: keep
+        # the owner's (``processors.snapshot_order``).
+        key, positions = msg.key() or b"", positions_of(msg.headers())
+        if is_behind(positions, kept.get(key)):
+            stale[0] += 1
+            return
+        latest[key], kept[key] = msg.value() or b"", positions
 
     handlers: dict[str, Callable[[Any], None]] = {settings.topics.state: keep}
     if alerts is not None:
@@ -185,6 +194,9 @@ def read_restore_topics(
         handlers[settings.topics.dead_letter] = dead_letters
     counts = read_to_end(settings, handlers, quiet_s=quiet_s, stop=stop,
                          tail={settings.topics.dead_letter: TAIL})
+    if stale[0]:
+        log.warning("restore: %d snapshots written after newer ones of their stream (an "
+                    "expelled worker's) were left out", stale[0])
     return latest, counts
 
 
@@ -622,7 +634,8 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         entries = [dirty.pop(k) for k in keys]
         await asyncio.gather(*[
             await state_out.send(key=f"{mon.stream_id}|{mon.model_version}".encode(),
-                                 value=snapshot_bytes(mon))
+                                 value=snapshot_bytes(mon),
+                                 headers=dict((positions_header(mon.positions),)))
             for mon, _, _ in entries])
         metrics.count_out(topics.state, len(entries))
         metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - started)

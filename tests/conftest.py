@@ -129,6 +129,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
+    headers: list[tuple[str, bytes]] | None = None
 
 
 @pytest.fixture
@@ -154,7 +155,8 @@ def read_topic(broker: str) -> Callable[..., list[Record]]:
                 m = c.poll(0.2)
                 if m is None or m.error():
                     continue
-                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value() or b""))
+                out.append(Record(m.topic(), m.partition(), m.offset(), m.key(), m.value() or b"",
+                                  m.headers()))
             return out
         finally:
             c.close()

@@ -31,6 +31,7 @@ from driftline.local_infra import settings_env
 from driftline.settings import Settings
 from processors.monitor import MonitorRegistry
 from processors.replay import Fired, replay_lines
+from processors.snapshot_order import positions_of
 from producers.publisher import Publisher
 from schemas.events import Alert, StreamState
 from schemas.wire import decode_as, encode
@@ -123,8 +124,12 @@ def test_sigterm_under_load_exits_0_with_its_state_committed(
     # Committed: every applied event is in its stream's last snapshot, and the
     # group's committed offsets are right behind them. A restart resumes there:
     # nothing applied twice, nothing lost, no alert fired again.
-    latest = {r.key: decode_as(StreamState, r.value)
-              for r in read_topic(settings.topics.state, 1, timeout_s=10, then_s=1.0)}
+    records = read_topic(settings.topics.state, 1, timeout_s=10, then_s=1.0)
+    latest = {r.key: decode_as(StreamState, r.value) for r in records}
+    # Each snapshot names the input it covers in a header, so a restore can
+    # tell an expelled worker's late stale snapshot (processors.snapshot_order).
+    assert all(positions_of(r.headers) == decode_as(StreamState, r.value).monitor["positions"]
+               for r in records)
     seen = {s.stream_id: s.events_seen for s in latest.values()}
     assert sum(seen.values()) == _applied(log) >= 300
     assert 0 < seen["calib-0"] <= CALIBRATING
