@@ -30,13 +30,13 @@ import orjson
 POSITIONS_HEADER = "driftline-positions"
 
 
-def positions_header(positions: Mapping[str, int]) -> tuple[str, bytes]:
-    """The header a snapshot carries: its monitor's input positions as JSON.
+def positions_header(positions: Mapping[str, int]) -> dict[str, bytes]:
+    """The headers a snapshot carries: its monitor's input positions as JSON.
 
     >>> positions_header({"acme.predictions:0": 41})
-    ('driftline-positions', b'{"acme.predictions:0":41}')
+    {'driftline-positions': b'{"acme.predictions:0":41}'}
     """
-    return POSITIONS_HEADER, orjson.dumps(dict(positions))
+    return {POSITIONS_HEADER: orjson.dumps(dict(positions))}
 
 
 def positions_of(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, int] | None:

@@ -635,7 +635,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         await asyncio.gather(*[
             await state_out.send(key=f"{mon.stream_id}|{mon.model_version}".encode(),
                                  value=snapshot_bytes(mon),
-                                 headers=dict((positions_header(mon.positions),)))
+                                 headers=positions_header(mon.positions))
             for mon, _, _ in entries])
         metrics.count_out(topics.state, len(entries))
         metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - started)

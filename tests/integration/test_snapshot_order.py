@@ -31,7 +31,7 @@ def test_a_stale_snapshot_written_last_is_not_restored(settings: Settings):
         (b"cam-3|v1", b"older build", None),  # no header: the last one written
     ]
     for key, value, positions in records:
-        headers = [positions_header(positions)] if positions is not None else None
+        headers = positions_header(positions) if positions is not None else None
         producer.produce(state, key=key, value=value, headers=headers, partition=0)
     assert producer.flush(30) == 0
 
