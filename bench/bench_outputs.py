@@ -25,6 +25,14 @@ peers): false alarms of the output signals over camera-days (864,000 frames
 per camera x 7 cameras = 1 camera-week at 10 frames/s)::
 
     python -m bench.bench_outputs --long-frames 864000 --workers 2
+
+``--sensitivity``: instead, each output shift at several sizes (the class's
+share x1.5 to x6, the confidence's logit -0.3 to -1.5) on the seven cameras
+and on fourteen more (28-41) that no parameter was chosen on, at the default
+budget: detection rate and delay against Lorden's lower bound
+(``bench.output_bounds``) for the stream's change::
+
+    python -m bench.bench_outputs --sensitivity --workers 2
 """
 
 from __future__ import annotations
@@ -37,7 +45,21 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from bench.bench_quality import signal_counts
-from bench.simulated_classifier import CLASSES, SHIFTS, classifier_outputs, top_scores
+from bench.output_bounds import (
+    long_run_variance,
+    lorden_delay,
+    markov_kl_rate,
+    mean_shift_kl_rate,
+)
+from bench.simulated_classifier import (
+    CLASSES,
+    SHIFTS,
+    STICK,
+    base_mix,
+    classifier_outputs,
+    top_scores,
+    tripled,
+)
 
 FPS = 10.0
 WEEK_FRAMES = FPS * 7 * 24 * 3600
@@ -56,6 +78,14 @@ CAMERAS = tuple(range(21, 28))
 BUDGETS = (1.0, 100.0, 10_000.0)
 LOOSE = 10_000.0  # the shift table's second driftline column: the loosest budget
 ALIBI_REF = slice(400, 2400, 4)
+# --sensitivity: sizes per shift (class_mix: the share's factor; confidence: the logit
+# drop) and fourteen cameras more, none of which chose a parameter.
+MIX_FACTORS = (1.5, 2.0, 3.0, 4.0, 6.0)
+CONF_DROPS = (0.3, 0.6, 1.0, 1.5)
+EXTRA_CAMERAS = tuple(range(28, 42))
+# Batch of the confidence's long-run variance (Lorden's bound): 12 correlation times
+# of the lighting swing (bench.simulated_classifier.SWING_TAU).
+LRV_BATCH = 600
 
 
 def monitor_alerts(out: dict[str, np.ndarray], budget: float = 1.0
@@ -86,6 +116,36 @@ def peer_values(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     onehot = np.eye(len(CLASSES))[out["top"]]
     return {"keys": np.array(["confidence", "entropy", *CLASSES]),
             "values": np.column_stack([out["confidence"], ent, onehot])}
+
+
+def shift_bound(seed: int, shift: str, shifted: dict[str, np.ndarray],
+                size: float | None = None, clean_hour: np.ndarray | None = None
+                ) -> tuple[float, float]:
+    """(effect, Lorden's bound in frames) of one camera's shift at one false alarm per week.
+
+    The effect is the changed class's share factor after renormalising
+    (class-mix shifts) or the drop of the mean confidence over the delay
+    window against the clean stream of the same draws (confidence drops;
+    its long-run variance from ``clean_hour``, the camera's clean hour's
+    confidences, made here when not given). The bound is
+    ``bench.output_bounds.lorden_delay`` for a detector spending the stream's
+    whole weekly budget on this one change and knowing it exactly
+    (``new_classes``: 0, a class never seen before is certain news).
+    """
+    mix0 = base_mix(seed)
+    if shift == "new_classes":
+        return float("nan"), 0.0
+    if shift == "class_mix":
+        mix1, c = tripled(mix0, 3.0 if size is None else size)
+        return float(mix1[c] / mix0[c]), lorden_delay(WEEK_FRAMES,
+                                                     markov_kl_rate(mix0, mix1, STICK))
+    span = slice(ONSET, ONSET + WINDOW)
+    clean = classifier_outputs(seed, len(shifted["top"]))["confidence"]
+    delta = float(clean[span].mean() - shifted["confidence"][span].mean())
+    if clean_hour is None:
+        clean_hour = classifier_outputs(seed, 36_000)["confidence"]
+    lrv = long_run_variance(clean_hour[WARM:], LRV_BATCH)
+    return delta, lorden_delay(WEEK_FRAMES, mean_shift_kl_rate(delta, lrv))
 
 
 def _camera(args: tuple[int, int, tuple[float, ...], bool]) -> dict:
@@ -120,6 +180,9 @@ def _camera(args: tuple[int, int, tuple[float, ...], bool]) -> dict:
         res["cpu"]["alibi"] = time.process_time() - t0
     res["mean_conf"] = {str(k): float(v["confidence"][ONSET:].mean())
                         for k, v in streams.items()}
+    res["bound"] = {shift: shift_bound(seed, shift, streams[shift],
+                                       clean_hour=streams[None]["confidence"])[1]
+                    for shift in SHIFTS}
     return res
 
 
@@ -164,6 +227,52 @@ def long_table(cams: tuple[int, ...], frames: int, workers: int) -> None:
                   f"{len(hits) / weeks:.1f} | {where or '—'} |", flush=True)
 
 
+def _sensitivity(seed: int) -> dict:
+    """One camera's output shifts at every size of ``MIX_FACTORS`` / ``CONF_DROPS`` (a worker)."""
+    t0 = time.process_time()
+    clean = classifier_outputs(seed, ONSET + WINDOW)
+    hour = classifier_outputs(seed, 36_000)["confidence"]
+    res: dict = {"seed": seed, "driftline": {(None, 1.0): monitor_alerts(clean)}, "rows": {}}
+    for shift, sizes in (("class_mix", MIX_FACTORS), ("confidence_drop", CONF_DROPS)):
+        for size in sizes:
+            out = classifier_outputs(seed, ONSET + WINDOW, shift, ONSET, size)
+            res["driftline"][(shift, 1.0)] = monitor_alerts(out)
+            first = driftline_first(res, shift, 1.0)
+            effect, bound = shift_bound(seed, shift, out, size, hour)
+            res["rows"][(shift, size)] = (effect, bound, None if first is None else first[1])
+    res["cpu"] = time.process_time() - t0
+    return res
+
+
+def sensitivity_table(workers: int) -> None:
+    """Detection rate and delay per shift size, tuning and unseen cameras, against the bound."""
+    cams = CAMERAS + EXTRA_CAMERAS
+    t0 = time.time()
+    with ProcessPoolExecutor(workers) as ex:
+        res = list(ex.map(_sensitivity, cams))
+    print(f"# {len(cams)} cameras in {time.time() - t0:.0f} s wall, "
+          f"{sum(r['cpu'] for r in res):.0f} s CPU")
+    print(f"\n## Output shifts by size from frame {ONSET} (default budget: 1 false alarm per "
+          f"camera-week), delay within {WINDOW} frames\n")
+    print("| shift | size | effect (median) | detected | tuning 21-24 | evaluation 25-41 | "
+          "median / p90 delay | Lorden bound (median) | delay / bound (median) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for shift, sizes, unit in (("class_mix", MIX_FACTORS, "share x"),
+                               ("confidence_drop", CONF_DROPS, "logit -")):
+        for size in sizes:
+            rows = [(r["seed"], *r["rows"][(shift, size)]) for r in res]
+            hit = [d for _, _, _, d in rows if d is not None]
+            ratio = [d / b for _, _, b, d in rows if d is not None and b > 0]
+            effect = float(np.median([e for _, e, _, _ in rows]))
+            shown = f"x{effect:.2f}" if shift == "class_mix" else f"-{effect:.3f}"
+            delay = (f"{int(np.median(hit))} / {int(np.percentile(hit, 90))}" if hit else "—")
+            print(f"| {shift} | {unit}{size:g} | {shown} | {len(hit)}/{len(rows)} | "
+                  f"{_fmt([d for s, _, _, d in rows if s in TUNING])} | "
+                  f"{_fmt([d for s, _, _, d in rows if s not in TUNING])} | {delay} | "
+                  f"{np.median([b for _, _, b, _ in rows]):,.0f} | "
+                  f"{f'{np.median(ratio):.1f}' if ratio else '—'} |", flush=True)
+
+
 def _first(hits: list[int], lo: int, hi: int) -> int | None:
     late = [h - lo for h in hits if lo <= h < hi]
     return late[0] if late else None
@@ -193,7 +302,12 @@ def main() -> None:
     ap.add_argument("--no-alibi", action="store_true")
     ap.add_argument("--long-frames", type=int, default=0,
                     help="only the long clean run: frames per camera (864000 = 1 camera-day)")
+    ap.add_argument("--sensitivity", action="store_true",
+                    help="only the shifts by size, on 21 cameras, against Lorden's bound")
     args = ap.parse_args()
+    if args.sensitivity:
+        sensitivity_table(args.workers)
+        return
     if args.long_frames:
         long_table(CAMERAS[: args.cameras], args.long_frames, args.workers)
         return
@@ -242,11 +356,11 @@ def main() -> None:
     mean_conf = {k: np.mean([r["mean_conf"][k] for r in res]) for k in res[0]["mean_conf"]}
     print("Mean confidence after the onset: " + ", ".join(
         f"{k if k != 'None' else 'clean'} {v:.3f}" for k, v in mean_conf.items()) + ".\n")
-    print("| shift | detected | median delay | p90 delay | tuning 21-24 | evaluation 25-27 | "
-          "river ADWIN | river PageHinkley | "
+    print("| shift | detected | median delay | p90 delay | Lorden bound (median) | tuning 21-24 | "
+          "evaluation 25-27 | river ADWIN | river PageHinkley | "
           + ("alibi MMD | " if alibi else "") + f"driftline at {LOOSE:,.0f} / week | "
           "first signal (camera, delay) |")
-    print("|---|---|---|---|---|---|---|---|---|---|" + ("---|" if alibi else ""))
+    print("|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if alibi else ""))
     for shift in SHIFTS:
         delays, firsts = [], []
         split: dict[bool, list[int | None]] = {True: [], False: []}
@@ -270,7 +384,8 @@ def main() -> None:
                 peers["alibi"].append(_first(r["alibi"][shift], ONSET, ONSET + WINDOW))
         med = f"{int(np.median(delays))}" if delays else "—"
         p90 = f"{int(np.percentile(delays, 90))}" if delays else "—"
-        print(f"| {shift} | {len(delays)}/{len(res)} | {med} | {p90} | "
+        bound = float(np.median([r["bound"][shift] for r in res]))
+        print(f"| {shift} | {len(delays)}/{len(res)} | {med} | {p90} | {bound:,.0f} | "
               f"{_fmt(split[True])} | {_fmt(split[False])} | "
               + " | ".join(_fmt(v) for v in peers.values())
               + f" | {', '.join(firsts)} |", flush=True)

@@ -14,12 +14,13 @@ Shifts from ``onset`` (every random draw is the same as the clean stream's, so
 the frames before the onset are identical):
 
 - ``class_mix``: one class's share triples (the fourth most common, renormalised:
-  ``3s / (1 + 2s)``);
+  ``3s / (1 + 2s)``; ``size`` sets another factor);
 - ``new_classes``: half the class draws go to three classes the camera never
   showed (``NEW``), as ``driftline simulate``'s ``class_mix`` drift does;
 - ``confidence_drop``: the top-1 logit drops by 0.6 (mass moves from the top
   class to the others: lower confidence, higher entropy; about -0.1 in mean
-  confidence), ``confidence_drop_strong`` by 1.5 (about -0.25).
+  confidence), ``confidence_drop_strong`` by 1.5 (about -0.25); ``size`` sets another
+  logit drop.
 
 >>> out = classifier_outputs(seed=1, n=3000)
 >>> out["top"].shape, out["scores"].shape, bool(0.5 < out["confidence"].mean() < 0.95)
@@ -55,11 +56,16 @@ def base_mix(seed: int) -> np.ndarray:
     return np.concatenate([seen, np.zeros(len(NEW))])
 
 
-def tripled(mix: np.ndarray) -> tuple[np.ndarray, int]:
-    """``mix`` with its fourth most common class's share tripled, renormalised; that class."""
+def tripled(mix: np.ndarray, factor: float = 3.0) -> tuple[np.ndarray, int]:
+    """``mix`` with its fourth most common class's share times ``factor``, renormalised; that class.
+
+    >>> mix, c = tripled(np.array([0.4, 0.3, 0.2, 0.1]), 2.0)
+    >>> c, mix.round(3).tolist()
+    (3, [0.364, 0.273, 0.182, 0.182])
+    """
     c = int(np.argsort(mix)[::-1][3])
     out = mix.copy()
-    out[c] *= 3.0
+    out[c] *= factor
     return out / out.sum(), c
 
 
@@ -75,9 +81,13 @@ def _ar(rng: np.random.Generator, n: int, tau: float, shape: tuple[int, ...] = (
     return out
 
 
-def classifier_outputs(seed: int, n: int, shift: str | None = None, onset: int = 0
-                       ) -> dict[str, np.ndarray]:
-    """Top class index, top-1 confidence and full (n, K) scores of ``n`` frames."""
+def classifier_outputs(seed: int, n: int, shift: str | None = None, onset: int = 0,
+                       size: float | None = None) -> dict[str, np.ndarray]:
+    """Top class index, top-1 confidence and full (n, K) scores of ``n`` frames.
+
+    ``size``: the ``class_mix`` factor (default 3) or the confidence drops'
+    logit drop (default ``CONF_DROP``); the draws do not depend on it.
+    """
     if shift not in (None, *SHIFTS):
         raise ValueError(f"unknown shift {shift!r}; one of {SHIFTS}")
     mix0 = base_mix(seed)
@@ -89,7 +99,7 @@ def classifier_outputs(seed: int, n: int, shift: str | None = None, onset: int =
     noise = 0.5 * rng.normal(size=n)
     rest = rng.dirichlet(np.full(K - 1, 2.0), size=n)
     level = 1.6 + 0.3 * rng.normal(size=K)
-    mix1 = tripled(mix0)[0] if shift == "class_mix" else mix0
+    mix1 = tripled(mix0, 3.0 if size is None else size)[0] if shift == "class_mix" else mix0
     if shift == "new_classes":
         mix1 = np.concatenate([mix0[: len(SEEN)], np.zeros(len(NEW))]) / 2
         mix1[len(SEEN):] = 0.5 / len(NEW)
@@ -102,7 +112,7 @@ def classifier_outputs(seed: int, n: int, shift: str | None = None, onset: int =
         top[i] = cls
     logit = level[top] + swing + noise
     if shift in CONF_DROP:
-        logit[onset:] -= CONF_DROP[shift]
+        logit[onset:] -= CONF_DROP[shift] if size is None else size
     conf = np.clip(1.0 / (1.0 + np.exp(-logit)), 0.35, 0.999)
     others = np.minimum(rest * (1.0 - conf)[:, None], 0.99 * conf[:, None])
     scores = np.empty((n, K))
