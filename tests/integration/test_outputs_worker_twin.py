@@ -3,7 +3,7 @@
 A short run of ``bench/bench_outputs_worker.py`` on the session's broker: one
 camera's strong confidence drop (2,000 frames, onset 1,200) as ``Prediction``
 events stamped at 10 frames/s, one real ``driftline worker``, the alerts topic
-read back (~15 s, most of it the worker's start and group join). The monitor
+read back (14–16 s, most of it the worker's start and group join). The monitor
 turns its weekly budget into events with the rate it measures from the events'
 ``ts``, so the alerts are identical (ids, frames, every field but ``ts``) only
 if the same stamps reach the worker. The full bench (2 cameras x 5 streams x
