@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -60,6 +62,9 @@ from bench.simulated_classifier import (
     top_scores,
     tripled,
 )
+
+if TYPE_CHECKING:
+    from schemas.events import Alert, Prediction
 
 FPS = 10.0
 WEEK_FRAMES = FPS * 7 * 24 * 3600
@@ -88,24 +93,49 @@ EXTRA_CAMERAS = tuple(range(28, 42))
 LRV_BATCH = 600
 
 
-def monitor_alerts(out: dict[str, np.ndarray], budget: float = 1.0
-                   ) -> list[tuple[str, int, int]]:
-    """(signal, change frame, detected frame) of every alert of a default monitor."""
-    from driftline.settings import MonitorSettings
-    from processors.monitor import StreamMonitor
+def predictions(out: dict[str, np.ndarray], stream_id: str = "cam",
+                model_version: str = "v1") -> Iterator[Prediction]:
+    """One ``Prediction`` per frame of ``out``, stamped at ``FPS`` from ``T0`` (unvalidated).
+
+    Event ids ``p{i}``, frame ids ``f{i}``, frame indices ``i``: what every
+    monitor of this bench sees, in process or (``bench.bench_outputs_worker``)
+    on the wire.
+    """
     from schemas.events import Prediction
 
-    mon = StreamMonitor("cam", "v1", MonitorSettings(false_alarms_per_week=budget))
-    alerts = []
     for i in range(len(out["top"])):
-        e = Prediction.model_construct(
-            event_id=f"p{i}", stream_id="cam", model_version="v1",
+        yield Prediction.model_construct(
+            event_id=f"p{i}", stream_id=stream_id, model_version=model_version,
             ts=T0 + timedelta(seconds=i / FPS), frame_id=f"f{i}", frame_index=i,
             top_class=CLASSES[int(out["top"][i])], confidence=float(out["confidence"][i]),
             scores=top_scores(out["scores"][i]), boxes=None, embedding=None)
-        alerts += [(a.signal, a.change_frame_index or 0, a.detected_frame_index or 0)
-                   for a in mon.observe(e)]
+
+
+def monitor_run(out: dict[str, np.ndarray], budget: float = 1.0, stream_id: str = "cam",
+                model_version: str = "v1") -> list[Alert]:
+    """Every alert event of a default monitor over ``predictions(out)``, in order.
+
+    The firing alerts ``StreamMonitor.observe`` returns, each followed by the
+    lifecycle events (``resolved``) the same event caused, as
+    ``processors.router`` emits them.
+    """
+    from driftline.settings import MonitorSettings
+    from processors.monitor import StreamMonitor
+
+    mon = StreamMonitor(stream_id, model_version,
+                        MonitorSettings(false_alarms_per_week=budget))
+    alerts: list[Alert] = []
+    for e in predictions(out, stream_id, model_version):
+        alerts += mon.observe(e)
+        alerts += mon.controls.drain()
     return alerts
+
+
+def monitor_alerts(out: dict[str, np.ndarray], budget: float = 1.0
+                   ) -> list[tuple[str, int, int]]:
+    """(signal, change frame, detected frame) of every alert of a default monitor."""
+    return [(a.signal, a.change_frame_index or 0, a.detected_frame_index or 0)
+            for a in monitor_run(out, budget) if a.lifecycle == "firing"]
 
 
 def peer_values(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
