@@ -24,6 +24,7 @@ Run from the repository root (~1 min per probe and setting)::
     python -m bench.output_probes confidence --mean-of 300 --floor 0.05
     python -m bench.output_probes confidence --halflife 150 --floor 0.07 --twin-k 1.2 --cameras 7
     python -m bench.output_probes model --scenes coffee:1,chelsea:2   # the real model's outputs
+    python -m bench.output_probes mix_cusum --frames 300000   # MixCusum at other settings
 
 ``model``: the deployed ONNX model's own outputs on simulated-camera frames
 (``bench/monitor_cache.py``; builds the missing segments, ~4,600 frames per
@@ -87,6 +88,59 @@ def mix_probe(seed: int, window: int) -> dict[str, float]:
     for shift in ("class_mix", "new_classes"):
         s = stats(labels(classifier_outputs(seed, ONSET + WINDOW, shift, ONSET)["top"]))
         out[f"{shift} max"] = float(s[ONSET - MIX_REFERENCE:].max())
+    return out
+
+
+# mix_cusum probe: (ratio, lag blocks, half-life) settings and threshold margins tried.
+MIX_SETTINGS = ((4.0, 30, 3000.0), (4.0, 20, 2000.0), (4.0, 45, 4500.0), (4.0, 30, 6000.0),
+                (3.0, 30, 3000.0), (3.0, 45, 4500.0), (5.0, 30, 3000.0))
+MIX_MARGINS = (1.5, 1.75, 2.0, 2.5)
+
+
+def mix_cusum_probe(seed: int, clean_frames: int) -> dict[str, float | None]:
+    """``MixCusum`` alone at other settings: clean peak / threshold, and the x3 share's delay.
+
+    For each of ``MIX_SETTINGS``: calibrated on the first 2,000 predictions at
+    the signal's share of the budget with margin 1 (the simulated threshold
+    ``h``), the largest statistic over ``clean_frames`` clean predictions in
+    units of ``h`` (never reset), and the delay of the ``class_mix`` shift
+    (onset 3,000, window 6,000) at thresholds ``MIX_MARGINS`` times ``h``.
+    """
+    from processors.detectors.mix_cusum import MixCusum
+
+    ids: dict[int, int] = {}
+    clean = np.array([ids.setdefault(int(c), len(ids))
+                      for c in classifier_outputs(seed, clean_frames)["top"]])
+    shifted = np.array([ids.setdefault(int(c), len(ids)) for c in classifier_outputs(
+        seed, ONSET + 6000, "class_mix", ONSET)["top"]])
+
+    def detector(ref: np.ndarray, setting: tuple[float, int, float]) -> MixCusum:
+        ratio, lag, halflife = setting
+        return MixCusum.calibrated(ref, _ert_each(), bins=10, min_share=0.05, ratio=ratio,
+                                   margin=1.0, block=100, lag_blocks=lag, halflife=halflife,
+                                   seed=17)
+
+    out: dict[str, float | None] = {}
+    for setting in MIX_SETTINGS:
+        name = "ratio {:g} lag {} half-life {:g}".format(*setting)
+        det = detector(clean[:MIX_REFERENCE], setting)
+        h = det.threshold
+        det._threshold = float("inf")  # never fires: the clean peak
+        peak = 0.0
+        for x in clean[MIX_REFERENCE:]:
+            det.update(x)
+            peak = max(peak, det.statistic)
+        out[f"{name}: clean peak / h"] = peak / h
+        for margin in MIX_MARGINS:
+            det = detector(shifted[:MIX_REFERENCE], setting)
+            det._threshold = margin * h
+            hit = None
+            for i, x in enumerate(shifted[MIX_REFERENCE:], start=MIX_REFERENCE):
+                det.update(x)
+                if det.drift_detected and i >= ONSET:
+                    hit = float(i - ONSET)
+                    break
+            out[f"{name}: x3 at {margin:g} h"] = hit
     return out
 
 
@@ -212,10 +266,11 @@ def model_probe(scene: str, seed: int, frames: int, smooth: bool) -> dict[str, f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("probe", choices=("mix", "confidence", "model"))
+    ap.add_argument("probe", choices=("mix", "mix_cusum", "confidence", "model"))
     ap.add_argument("--scenes", default="coffee:1,chelsea:2",
                     help="model: cached scene:seed,... (bench/monitor_cache.py)")
-    ap.add_argument("--frames", type=int, default=4000, help="model: clean frames per scene")
+    ap.add_argument("--frames", type=int, default=4000,
+                    help="model: clean frames per scene; mix_cusum: clean predictions per camera")
     ap.add_argument("--window", type=int, default=100, help="mix: chi-squared window")
     ap.add_argument("--mean-of", type=int, default=1, help="confidence: running mean of M")
     ap.add_argument("--floor", type=float, default=0.15, help="confidence: tolerance floor")
@@ -237,6 +292,14 @@ def main() -> None:
                 print(f"{scene}, output.confidence {'EWMA' if smooth else 'per frame'}: "
                       + ", ".join(f"{k} {'miss' if v is None else f'{v:,.3g}'}"
                                   for k, v in res.items()), flush=True)
+        return
+    if args.probe == "mix_cusum":
+        print(f"# MixCusum alone, 1 false alarm per camera-week at {FPS:g} frames/s, "
+              f"{args.frames:,} clean predictions per camera")
+        for seed in CAMERAS[args.first: args.first + args.cameras]:
+            res = mix_cusum_probe(seed, args.frames)
+            for k, v in res.items():
+                print(f"camera {seed}, {k}: {'miss' if v is None else f'{v:,.3g}'}", flush=True)
         return
     print(f"# {args.probe} at {FPS:g} frames/s, 1 false alarm per camera-week; "
           + (f"window {args.window}" if args.probe == "mix"
