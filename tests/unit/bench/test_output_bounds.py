@@ -13,11 +13,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+import bench.bench_outputs as bo
 import bench.output_bounds as ob
 import bench.simulated_classifier as sc
 
 
-@pytest.mark.parametrize("module", [ob, sc])
+@pytest.mark.parametrize("module", [ob, sc, bo])
 def test_docstring_examples_run(module: ModuleType) -> None:
     failed, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failed == 0
