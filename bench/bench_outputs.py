@@ -151,15 +151,15 @@ def peer_values(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def shift_bound(seed: int, shift: str, shifted: dict[str, np.ndarray],
-                size: float | None = None, clean_hour: np.ndarray | None = None
-                ) -> tuple[float, float]:
+                clean: dict[str, np.ndarray], clean_hour: np.ndarray,
+                size: float | None = None) -> tuple[float, float]:
     """(effect, Lorden's bound in frames) of one camera's shift at one false alarm per week.
 
     The effect is the changed class's share factor after renormalising
     (class-mix shifts) or the drop of the mean confidence over the delay
-    window against the clean stream of the same draws (confidence drops;
-    its long-run variance from ``clean_hour``, the camera's clean hour's
-    confidences, made here when not given). The bound is
+    window against ``clean``, the clean stream of the same draws (confidence
+    drops; its long-run variance from ``clean_hour``, the camera's clean
+    hour's confidences). The bound is
     ``bench.output_bounds.lorden_delay`` for a detector spending the stream's
     whole weekly budget on this one change and knowing it exactly
     (``new_classes``: 0, a class never seen before is certain news).
@@ -172,10 +172,7 @@ def shift_bound(seed: int, shift: str, shifted: dict[str, np.ndarray],
         return float(mix1[c] / mix0[c]), lorden_delay(WEEK_FRAMES,
                                                      markov_kl_rate(mix0, mix1, STICK))
     span = slice(ONSET, ONSET + WINDOW)
-    clean = classifier_outputs(seed, len(shifted["top"]))["confidence"]
-    delta = float(clean[span].mean() - shifted["confidence"][span].mean())
-    if clean_hour is None:
-        clean_hour = classifier_outputs(seed, 36_000)["confidence"]
+    delta = float(clean["confidence"][span].mean() - shifted["confidence"][span].mean())
     lrv = long_run_variance(clean_hour[WARM:], LRV_BATCH)
     return delta, lorden_delay(WEEK_FRAMES, mean_shift_kl_rate(delta, lrv))
 
@@ -212,8 +209,10 @@ def _camera(args: tuple[int, int, tuple[float, ...], bool]) -> dict:
         res["cpu"]["alibi"] = time.process_time() - t0
     res["mean_conf"] = {str(k): float(v["confidence"][ONSET:].mean())
                         for k, v in streams.items()}
-    res["bound"] = {shift: shift_bound(seed, shift, streams[shift],
-                                       clean_hour=streams[None]["confidence"])[1]
+    # The shifted streams' clean twin (the clean hour is longer: other draws).
+    same = classifier_outputs(seed, ONSET + WINDOW)
+    res["bound"] = {shift: shift_bound(seed, shift, streams[shift], same,
+                                       streams[None]["confidence"])[1]
                     for shift in SHIFTS}
     return res
 
@@ -278,20 +277,20 @@ def _sensitivity(seed: int) -> dict:
     """One camera's output shifts at every size of ``MIX_FACTORS`` / ``CONF_DROPS`` (a worker)."""
     t0 = time.process_time()
     clean = classifier_outputs(seed, ONSET + WINDOW)
-    hour = classifier_outputs(seed, 36_000)["confidence"]
+    hour = classifier_outputs(seed, 36_000)
     res: dict = {"seed": seed, "driftline": {(None, 1.0): monitor_alerts(clean)}, "rows": {}}
     for shift, sizes in (("class_mix", MIX_FACTORS), ("confidence_drop", CONF_DROPS)):
         for size in sizes:
             out = classifier_outputs(seed, ONSET + WINDOW, shift, ONSET, size)
             res["driftline"][(shift, 1.0)] = monitor_alerts(out)
             first = driftline_first(res, shift, 1.0)
-            effect, bound = shift_bound(seed, shift, out, size, hour)
+            effect, bound = shift_bound(seed, shift, out, clean, hour["confidence"], size)
             # What the stream did, the wander included (a confidence drop's effect is).
             realized = (realized_ratio(out["top"], tripled(base_mix(seed))[1])
                         if shift == "class_mix" else effect)
             res["rows"][(shift, size)] = (effect, bound, None if first is None else first[1],
                                           realized)
-    clean_top = classifier_outputs(seed, 36_000)["top"]
+    clean_top = hour["top"]
     res["clean_ratio"] = max(realized_ratio(clean_top, int(c), at)
                              for c in np.flatnonzero(base_mix(seed) >= 0.05)
                              for at in range(REALIZED_W, clean_top.size - REALIZED_W + 1,

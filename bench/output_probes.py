@@ -24,7 +24,7 @@ Run from the repository root (~1 min per probe and setting)::
     python -m bench.output_probes confidence --mean-of 300 --floor 0.05
     python -m bench.output_probes confidence --halflife 150 --floor 0.07 --twin-k 1.2 --cameras 7
     python -m bench.output_probes model --scenes coffee:1,chelsea:2   # the real model's outputs
-    python -m bench.output_probes mix_cusum --frames 300000   # MixCusum at other settings
+    python -m bench.output_probes mix_cusum --frames 50000   # MixCusum at other settings
 
 ``model``: the deployed ONNX model's own outputs on simulated-camera frames
 (``bench/monitor_cache.py``; builds the missing segments, ~4,600 frames per
