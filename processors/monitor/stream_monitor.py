@@ -307,10 +307,14 @@ class StreamMonitor:
                             event.ts.isoformat())
         alerts = []
         calm = self.tiles.calm if isinstance(event, Embedding) else None
+        signals = self.signals
         for name, value in values.items():
-            reference = ReferenceCheck.pending(self.signals[name], value)
-            detection = self.signals[name].update(
-                value, index, None if name.startswith("quality.tile_") else calm)
+            sig = signals[name]
+            # Only a signal still building its reference can complete one now.
+            reference = ReferenceCheck.pending(sig, value) if sig.detector is None else None
+            detection = sig.update(
+                value, index,
+                calm if calm is None or not name.startswith("quality.tile_") else None)
             if detection is not None:
                 alerts.append(self._alert(detection, event))
                 if name == "output.new_classes":  # reported: the new classes are the scene
