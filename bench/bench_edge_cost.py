@@ -19,6 +19,7 @@ Run from the repository root::
 
     python -m bench.bench_edge_cost                       # this checkout only
     python -m bench.bench_edge_cost --trees /tmp/old .    # a baseline, then this one
+    python -m bench.bench_edge_cost --trees /tmp/old . --calls   # and calls per event
 
 >>> row = measure(warm=400, steady=200)
 >>> sorted(row), row["warm_events"], row["steady_rate"] > 0
@@ -28,6 +29,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
 import shutil
@@ -39,8 +41,14 @@ from pathlib import Path
 import numpy as np
 
 
-def measure(warm: int = 3000, steady: int = 10_000, dim: int = 512) -> dict[str, float]:
-    """CPU of the first ``warm`` events, then the rate of the next ``steady`` (this process)."""
+def measure(warm: int = 3000, steady: int = 10_000, dim: int = 512,
+            calls: bool = False) -> dict[str, float]:
+    """CPU of the first ``warm`` events, then the rate of the next ``steady`` (this process).
+
+    ``calls``: also count the Python function calls per steady event
+    (``cProfile``: deterministic where CPU time is not; the rate is then the
+    profiled one, slower).
+    """
     from bench.bench_monitor import CPU, TS, _new_monitor
     from schemas.events import Prediction
 
@@ -61,19 +69,27 @@ def measure(warm: int = 3000, steady: int = 10_000, dim: int = 512) -> dict[str,
     t0 = CPU()
     for ev in events[:warm]:
         mon.observe(ev)
+    prof = cProfile.Profile() if calls else None
     t1 = CPU()
+    if prof is not None:
+        prof.enable()
     for ev in events[warm:]:
         mon.observe(ev)
+    if prof is not None:
+        prof.disable()
     per_event = (CPU() - t1) / steady
-    return {"warm_events": warm, "warm_cpu_s": t1 - t0,
-            "calibration_excess_s": (t1 - t0) - warm * per_event,
-            "steady_rate": 1.0 / per_event,
-            "checkpoint_kib": len(json.dumps(mon.state())) / 1024}
+    out = {"warm_events": warm, "warm_cpu_s": t1 - t0,
+           "calibration_excess_s": (t1 - t0) - warm * per_event,
+           "steady_rate": 1.0 / per_event,
+           "checkpoint_kib": len(json.dumps(mon.state())) / 1024}
+    if prof is not None:
+        out["calls_per_event"] = sum(e.callcount for e in prof.getstats()) / steady
+    return out
 
 
-def _child(tree: str, warm: int, steady: int) -> dict[str, float]:
+def _child(tree: str, warm: int, steady: int, calls: bool) -> dict[str, float]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child",
-           "--warm", str(warm), "--steady", str(steady)]
+           "--warm", str(warm), "--steady", str(steady), *(["--calls"] if calls else [])]
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         cmd = ["taskset", "-c", "1", *cmd]
     env = {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}
@@ -88,24 +104,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved runs per checkout")
     ap.add_argument("--warm", type=int, default=3000, help="warm-up events (calibrations)")
     ap.add_argument("--steady", type=int, default=10_000, help="events timed after them")
+    ap.add_argument("--calls", action="store_true",
+                    help="one more round per checkout, profiled: Python calls per steady event")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.warm, args.steady)))
+        print(json.dumps(measure(args.warm, args.steady, calls=args.calls)))
         return
     rows: list[list[dict[str, float]]] = [[] for _ in args.trees]
     for _ in range(args.rounds):
         for tree, runs in zip(args.trees, rows, strict=True):
-            runs.append(_child(tree, args.warm, args.steady))
+            runs.append(_child(tree, args.warm, args.steady, False))
+    profiled = [_child(t, args.warm, args.steady, True)["calls_per_event"] if args.calls
+                else None for t in args.trees]
     print(f"# one edge stream (512-d embedding + top-5 scores per Prediction), default monitor, "
           f"{args.rounds} interleaved rounds, medians")
     print(f"| checkout | first {args.warm:,} events, CPU s | calibration excess, s "
-          "| steady events/s | checkpoint KiB |")
-    print("|---|---|---|---|---|")
-    for tree, runs in zip(args.trees, rows, strict=True):
+          "| steady events/s | checkpoint KiB | Python calls per steady event |")
+    print("|---|---|---|---|---|---|")
+    for tree, runs, n_calls in zip(args.trees, rows, profiled, strict=True):
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"| {tree} | {med['warm_cpu_s']:.3f} | {med['calibration_excess_s']:.3f} "
-              f"| {med['steady_rate']:,.0f} | {med['checkpoint_kib']:.1f} |")
+              f"| {med['steady_rate']:,.0f} | {med['checkpoint_kib']:.1f} "
+              f"| {'—' if n_calls is None else f'{n_calls:.1f}'} |")
 
 
 if __name__ == "__main__":

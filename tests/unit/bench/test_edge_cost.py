@@ -21,10 +21,10 @@ def test_docstring_examples_run() -> None:
 
 def test_a_comparison_prints_one_row_per_checkout_with_measured_numbers(capsys) -> None:
     ec.main(["--trees", str(ROOT), str(ROOT), "--rounds", "1", "--warm", "500",
-             "--steady", "100"])
+             "--steady", "100", "--calls"])
     lines = capsys.readouterr().out.splitlines()
     rows = [ln for ln in lines if ln.startswith(f"| {ROOT} |")]
     assert len(rows) == 2, lines
     cells = rows[0].strip("|").split("|")
     warm_cpu, steady = float(cells[1]), float(cells[3].replace(",", ""))
-    assert warm_cpu > 0 and steady > 0
+    assert warm_cpu > 0 and steady > 0 and float(cells[5]) > 50  # a monitor's event is many calls
