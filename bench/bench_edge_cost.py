@@ -12,8 +12,9 @@ calibration.
 
 Each checkout (a worktree: ``git worktree add /tmp/old <commit>``) runs in
 its own process with ``PYTHONPATH`` set to it, pinned to one core when
-``taskset`` exists, the checkouts interleaved ``--rounds`` times: on a shared
-machine compare the ratios of one run, not numbers across runs.
+``taskset`` exists, its BLAS limited to one thread as in the worker, the
+checkouts interleaved ``--rounds`` times: on a shared machine compare the
+ratios of one run, not numbers across runs.
 
 Run from the repository root::
 
@@ -109,6 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
+        # As the worker does (processors/stream_app.py): a multi-threaded BLAS
+        # spins a second thread on every small SVD (the embedding reference's
+        # fit), doubling its CPU on an idle machine and far worse on a busy one.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
         print(json.dumps(measure(args.warm, args.steady, calls=args.calls)))
         return
     rows: list[list[dict[str, float]]] = [[] for _ in args.trees]
