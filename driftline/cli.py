@@ -172,12 +172,18 @@ def replay(
     Each output line is {"index": <0-based line of the firing event>, "alert": {...}}.
     Rejected lines are reported on stderr as {"index": i, "reason": ..., "detail": ...}.
     """
+    from threadpoolctl import threadpool_limits
+
     from processors.bundles import load_references
     from processors.frame_pipeline import FramePipeline
     from processors.monitor import MonitorRegistry
     from processors.replay import Fired, replay_lines
 
     settings = _settings()
+    # One BLAS thread, as the worker (processors/stream_app.py): each stream's
+    # PCA warm-up is a small SVD, which a second spinning BLAS thread only
+    # slows down (2x the CPU on an idle machine, far more on a busy one).
+    threadpool_limits(1, user_api="blas")
     # Bundles are read and checked before the first line (ConfigError naming the setting).
     registry = MonitorRegistry(settings.monitor, load_references(settings.monitor))
     with file.open("rb") as fh:
