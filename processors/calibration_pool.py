@@ -123,11 +123,15 @@ class CalibrationPool:
             self.restarts += 1
             executor.shutdown(wait=False, cancel_futures=True)
 
-    def close(self) -> None:
-        """Stop the children (requests in flight are cancelled: settle calibrates them inline)."""
+    def close(self, *, wait: bool = False) -> None:
+        """Stop the children (requests in flight are cancelled: settle calibrates them inline).
+
+        ``wait``: until they have exited (their CPU time is then in
+        ``resource.getrusage(RUSAGE_CHILDREN)``).
+        """
         executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            executor.shutdown(wait=wait, cancel_futures=True)
 
 
 # (monitor, request, its future or None: inline, the pool generation it went to)

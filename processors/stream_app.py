@@ -456,6 +456,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     workers = settings.calibration_workers
     calibrations = Calibrations(CalibrationPool(workers) if workers else None)
     app.driftline_calibrations = calibrations  # type: ignore[attr-defined]
+    log.info("calibrations: %s", f"{workers} child processes" if workers else "inline")
     registry = MonitorRegistry(monitor_settings, load_references(monitor_settings),
                                deferred=workers > 0)
     router = Router(
