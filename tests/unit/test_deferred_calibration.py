@@ -26,6 +26,7 @@ from driftline.errors import ConfigError
 from driftline.settings import MonitorSettings, Settings, load_settings
 from processors.calibration_pool import CalibrationPool, Calibrations
 from processors.monitor import MonitorRegistry, StreamMonitor
+from processors.signal_tracker import ScalarSignal, calibrate
 from schemas.events import Alert, Prediction
 
 SETTINGS = MonitorSettings(reference_size=60, class_mix_reference_size=200, cooldown=60,
@@ -171,6 +172,26 @@ def test_a_pending_request_survives_a_checkpoint(events, inline, pool):
     assert fingerprint(tail) == fingerprint(tail3) == fingerprint(whole)
     assert checkpoints(reg2) == checkpoints(reg3) == {
         k: v for k, v in checkpoints(inline[1]).items() if k[0] == "cam-0"}
+
+
+def test_a_result_for_a_reference_the_signal_dropped_is_refused():
+    rng = np.random.default_rng(5)
+    sig = ScalarSignal("demo", "cusum", ert=1e4, reference_size=50, cooldown=10, seed=1,
+                       tolerance=(0.0, 0.1), track=0.01)
+    sig.defer()
+    for i in range(50):
+        sig.update(float(rng.normal()), i)
+    request = sig.pending_calibration()
+    assert request is not None and sig.detector is None and len(sig.reference) == 50
+    old = calibrate(request)
+    sig.rereference()  # an operator's command while the pool computes
+    assert not sig.install(old) and sig.detector is None and sig.pending_calibration() is None
+    for i in range(50, 100):
+        sig.update(float(rng.normal()), i)
+    assert not sig.install(old)  # another reference now
+    fresh = sig.pending_calibration()
+    assert fresh is not None and sig.install(calibrate(fresh))
+    assert sig.detector is not None and sig.slow is not None and sig.reference == []
 
 
 def test_a_dead_child_falls_back_to_inline_and_the_pool_is_recreated(events, inline):
