@@ -284,6 +284,15 @@ class WebhookEndpoint(BaseModel):
         return v
 
 
+def default_calibration_workers() -> int:
+    """``DRIFTLINE_CALIBRATION_WORKERS``'s default: ``min(4, cores - 1)``, at least 1.
+
+    >>> 1 <= default_calibration_workers() <= 4
+    True
+    """
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
 class Settings(BaseSettings):
     """Everything driftline reads from its environment."""
 
@@ -326,6 +335,13 @@ class Settings(BaseSettings):
                                     "crash); then what still runs is logged and it exits with "
                                     "status 70. Its offsets are committed only behind its "
                                     "snapshots, so a restart resumes as after a kill.")
+    calibration_workers: int = Field(
+        default_factory=lambda: default_calibration_workers(), ge=0, le=64,
+        description="Child processes that calibrate detector thresholds (Monte-Carlo, "
+        "0.05-0.35 s per signal when a stream's reference fills) off the worker's event loop; "
+        "each result is installed before its stream's next event, so alerts and ids are "
+        "those of replay. 0 = inline on the event loop (100 streams warming up together "
+        "stalled it for up to 17 s). Default: min(4, cores - 1), at least 1.")
     redis_history: int = Field(default=1_000, ge=1, description="Alerts kept per stream.")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
     data_dir: Path = Path(".driftline")

@@ -172,6 +172,64 @@ def _fixed_twin(det: Detector, k: float = TWIN_K) -> Cusum | None:
                  calibration={"twin_of": "tracking cusum", "track_slower": TWIN_SLOWER})
 
 
+@dataclass(frozen=True)
+class CalibrationRequest:
+    """What a signal's detector is calibrated from: plain data, picklable (a child process).
+
+    ``ScalarSignal`` builds one when its reference is full (``calibration``);
+    ``calibrate`` turns it into the detectors, the expensive part (Monte-Carlo
+    thresholds, 0.05-0.35 s), which is pure: the same request gives the same
+    detectors in any process. ``token`` names the reference it was built on
+    (the signal's count of updates then), so a result that arrives after the
+    signal moved on (re-referenced, restored, calibrated inline) is refused
+    by ``ScalarSignal.install``.
+    """
+
+    signal: str
+    kind: str
+    reference: np.ndarray
+    ert: float
+    seed: int
+    tolerance: float | None
+    track: float
+    twin_k: float
+    token: int
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """The detectors ``calibrate`` built for a ``CalibrationRequest`` (picklable)."""
+
+    signal: str
+    token: int
+    detector: Detector[Any]
+    slow: Cusum | None
+
+
+def calibrate(request: CalibrationRequest) -> Calibrated:
+    """The calibrated detector and its slow twin (``_fixed_twin``) for ``request``; pure.
+
+    What ``ScalarSignal`` runs inline, and what ``processors.calibration_pool``
+    runs in a child process: both give the same thresholds.
+
+    >>> rng = np.random.default_rng(0)
+    >>> req = CalibrationRequest("demo", "cusum", rng.normal(size=200), ert=1e4, seed=1,
+    ...                          tolerance=0.5, track=0.01, twin_k=2.0, token=200)
+    >>> out = calibrate(req)
+    >>> out.detector.threshold == calibrate(req).detector.threshold, out.slow is not None
+    (True, True)
+    """
+    det = make_detector(request.kind, request.reference, ert=request.ert, seed=request.seed,
+                        tolerance=request.tolerance, track=request.track)
+    return Calibrated(request.signal, request.token, det, _fixed_twin(det, request.twin_k))
+
+
+def _robust_scale(ref: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation of ``ref``, else its standard deviation."""
+    med = float(np.median(ref))
+    return float(1.4826 * np.median(np.abs(ref - med))) or float(ref.std())
+
+
 def reference_envelope(ref: np.ndarray) -> float:
     """Range of the reference's moving average (window: a tenth of the reference).
 
@@ -300,6 +358,10 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         self.last_alert_id: str | None = None
         self.recent: deque[float] = deque(maxlen=RECENT)
         self.indices: deque[int] = deque(maxlen=INDEX_HISTORY)
+        # Deferred calibration (``defer``): a full reference waits here, as a
+        # request, for ``install``; not checkpointed (the reference is).
+        self.deferred = False
+        self.calibration: CalibrationRequest | None = None
 
     # -- observing -----------------------------------------------------------------
 
@@ -317,6 +379,12 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         if self.skip > 0:
             self.skip -= 1
             return None
+        if self.detector is None and (request := self.pending_calibration()) is not None:
+            # Deferred, and its result not installed (or restored from a
+            # checkpoint taken while it was pending): calibrate now, before
+            # this value, on the same reference -- what inline mode did one
+            # value earlier, so the detector sees the same values.
+            self.install(calibrate(request))
         if self.detector is None:
             self.reference.append(value)
             if len(self.reference) >= self.reference_size:
@@ -394,6 +462,21 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         return None
 
     def _calibrate(self) -> None:
+        """The reference is full: calibrate now, or (``deferred``) leave a request.
+
+        The cheap part (reference mean and scale, status) is done here in both
+        modes: an alert of another signal in this same event reads them
+        (``zscore``), so deferred and inline alerts carry the same movers.
+        """
+        self.calibration = self._request()
+        self.ref_scale = _robust_scale(self.calibration.reference)
+        if self.status == "warming_up":
+            self.status = "ok"
+        if not self.deferred:
+            self.install(calibrate(self.calibration))
+
+    def _request(self) -> CalibrationRequest:
+        """The calibration request of the full reference (sets ``ref_mean``)."""
         ref = np.asarray(self.reference, dtype=np.float64)
         self.ref_mean = float(ref.mean())
         tol = None
@@ -402,16 +485,52 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             settled = ref[self._unsettled(len(ref)):]
             tol = max(rel * abs(self.ref_mean), absolute, 2.5 * float(settled.std()),
                       reference_envelope(settled))
-        self.detector = make_detector(
-            self.detector_kind, ref, ert=self.ert, seed=self.seed, tolerance=tol,
-            track=self.track,
-        )
-        self.slow = _fixed_twin(self.detector, self.twin_k)
-        med = float(np.median(ref))
-        self.ref_scale = float(1.4826 * np.median(np.abs(ref - med))) or float(ref.std())
+        return CalibrationRequest(
+            signal=self.name, kind=self.detector_kind, reference=ref, ert=self.ert,
+            seed=self.seed, tolerance=tol, track=self.track, twin_k=self.twin_k,
+            token=self.updates)
+
+    def defer(self, deferred: bool = True) -> None:
+        """Leave calibrations as ``calibration`` requests for someone else to compute.
+
+        A deferred signal whose reference fills keeps it (and so its
+        checkpoint keeps it) and calibrates nothing; ``install`` puts the
+        detectors ``calibrate(signal.calibration)`` built (in a pool) in place.
+        Its next ``update`` calibrates inline if nobody did: the detector never
+        misses a value, and the alerts are those of inline mode.
+        """
+        self.deferred = deferred
+
+    def pending_calibration(self) -> CalibrationRequest | None:
+        """The request of a full reference not calibrated yet, or None.
+
+        Deferred (``defer``), or restored from a checkpoint taken while it was:
+        the reference is in the checkpoint, so the request is built again
+        from it (same values, same seed: the same detectors).
+        """
+        if self.detector is not None or len(self.reference) < self.reference_size:
+            return None
+        if self.calibration is None:
+            self.calibration = self._request()
+        return self.calibration
+
+    def install(self, result: Calibrated) -> bool:
+        """Put calibrated detectors in place: the rest of the calibration. False if stale.
+
+        Stale: the signal has no pending reference any more, or another one
+        than the result was computed on (``token``); nothing changes then.
+        """
+        request = self.pending_calibration()
+        if request is None or request.token != result.token:
+            return False
+        self.ref_scale = _robust_scale(request.reference)
+        self.detector = result.detector
+        self.slow = result.slow
+        self.calibration = None
         self.reference = []
         if self.status == "warming_up":
             self.status = "ok"
+        return True
 
     def _unsettled(self, n: int) -> int:
         """How many of the ``n`` reference values to leave out of its spread (``smooth``).
@@ -475,6 +594,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         self.detector = None
         self.slow = None
         self.pending = None
+        self.calibration = None
         self.reference = []
         self.skip = 0
         self.ref_mean = float("nan")
@@ -538,6 +658,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
             )
         self.detector = detector_from_model(ref.detector)
         self.pending = None
+        self.calibration = None
         self.ref_mean, self.ref_scale = ref.ref_mean, ref.ref_scale
         self.reference = []
         self.skip = 0

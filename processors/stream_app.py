@@ -76,15 +76,16 @@ from driftline.kafka_config import client_options, faust_credentials
 from driftline.service_log import quiet_aiokafka, ready_line, require_broker
 from driftline.settings import Settings
 from processors.bundles import load_references
+from processors.calibration_pool import CalibrationPool, Calibrations
 from processors.commands import ControlAuth
 from processors.emitted_alerts import EmittedAlerts, emitted_key
 from processors.emitted_dead_letters import TAIL, EmittedDeadLetters, letter_id
 from processors.frame_pipeline import FramePipeline
 from processors.model_manifest import PACKAGED_MANIFEST, load_manifest
 from processors.monitor import MonitorRegistry, StreamMonitor
-from processors.router import Rejected, Router, Source
+from processors.router import Rejected, Routed, Router, Source
 from processors.snapshot_order import is_behind, positions_header, positions_of
-from processors.stream_metrics import route_timed, sample, snapshot_observed
+from processors.stream_metrics import apply_timed, decode_timed, sample, snapshot_observed
 from processors.topic_reader import read_to_end
 from processors.worker_shutdown import BoundedWorker
 from schemas.events import DeadLetter, Frame, StreamState
@@ -449,7 +450,15 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         )
     # Reference bundles are read and checked here, at start-up (ConfigError
     # naming DRIFTLINE_MONITOR__REFERENCE_PATH), once.
-    registry = MonitorRegistry(monitor_settings, load_references(monitor_settings))
+    # Calibrations in child processes (DRIFTLINE_CALIBRATION_WORKERS; 0: inline,
+    # on this event loop): each result is installed before its stream's next
+    # event (``apply_batch``), so the alerts are replay's (processors.calibration_pool).
+    workers = settings.calibration_workers
+    calibrations = Calibrations(CalibrationPool(workers) if workers else None)
+    app.driftline_calibrations = calibrations  # type: ignore[attr-defined]
+    log.info("calibrations: %s", f"{workers} child processes" if workers else "inline")
+    registry = MonitorRegistry(monitor_settings, load_references(monitor_settings),
+                               deferred=workers > 0)
     router = Router(
         registry,
         pipeline=pipeline or (lambda: FramePipeline.from_settings(settings.embedder,
@@ -662,6 +671,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         if cap is None or len(live) <= cap:
             return
         victims = sorted(live, key=lambda k: last_seen.get(k, -1))[: len(live) - cap]
+        for stream in {k[0] for k in victims}:
+            # Packed with its detectors: else its next event calibrates inline.
+            await calibrations.settle(stream)
         await flush([k for k in victims if k in dirty])
         for key in victims:
             registry.evict(key)
@@ -686,6 +698,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # STATE_INTERVAL_S after their first unsnapshotted event. A rebalance
         # waits for every event in flight to be acked: all are flushed then.
         async with state_lock:
+            calibrations.install_done()  # snapshots show the detectors that are ready
             await flush(due(time.monotonic(), force=bool(app.rebalancing)))
         await sample(app, registry, input_topics | {topics.frames},
                      min((since for _, _, since in dirty.values()), default=None))
@@ -766,8 +779,21 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             # offset, which may lie behind the restored snapshot.
             here = (input_key(msg.topic, msg.partition), msg.offset)
             origin = origin_of(msg.headers) if msg.topic == topics.embeddings else None
-            routed = route_timed(router, ev.value, source,
-                                 here if origin is None else (here, origin))
+            event = decode_timed(router, ev.value, source)
+            if isinstance(event, Routed):  # not an event: its rejection
+                routed = event
+            else:
+                # The stream's pending calibrations are installed before its
+                # event is applied (awaited if a child is still computing one:
+                # the loop runs on), so its detectors see the values they see
+                # in replay, which calibrates inline. Then the event's new ones
+                # go to the pool.
+                stream = getattr(event, "stream_id", None)
+                if isinstance(stream, str):
+                    await calibrations.settle(stream)
+                routed = apply_timed(router, event, source,
+                                     here if origin is None else (here, origin))
+                calibrations.submit(routed.touched)
             if routed.skipped:
                 counters["skipped"] += 1
             for rejected in routed.rejected:
@@ -806,6 +832,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
             metrics.observe_stage("produce", time.perf_counter() - sent)
         ready.update(id(ev) for ev in free)
         release()
+        calibrations.install_done()  # snapshots show the detectors that are ready
         await flush(due(time.monotonic()))
         await evict_least_recently_seen()
         metrics.observe_processing("monitor", time.perf_counter() - started)
@@ -843,7 +870,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     restorer: StateRestorer = app.driftline_restorer  # type: ignore[attr-defined]
     worker = BoundedWorker(app, grace_s=settings.shutdown_grace_s,
                            on_signal=(app.driftline_drain,),  # type: ignore[attr-defined]
-                           on_exit=(restorer.stop,), loglevel=loglevel, quiet=True)
+                           on_exit=(restorer.stop,
+                                    app.driftline_calibrations.close),  # type: ignore[attr-defined]
+                           loglevel=loglevel, quiet=True)
     # faust's progress spinner sets the root logger to DEBUG at loglevel
     # warning and above: every debug call of faust and aiokafka (one per
     # produced message, with its value's repr) was then formatted and

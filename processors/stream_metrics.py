@@ -1,7 +1,8 @@
 """What the worker measures about itself, kept out of ``processors.stream_app``.
 
-The worker calls these at its seams: ``route_timed`` instead of
-``Router.route`` (decode and monitor timed per event), ``snapshot_observed``
+The worker calls these at its seams: ``decode_timed`` and ``apply_timed``
+(together ``route_timed``) instead of ``Router.route`` (decode and monitor
+timed per event), ``snapshot_observed``
 for every snapshot it sends, and ``sample`` once a second (consumer lag,
 live monitors, snapshot lag). The metric families are in
 ``driftline.metrics``.
@@ -28,6 +29,12 @@ def route_timed(router: Router, raw: bytes, source: Source, position: Positions)
 
     Same outcome as ``Router.route`` for any bytes: a decode failure is a rejection.
     """
+    event = decode_timed(router, raw, source)
+    return event if isinstance(event, Routed) else apply_timed(router, event, source, position)
+
+
+def decode_timed(router: Router, raw: bytes, source: Source) -> object:
+    """The decoded event, or a ``Routed`` with its rejection; timed as ``decode``."""
     t0 = time.perf_counter()
     try:
         event = decode_event(raw, router.max_bytes)
@@ -35,8 +42,13 @@ def route_timed(router: Router, raw: bytes, source: Source, position: Positions)
         metrics.observe_stage("decode", time.perf_counter() - t0)
         stage = "embedder" if source is Source.FRAMES else "monitor"
         return Routed(rejected=[Rejected(exc.reason, str(exc), stage)])
+    metrics.observe_stage("decode", time.perf_counter() - t0)
+    return event
+
+
+def apply_timed(router: Router, event: object, source: Source, position: Positions) -> Routed:
+    """``router.route_event`` timed as ``monitor``."""
     t1 = time.perf_counter()
-    metrics.observe_stage("decode", t1 - t0)
     routed = router.route_event(event, source, position)
     metrics.observe_stage("monitor", time.perf_counter() - t1)
     return routed

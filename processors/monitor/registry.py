@@ -38,6 +38,10 @@ class MonitorRegistry:
         The streams' camera health; every monitor shares its stream's record
         with it (``CameraHealth.link``), so the record is checkpointed and restored
         with the monitor.
+    deferred : bool
+        Every monitor leaves its calibrations as requests
+        (``StreamMonitor.defer_calibration``), for a pool to compute
+        (``processors.calibration_pool``). False: inline, as replay.
     """
 
     def __init__(
@@ -45,7 +49,10 @@ class MonitorRegistry:
         settings: MonitorSettings | None = None,
         references: Mapping[StreamKey, dict[str, Any]] | None = None,
         health: CameraHealth | None = None,
+        *,
+        deferred: bool = False,
     ) -> None:
+        self.deferred = deferred
         self.settings = settings or MonitorSettings()
         self.health = health if health is not None else CameraHealth()
         self.monitors: dict[StreamKey, StreamMonitor] = {}
@@ -78,6 +85,7 @@ class MonitorRegistry:
             return None
         mon = self.monitors[key] = StreamMonitor.from_state(
             json.loads(zlib.decompress(packed[1])))
+        mon.defer_calibration(self.deferred)
         self.health.link(mon)
         return mon
 
@@ -88,8 +96,10 @@ class MonitorRegistry:
             mon = self.monitors[key] = StreamMonitor.from_reference(
                 stream_id, model_version, self.references[key], self.settings
             )
+            mon.defer_calibration(self.deferred)
         if mon is None:
             mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
+            mon.defer_calibration(self.deferred)
         if mon.camera is None:
             self.health.link(mon)
         return mon
@@ -100,6 +110,7 @@ class MonitorRegistry:
         mon = self.monitors[(state.stream_id, state.model_version)] = StreamMonitor.from_state(
             state.monitor
         )
+        mon.defer_calibration(self.deferred)
         self.health.link(mon)
         return mon
 

@@ -62,7 +62,7 @@ from processors.monitor.features import (
 )
 from processors.monitor.label_order import Matched, PendingLabels
 from processors.monitor.warmup_checks import SUSPECT_SUFFIX, ReferenceCheck, signal_status
-from processors.signal_tracker import Detection, ScalarSignal
+from processors.signal_tracker import Calibrated, CalibrationRequest, Detection, ScalarSignal
 from schemas.events import Alert, Embedding, Label, Prediction, SignalState, StreamState
 
 STATE_VERSION: Literal[1] = 1
@@ -355,7 +355,9 @@ class StreamMonitor:
             return
         ert_each = self.ert * len(CALIBRATED)
         for sig in self.signals.values():
-            if sig.detector is None:  # from a bundle: keeps the ert it was calibrated for
+            # From a bundle, or calibrated with its request waiting (deferred):
+            # keeps the ert it was calibrated for.
+            if sig.detector is None and sig.calibration is None:
                 sig.ert = ert_each
             share = sig.updates / max(1, events - 1) or 1.0
             sig.persist = math.ceil(self.settings.min_duration * self.event_rate * share)
@@ -445,6 +447,30 @@ class StreamMonitor:
                                ert=self.ert)
         self.last_alert_ids[VERSION_SIGNAL] = alert.alert_id
         return alert
+
+    # -- deferred calibration (processors.calibration_pool) ------------------------------
+
+    def defer_calibration(self, deferred: bool = True) -> None:
+        """Leave each signal's calibration as a request (``calibrations``) instead of running it.
+
+        For a worker that computes them off its event loop and installs
+        each result before the stream's next event; a result not installed by
+        then is computed inline by the signal itself (``ScalarSignal.defer``).
+
+        >>> m = StreamMonitor("cam", "v1"); m.defer_calibration(); m.calibrations()
+        []
+        """
+        for sig in self.signals.values():
+            sig.defer(deferred)
+
+    def calibrations(self) -> list[CalibrationRequest]:
+        """The calibration requests of signals whose full reference waits for its detector."""
+        return [r for sig in self.signals.values() if (r := sig.pending_calibration()) is not None]
+
+    def install(self, result: Calibrated) -> bool:
+        """Install a calibration result (``calibrate(request)``); False when it is stale."""
+        sig = self.signals.get(result.signal)
+        return sig is not None and sig.install(result)
 
     # -- re-referencing ----------------------------------------------------------------
 

@@ -106,7 +106,8 @@ class ReferenceCheck:
         suspect mark when its new reference is clean.
         """
         marks.pop(sig.name + SUSPECT_SUFFIX, None)
-        if sig.detector is None or len(set(reference)) < MIN_DISTINCT:
+        # A deferred signal calibrated as far as this check goes: its request waits.
+        if (sig.detector is None and sig.calibration is None) or len(set(reference)) < MIN_DISTINCT:
             return None
         stat, split = step_statistic(reference)
         if stat <= REFERENCE_STEP:

@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("runtime", (
         "processors.stream_app", "processors.stream_metrics", "processors.worker_shutdown",
+        "processors.calibration_pool",
         "processors.topic_reader", "processors.snapshot_order",
         "processors.emitted_alerts", "processors.emitted_dead_letters", "producers", "sinks",
         "driftline.local_infra",
