@@ -61,23 +61,64 @@ DETECTOR = "reference_check"
 Status = Literal["warming_up", "ok", "drift", "not_seen", "suspect_reference"]
 
 
+# Splits scored per numpy pass (rows x reference length elements at a time):
+# bounds the memory of a long reference (``REFERENCE_SIZE`` up to 100,000).
+STEP_CHUNK_ELEMENTS = 1 << 21
+
+
+def _medians(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of each row's first ``counts`` values; ``rows`` sorted, ``inf`` after them.
+
+    As ``np.median``: the middle value, or the mean of the two middle ones.
+    """
+    r = np.arange(rows.shape[0])
+    return (rows[r, (counts - 1) // 2] + rows[r, counts // 2]) / 2
+
+
+def _robust(masked: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826 x median absolute deviation of each row's finite values."""
+    rows = np.sort(masked, axis=1)
+    med = _medians(rows, counts)
+    dev = np.sort(np.abs(masked - med[:, None]), axis=1)
+    return med, 1.4826 * _medians(dev, counts)
+
+
 def step_statistic(values: list[float]) -> tuple[float, int]:
-    """The largest median step between two segments, in pooled robust spreads; and where."""
+    """The largest median step between two segments, in pooled robust spreads; and where.
+
+    Every split ``k`` (each side at least ``MIN_SEGMENT`` of the values and
+    5 of them): ``|median(a) - median(b)|`` over the pooled robust spread of
+    ``a = values[:k]`` and ``b = values[k:]``. All splits of a chunk are scored
+    in one numpy pass (sorted rows padded with ``inf``), not one median at a
+    time: 1 ms instead of 14 for a 200-value reference, run for every signal
+    of every stream whose reference fills -- on the worker's event loop, where
+    100 streams warming up together stalled it for seconds (bench_warmup).
+    The same floats as a loop of ``np.median`` calls, operation for operation.
+
+    >>> stat, split = step_statistic([0.0, 1.0] * 15 + [10.0, 11.0] * 15)
+    >>> round(stat, 2), split
+    (13.49, 30)
+    >>> step_statistic([0.0, 1.0] * 30)  # no step: no split scores above 0
+    (0.0, 0)
+    """
     x = np.asarray(values, dtype=np.float64)
     n = len(x)
     lo = max(5, int(n * MIN_SEGMENT))
     best, where = 0.0, 0
-    for k in range(lo, n - lo + 1):
-        a, b = x[:k], x[k:]
-        ma, mb = float(np.median(a)), float(np.median(b))
-        sa = 1.4826 * float(np.median(np.abs(a - ma)))
-        sb = 1.4826 * float(np.median(np.abs(b - mb)))
-        spread = float(np.sqrt((k * sa * sa + (n - k) * sb * sb) / n))
-        if spread <= 0.0:
-            continue
-        stat = abs(ma - mb) / spread
-        if stat > best:
-            best, where = stat, k
+    ks = np.arange(lo, n - lo + 1)
+    col = np.arange(n)[None, :]
+    step = max(1, STEP_CHUNK_ELEMENTS // max(n, 1))
+    for at in range(0, ks.size, step):
+        k = ks[at:at + step]
+        before = col < k[:, None]
+        ma, sa = _robust(np.where(before, x, np.inf), k)
+        mb, sb = _robust(np.where(before, np.inf, x), n - k)
+        spread = np.sqrt((k * sa * sa + (n - k) * sb * sb) / n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = np.where(spread > 0.0, np.abs(ma - mb) / spread, -np.inf)
+        i = int(np.argmax(stat))
+        if stat[i] > best:  # the first split of the largest, as a loop keeping ">" finds
+            best, where = float(stat[i]), int(k[i])
     return best, where
 
 
