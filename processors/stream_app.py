@@ -456,7 +456,9 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     workers = settings.calibration_workers
     calibrations = Calibrations(CalibrationPool(workers) if workers else None)
     app.driftline_calibrations = calibrations  # type: ignore[attr-defined]
-    log.info("calibrations: %s", f"{workers} child processes" if workers else "inline")
+    # Said on the ready line (an info log here comes before faust sets up logging).
+    calibrating = (f"calibrations in {workers} child process{'es' if workers > 1 else ''}"
+                   if workers else "calibrations inline")
     registry = MonitorRegistry(monitor_settings, load_references(monitor_settings),
                                deferred=workers > 0)
     router = Router(
@@ -518,7 +520,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         # (also: the dead-letter topic is read again)
         restorer.assign(parts, app.consumer_generation_id)
         ready_line("worker", [topics.frames, *sorted(input_topics)],
-              f"{len(parts)} of {settings.partitions} partitions assigned")
+              f"{len(parts)} of {settings.partitions} partitions assigned; {calibrating}")
         if parts:
             # Start reading now; the monitor agent waits for it before applying
             # an event of a partition that is not restored yet.

@@ -18,6 +18,7 @@ another interleaving: its alert ids are still replay's
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -117,6 +118,11 @@ def test_worker_and_replay_fire_the_same_alert_ids(settings: Settings, read_topi
     finally:
         terminate(worker, timeout_s=30)
     worker_alerts = [decode_as(Alert, v) for v in got]
+    # The twin holds with calibrations in child processes (the default), as its
+    # ready line says: the pool is what this test shows to be replay's twin.
+    assert re.search(r"worker ready: consuming .*; calibrations in \d+ child process",
+                     (tmp_path / "worker.log").read_text()), (
+        (tmp_path / "worker.log").read_text()[-3000:])
 
     def key(a: Alert) -> tuple[str, str, str, int]:
         return (a.alert_id, a.stream_id, a.signal, a.detected_index)
