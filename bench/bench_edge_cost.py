@@ -38,19 +38,21 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def measure(warm: int = 3000, steady: int = 10_000, dim: int = 512,
-            calls: bool = False) -> dict[str, float]:
-    """CPU of the first ``warm`` events, then the rate of the next ``steady`` (this process).
+def edge_events(n: int, dim: int = 512) -> list[Any]:
+    """``n`` edge ``Prediction`` events of one stream, seeded: a ``dim``-d embedding, top-5 scores.
 
-    ``calls``: also count the Python function calls per steady event
-    (``cProfile``: deterministic where CPU time is not; the rate is then the
-    profiled one, slower).
+    What ``bench_monitor.throughput_edge`` feeds too (its events are these).
+
+    >>> evs = edge_events(3, dim=8)
+    >>> len(evs), len(evs[0].embedding), sorted(evs[0].scores)
+    (3, 8, ['a', 'b', 'c', 'd', 'e'])
     """
-    from bench.bench_monitor import CPU, TS, _new_monitor
+    from bench.bench_monitor import TS
     from schemas.events import Prediction
 
     rng = np.random.default_rng(1)
@@ -65,7 +67,20 @@ def measure(warm: int = 3000, steady: int = 10_000, dim: int = 512,
             embedding=(rng.normal(size=16) @ basis + 0.1 * rng.normal(size=dim)).tolist(),
             boxes=[], scores=dict(zip(names, p.tolist(), strict=True)))
 
-    events = [make(i) for i in range(warm + steady)]
+    return [make(i) for i in range(n)]
+
+
+def measure(warm: int = 3000, steady: int = 10_000, dim: int = 512,
+            calls: bool = False) -> dict[str, float]:
+    """CPU of the first ``warm`` events, then the rate of the next ``steady`` (this process).
+
+    ``calls``: also count the Python function calls per steady event
+    (``cProfile``: deterministic where CPU time is not; the rate is then the
+    profiled one, slower).
+    """
+    from bench.bench_monitor import CPU, _new_monitor
+
+    events = edge_events(warm + steady, dim)
     mon = _new_monitor(dim)
     t0 = CPU()
     for ev in events[:warm]:

@@ -279,22 +279,13 @@ def throughput_edge(dim: int = 512, n: int = 20_000, warm: int = 1000) -> tuple[
     (KiB). (With ``warm`` under 2,000 the timed events include the class-mix
     calibration, at ``CLASS_MIX_REFERENCE_SIZE``.)
     """
-    rng = np.random.default_rng(1)
+    from bench.bench_edge_cost import edge_events
+
     mon = _new_monitor(dim)
-    basis = rng.normal(size=(16, dim))
-    names = ["a", "b", "c", "d", "e"]
-
-    def make(i: int) -> Prediction:
-        p = np.sort(rng.dirichlet(np.ones(5)))[::-1]
-        return Prediction.model_construct(
-            event_id=f"p{i}", stream_id="cam", model_version="v1", ts=TS, frame_id=f"f{i}",
-            frame_index=i, top_class="a", confidence=float(p[0]),
-            embedding=(rng.normal(size=16) @ basis + 0.1 * rng.normal(size=dim)).tolist(),
-            boxes=[], scores=dict(zip(names, p.tolist(), strict=True)))
-
-    for i in range(warm):
-        mon.observe(make(i))
-    evs = [make(i) for i in range(warm, warm + n)]
+    events = edge_events(warm + n, dim)
+    for ev in events[:warm]:
+        mon.observe(ev)
+    evs = events[warm:]
     t0 = CPU()
     for ev in evs:
         mon.observe(ev)
