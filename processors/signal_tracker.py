@@ -523,7 +523,7 @@ class ScalarSignal(Checkpointable[ScalarSignalState]):
         request = self.pending_calibration()
         if request is None or request.token != result.token:
             return False
-        self.ref_scale = _robust_scale(request.reference)
+        # ref_scale was set with the request (``_calibrate``; a checkpoint keeps it).
         self.detector = result.detector
         self.slow = result.slow
         self.calibration = None

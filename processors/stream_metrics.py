@@ -1,8 +1,8 @@
 """What the worker measures about itself, kept out of ``processors.stream_app``.
 
 The worker calls these at its seams: ``decode_timed`` and ``apply_timed``
-(together ``route_timed``) instead of ``Router.route`` (decode and monitor
-timed per event), ``snapshot_observed``
+instead of ``Router.route`` (decode and monitor timed per event; the worker
+settles the stream's calibrations between the two), ``snapshot_observed``
 for every snapshot it sends, and ``sample`` once a second (consumer lag,
 live monitors, snapshot lag). The metric families are in
 ``driftline.metrics``.
@@ -24,17 +24,11 @@ from schemas.wire import decode_event
 log = logging.getLogger("driftline.worker")
 
 
-def route_timed(router: Router, raw: bytes, source: Source, position: Positions) -> Routed:
-    """``router.route`` with the decode and the monitor step timed (``driftline_stage_seconds``).
-
-    Same outcome as ``Router.route`` for any bytes: a decode failure is a rejection.
-    """
-    event = decode_timed(router, raw, source)
-    return event if isinstance(event, Routed) else apply_timed(router, event, source, position)
-
-
 def decode_timed(router: Router, raw: bytes, source: Source) -> object:
-    """The decoded event, or a ``Routed`` with its rejection; timed as ``decode``."""
+    """The decoded event, or a ``Routed`` with its rejection; timed as ``decode``.
+
+    A decode failure is a rejection, as in ``Router.route``.
+    """
     t0 = time.perf_counter()
     try:
         event = decode_event(raw, router.max_bytes)

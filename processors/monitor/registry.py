@@ -92,13 +92,12 @@ class MonitorRegistry:
     def get(self, stream_id: str, model_version: str) -> StreamMonitor:
         key = (stream_id, model_version)
         mon = self.monitors.get(key) or self._load(key)
-        if mon is None and key in self.references:
-            mon = self.monitors[key] = StreamMonitor.from_reference(
-                stream_id, model_version, self.references[key], self.settings
-            )
-            mon.defer_calibration(self.deferred)
         if mon is None:
-            mon = self.monitors[key] = StreamMonitor(stream_id, model_version, self.settings)
+            mon = self.monitors[key] = (
+                StreamMonitor.from_reference(stream_id, model_version, self.references[key],
+                                             self.settings)
+                if key in self.references
+                else StreamMonitor(stream_id, model_version, self.settings))
             mon.defer_calibration(self.deferred)
         if mon.camera is None:
             self.health.link(mon)

@@ -465,7 +465,10 @@ class StreamMonitor:
 
     def calibrations(self) -> list[CalibrationRequest]:
         """The calibration requests of signals whose full reference waits for its detector."""
-        return [r for sig in self.signals.values() if (r := sig.pending_calibration()) is not None]
+        # Called after every event the worker applies: an attribute per signal.
+        # A signal's request is set when its reference fills (and, from a
+        # checkpoint, by ``from_state``) and cleared when it is installed.
+        return [r for sig in self.signals.values() if (r := sig.calibration) is not None]
 
     def install(self, result: Calibrated) -> bool:
         """Install a calibration result (``calibrate(request)``); False when it is stale."""
@@ -703,6 +706,8 @@ class StreamMonitor:
         if s.pending_labels is not None:
             m.pending_labels = PendingLabels.from_state(s.pending_labels)
         m.signals = {name: ScalarSignal.from_state(st) for name, st in s.signals.items()}
+        for sig in m.signals.values():
+            sig.pending_calibration()  # checkpointed while pending: its request again
         for spec in SIGNALS:  # a checkpoint from before a signal's smoothing changed
             if spec.name in m.signals:
                 m.signals[spec.name].adopt_smoothing(spec.smooth)
