@@ -82,6 +82,11 @@ def create_topics() -> None:
 @app.command()
 def worker(loglevel: str = "warning") -> None:
     """Run a stream worker (embedder + monitors) until interrupted."""
+    from driftline import early_stop
+
+    # Before the ~2 s import below (driftline.__main__.run did it already, for a
+    # CLI run another way): a stop signal is recorded, not fatal.
+    early_stop.install()
     from processors.stream_app import run_worker
 
     settings = _settings()

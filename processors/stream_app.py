@@ -70,10 +70,10 @@ from typing import Any, cast
 import faust
 from threadpoolctl import threadpool_limits
 
-from driftline import metrics
+from driftline import early_stop, metrics
 from driftline.errors import InvalidEvent
 from driftline.kafka_config import client_options, faust_credentials
-from driftline.service_log import quiet_aiokafka, ready_line, require_broker
+from driftline.service_log import quiet_aiokafka, ready_line, require_broker, service_logging
 from driftline.settings import Settings
 from processors.bundles import load_references
 from processors.calibration_pool import CalibrationPool, Calibrations
@@ -852,13 +852,33 @@ def _log_failure(task: asyncio.Future[Any]) -> None:
         log.error("state restore failed: %r (retried before the next batch)", task.exception())
 
 
+def _stopped_before_start() -> bool:
+    """Whether a stop signal came before anything started (then said on stderr)."""
+    sig = early_stop.requested()
+    if sig is None:
+        return False
+    service_logging()  # faust's logging is not set up yet
+    log.warning("stopped by %s during start-up, before consuming anything: nothing to "
+                "snapshot", sig.name)
+    return True
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run a worker in the foreground until interrupted (``driftline worker``).
 
     With ``DRIFTLINE_METRICS_PORT`` set, Prometheus metrics are served on it.
+    A SIGTERM or SIGINT before faust's handlers is not fatal (``driftline.early_stop``):
+    it returns before anything started, or faust stops as on any later signal.
     """
+    if _stopped_before_start():  # a signal during the imports
+        return
     # Without a broker: one line (the CLI prints it), not faust's traceback.
     require_broker(settings.bootstrap_servers, client_options(settings))
+    # The last check before something starts (calibration children, the metrics
+    # server, faust): a signal from here on is handed to faust's stop by
+    # BoundedWorker once faust's handlers are in place.
+    if _stopped_before_start():
+        return
     # One BLAS thread: a monitor's numpy work is small per-stream matrices
     # (a 200x512 SVD per PCA warm-up), and parallelism comes from workers and
     # partitions. OpenBLAS's own threads spin against the event loop: the SVD

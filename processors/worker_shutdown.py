@@ -37,6 +37,8 @@ from typing import Any
 
 import faust
 
+from driftline import early_stop
+
 log = logging.getLogger("driftline.worker")
 
 EXIT_SHUTDOWN_TIMEOUT = 70
@@ -131,11 +133,13 @@ class ShutdownWatchdog:
 class BoundedWorker(faust.Worker):
     """``faust.Worker`` whose stop is bounded by a :class:`ShutdownWatchdog`.
 
-    The watchdog is armed by the first SIGTERM or SIGINT, and when the worker
-    leaves its run for any other reason (a crash). ``on_signal`` callbacks run
-    at the signal, before faust's own stop (the worker's drain of unsnapshotted
-    events); ``on_exit`` ones once faust's stop is done and its event loop
-    closed (threads nothing waits for any more are told to give up).
+    The watchdog is armed by the first SIGTERM or SIGINT (one that came during
+    start-up, before faust's handlers, as soon as they are installed:
+    ``driftline.early_stop``), and when the worker leaves its run for any
+    other reason (a crash). ``on_signal`` callbacks run at the signal, before
+    faust's own stop (the worker's drain of unsnapshotted events); ``on_exit``
+    ones once faust's stop is done and its event loop closed (threads nothing
+    waits for any more are told to give up).
     """
 
     def __init__(self, app: faust.App, *, grace_s: float,
@@ -145,6 +149,19 @@ class BoundedWorker(faust.Worker):
         self.watchdog = ShutdownWatchdog(grace_s, loop=self.loop)
         self._on_signal = on_signal
         self._on_exit = on_exit
+
+    def install_signal_handlers(self) -> None:
+        # faust's handlers replace driftline.early_stop's. A signal that came
+        # after run_worker's last check (while the app was built, or faust
+        # started) is recorded there: read only now, after the replacement --
+        # signal.signal first runs a handler still pending -- so none is lost
+        # between the two, and handed to faust's own handler as if it came now.
+        super().install_signal_handlers()
+        early = early_stop.take()
+        if early == signal.SIGINT:
+            self._on_sigint()
+        elif early is not None:
+            self._on_sigterm()
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:
         first = not self._signal_stop_time
