@@ -24,7 +24,7 @@ order, and the reader always has a fetch in flight, which the broker holds
 there, every look at a watermark waited for that fetch; and with the next
 round of looks due at once (its clock was taken before the round), a restore
 read one record per round, 0.5 s per partition still pending: 18 and 28 s
-for the ~80 snapshots of ``bench/bench_zombie.py``'s thawed worker, 1.1 and
+for the ~80 snapshots of ``bench/bench_zombie.py``'s thawed worker, 1.1 to
 1.3 s now (``tests/integration/test_topic_reader.py``).
 
 A broker that does not answer is retried (and logged) until it does: a
