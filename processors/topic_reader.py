@@ -17,6 +17,16 @@ since the start: the start's records all lie before that batch, and the read
 stops at its first record (``_End``). Apache Kafka reports watermarks
 exactly; there a partition costs at most the quiet period.
 
+The watermarks are asked on a client of their own (``marks``), never on the
+reading consumer's connection: a broker answers a connection's requests in
+order, and the reader always has a fetch in flight, which the broker holds
+``fetch.wait.max.ms`` (500 ms) when its partitions have nothing new. Asked
+there, every look at a watermark waited for that fetch; and with the next
+round of looks due at once (its clock was taken before the round), a restore
+read one record per round, 0.5 s per partition still pending: 18 and 28 s
+for the ~80 snapshots of ``bench/bench_zombie.py``'s thawed worker, 1.1 to
+1.3 s now (``tests/integration/test_topic_reader.py``).
+
 A broker that does not answer is retried (and logged) until it does: a
 worker that started its streams from a partial restore would apply their
 history again.
@@ -28,7 +38,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from driftline.kafka_config import client_options, consumer_config
 from driftline.settings import Settings
@@ -51,21 +61,30 @@ def read_to_end(
 
     Every partition of every topic is read from its beginning (or, for a
     topic in ``tail``, from that many records before its end) to the end it
-    had when the read started (see the module docstring), in one consumer.
+    had when the read started (see the module docstring), in one consumer;
+    the watermarks are asked on a second one (see the module docstring).
     Records written during the read may be fed too, never those past a
     partition's fixed target. Returns the number of partitions read per
     topic (``{}`` when ``stop()`` became true before the topics were found).
     """
-    consumer = Consumer(consumer_config(settings.bootstrap_servers,
+    def client(suffix: str) -> Consumer:
+        # Assigned partitions only, never subscribed: neither joins the group.
+        return Consumer(consumer_config(settings.bootstrap_servers,
                                         f"{settings.consumer_group}.restore",
-                                        client_id=client_id,
+                                        client_id=client_id + suffix,
                                         options=client_options(settings)))
+
+    consumer = client("")
+    marks: Consumer | None = None
     try:
-        parts = _partitions(consumer, list(handlers), stop, tail or {})
+        # Watermarks only: no fetch of its own for a ListOffsets to wait behind.
+        marks = client("-watermarks")
+        parts = _partitions(marks, list(handlers), stop, tail or {})
         if parts is None:
             return {}
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING if (t not in (tail or {}))
-                                        else start) for (t, p), (start, _) in parts.items()])
+        # From the start found (the low watermark, or the tail's): no lookup of
+        # OFFSET_BEGINNING queued behind the first fetch before a record comes.
+        consumer.assign([TopicPartition(t, p, start) for (t, p), (start, _) in parts.items()])
         now = time.monotonic()
         ends = {tp: _End(start, high, now) for tp, (start, high) in parts.items()}
         pending = {tp for tp, end in ends.items() if not end.done(now, quiet_s)}
@@ -83,14 +102,16 @@ def read_to_end(
                     handlers[topic](msg)
                 if now - last_check < CHECK_S:
                     continue
-            last_check = now
             try:
                 for tp in sorted(pending):
                     if ends[tp].target is None:
-                        ends[tp].saw_watermark(consumer.get_watermark_offsets(
+                        ends[tp].saw_watermark(marks.get_watermark_offsets(
                             TopicPartition(*tp), timeout=10, cached=False)[1])
             except KafkaException as exc:
                 log.warning("restore: watermarks unavailable (%s); retrying", exc)
+            # Timed from the round's end: a slow round (a broker answering late)
+            # still leaves CHECK_S of reading before the next, not one record.
+            last_check = now = time.monotonic()
             done = {tp for tp in pending if ends[tp].done(now, quiet_s)}
             if done:
                 consumer.pause([TopicPartition(*tp) for tp in done])
@@ -105,6 +126,8 @@ def read_to_end(
             counts[topic] = counts.get(topic, 0) + 1
         return counts
     finally:
+        if marks is not None:
+            marks.close()
         consumer.close()
 
 

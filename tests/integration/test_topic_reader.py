@@ -122,3 +122,44 @@ def test_a_restore_ends_while_the_fleet_writes(settings: Settings, use_docker: b
     got = {t.state: set(latest.values()), t.alerts: set(alerts), t.dead_letter: set(letters)}
     missing = [(topic, p, offset) for topic, p, offset, value in before if value not in got[topic]]
     assert missing == [], f"{len(missing)} of {len(before)} records before the start not read"
+
+
+SNAPSHOTS = 40  # state records before the restore, each its own batch
+PACE_ALLOWANCE_S = 15.0  # the test's own stop: the old reader had read 14 records by then
+PACE_BOUND_S = 6.0  # 40 small records and a 1 s quiet period, on a loaded machine
+
+
+def test_a_restore_reads_at_the_pace_of_its_fetches(settings: Settings):
+    """A restore's records come as fast as the broker hands them over.
+
+    The restore reads the state topic with the alerts and the dead-letter
+    tail, as ``StateRestorer.ensure`` does. Its look at a partition's
+    watermark (a ListOffsets) used to go out on the reading consumer's own
+    connection, where it waits behind the fetch in flight: a broker answers
+    a connection's requests in order, and a fetch of partitions that have
+    nothing new waits ``fetch.wait.max.ms`` (500 ms) on the broker. With the
+    next look due at once after such a round (its clock taken before the
+    round), every record read cost a round: one record per 0.5 s per
+    partition still pending, the 12 to 34 s restores after a thaw
+    (``bench/bench_zombie.py``); measured on the old reader with this test:
+    14 of the 40 records read when its 15 s allowance ran out (now ~1 s,
+    the quiet period).
+    """
+    t = settings.topics
+    with Publisher(settings.bootstrap_servers, linger_ms=0) as pub:
+        for i in range(SNAPSHOTS):
+            pub.publish_raw(t.state, f"stream-{i}|v1".encode(), bytes(2048))
+            pub.flush()
+    alerts: list[bytes] = []
+    letters: list[bytes] = []
+    started = time.monotonic()
+    latest, counts = read_restore_topics(
+        settings, stop=lambda: time.monotonic() - started > PACE_ALLOWANCE_S,
+        alerts=lambda m: alerts.append(m.value()),
+        dead_letters=lambda m: letters.append(m.value()))
+    took = time.monotonic() - started
+    print(f"restore of {SNAPSHOTS} snapshots took {took:.2f}s")
+    assert len(latest) == SNAPSHOTS, f"{len(latest)} of {SNAPSHOTS} read in {took:.1f}s"
+    assert took < PACE_BOUND_S, f"restore took {took:.1f}s"
+    assert counts == {t.state: 2, t.alerts: 2, t.dead_letter: 2}
+    assert alerts == letters == []
