@@ -114,18 +114,20 @@ def predictions(out: dict[str, np.ndarray], stream_id: str = "cam",
 
 
 def monitor_run(out: dict[str, np.ndarray], budget: float = 1.0, stream_id: str = "cam",
-                model_version: str = "v1") -> list[Alert]:
+                model_version: str = "v1", min_duration: float | None = None) -> list[Alert]:
     """Every alert event of a default monitor over ``predictions(out)``, in order.
 
     The firing alerts ``StreamMonitor.observe`` returns, each followed by the
     lifecycle events (``resolved``) the same event caused, as
-    ``processors.router`` emits them.
+    ``processors.router`` emits them. ``min_duration``: the monitor's
+    ``MIN_DURATION`` (seconds) instead of its default.
     """
     from driftline.settings import MonitorSettings
     from processors.monitor import StreamMonitor
 
+    hold = {} if min_duration is None else {"min_duration": min_duration}
     mon = StreamMonitor(stream_id, model_version,
-                        MonitorSettings(false_alarms_per_week=budget))
+                        MonitorSettings(false_alarms_per_week=budget, **hold))
     alerts: list[Alert] = []
     for e in predictions(out, stream_id, model_version):
         alerts += mon.observe(e)
@@ -133,11 +135,12 @@ def monitor_run(out: dict[str, np.ndarray], budget: float = 1.0, stream_id: str 
     return alerts
 
 
-def monitor_alerts(out: dict[str, np.ndarray], budget: float = 1.0
-                   ) -> list[tuple[str, int, int]]:
+def monitor_alerts(out: dict[str, np.ndarray], budget: float = 1.0,
+                   min_duration: float | None = None) -> list[tuple[str, int, int]]:
     """(signal, change frame, detected frame) of every alert of a default monitor."""
     return [(a.signal, a.change_frame_index or 0, a.detected_frame_index or 0)
-            for a in monitor_run(out, budget) if a.lifecycle == "firing"]
+            for a in monitor_run(out, budget, min_duration=min_duration)
+            if a.lifecycle == "firing"]
 
 
 def peer_values(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -177,11 +180,11 @@ def shift_bound(seed: int, shift: str, shifted: dict[str, np.ndarray],
     return delta, lorden_delay(WEEK_FRAMES, mean_shift_kl_rate(delta, lrv))
 
 
-def _camera(args: tuple[int, int, tuple[float, ...], bool]) -> dict:
+def _camera(args: tuple[int, int, tuple[float, ...], bool, float | None]) -> dict:
     """Every detector on one camera's clean and shifted streams (run in a worker process)."""
     from bench.quality_peers import river_alarm_indices
 
-    seed, clean_frames, budgets, alibi = args
+    seed, clean_frames, budgets, alibi, hold = args
     streams: dict[str | None, dict[str, np.ndarray]] = {
         None: classifier_outputs(seed, clean_frames)}
     for shift in SHIFTS:
@@ -189,10 +192,10 @@ def _camera(args: tuple[int, int, tuple[float, ...], bool]) -> dict:
     res: dict = {"seed": seed, "driftline": {}, "river": {}, "alibi": None, "cpu": {}}
     t0 = time.process_time()
     for b in budgets:
-        res["driftline"][(None, b)] = monitor_alerts(streams[None], b)
+        res["driftline"][(None, b)] = monitor_alerts(streams[None], b, hold)
     for shift in SHIFTS:
         for b in dict.fromkeys((1.0, LOOSE)):
-            res["driftline"][(shift, b)] = monitor_alerts(streams[shift], b)
+            res["driftline"][(shift, b)] = monitor_alerts(streams[shift], b, hold)
     res["cpu"]["driftline"] = time.process_time() - t0
     t0 = time.process_time()
     keys = tuple(str(k) for k in peer_values(streams[None])["keys"])
@@ -217,23 +220,24 @@ def _camera(args: tuple[int, int, tuple[float, ...], bool]) -> dict:
     return res
 
 
-def _long(args: tuple[int, int]) -> dict:
+def _long(args: tuple[int, int, float | None]) -> dict:
     """One camera's long clean stream at ``LONG_BUDGETS`` (run in a worker process)."""
-    seed, frames = args
+    seed, frames, hold = args
     t0 = time.process_time()
     out = classifier_outputs(seed, frames)
     gen = time.process_time() - t0
     t0 = time.process_time()
-    alerts = {b: monitor_alerts(out, b) for b in LONG_BUDGETS}
+    alerts = {b: monitor_alerts(out, b, hold) for b in LONG_BUDGETS}
     return {"seed": seed, "alerts": alerts, "gen_cpu": gen,
             "monitor_cpu": time.process_time() - t0}
 
 
-def long_table(cams: tuple[int, ...], frames: int, workers: int) -> None:
+def long_table(cams: tuple[int, ...], frames: int, workers: int,
+               min_duration: float | None = None) -> None:
     """False alarms per camera-week over long clean streams, tuning and evaluation cameras."""
     t0 = time.time()
     with ProcessPoolExecutor(workers) as ex:
-        res = list(ex.map(_long, [(s, frames) for s in cams]))
+        res = list(ex.map(_long, [(s, frames, min_duration) for s in cams]))
     gen = sum(r["gen_cpu"] for r in res)
     mon = sum(r["monitor_cpu"] for r in res)
     n = len(cams) * frames
@@ -371,12 +375,16 @@ def main() -> None:
                     help="only the long clean run: frames per camera (864000 = 1 camera-day)")
     ap.add_argument("--sensitivity", action="store_true",
                     help="only the shifts by size, on 21 cameras, against Lorden's bound")
+    ap.add_argument("--min-duration", type=float, default=None,
+                    help="the monitor's MIN_DURATION in seconds (default: its default, 45)")
     args = ap.parse_args()
+    if args.min_duration is not None:
+        print(f"# MIN_DURATION {args.min_duration:g} s")
     if args.sensitivity:
         sensitivity_table(args.workers)
         return
     if args.long_frames:
-        long_table(CAMERAS[: args.cameras], args.long_frames, args.workers)
+        long_table(CAMERAS[: args.cameras], args.long_frames, args.workers, args.min_duration)
         return
     alibi = not args.no_alibi
     if alibi:
@@ -389,7 +397,8 @@ def main() -> None:
     cams = CAMERAS[: args.cameras]
     t0 = time.time()
     with ProcessPoolExecutor(args.workers) as ex:
-        res = list(ex.map(_camera, [(s, args.clean_frames, BUDGETS, alibi) for s in cams]))
+        res = list(ex.map(_camera, [(s, args.clean_frames, BUDGETS, alibi, args.min_duration)
+                                    for s in cams]))
     cpu = {k: sum(r["cpu"].get(k, 0.0) for r in res) for k in ("driftline", "river", "alibi")}
     print(f"# {len(cams)} cameras in {time.time() - t0:.0f} s; CPU s: "
           + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()))
