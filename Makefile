@@ -14,7 +14,7 @@ demo:
 # Two pytest workers, one file each at a time (module fixtures stay in one process):
 # integration tests mostly wait on their broker, worker and sinks processes.
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile -p no:benchmark
+	$(PY) -m pytest -q -n 2 --dist loadfile -p no:benchmark --durations=15
 
 test-fast: install
 	$(PY) -m pytest -q -m "not integration and not chaos and not slow"
