@@ -130,13 +130,13 @@ def read_signals(redis_url: str, stream_ids: list[str], *, namespace: str = PREF
     or flags (``read_heads`` reads those for a page). A stream whose index is
     gone (or never written) has no signals.
     """
-    ns = namespace
+    ns, step = namespace, max(chunk, 1)
 
     def read() -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
         with _connection(redis_url) as r:
-            for start in range(0, len(stream_ids), max(chunk, 1)):
-                ids = stream_ids[start:start + max(chunk, 1)]
+            for start in range(0, len(stream_ids), step):
+                ids = stream_ids[start:start + step]
                 pipe = r.pipeline(transaction=False)
                 for sid in ids:
                     pipe.smembers(signals_index_key(sid, ns))

@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from driftline.api import ApiServer
 from driftline.settings import Settings
 from schemas.events import Alert, SignalState, StreamState
+from sinks.redis_fleet import read_signals
 from sinks.runner import start_sinks
 from tests.integration.test_sinks import FAST_JOIN, publish, wait_for
 
@@ -94,6 +95,13 @@ def test_drift_is_grouped_by_model_version_and_signal_with_its_scope(served) -> 
         res = http.get("/api/v1/drift", headers=auth)
         assert res.status_code == 200, res.text
         got = res.json()
+
+    # The one pass over the fleet reads the same in chunks smaller than the fleet.
+    ids = sorted({it.stream_id for it in items})
+    whole = read_signals(settings.redis_url, ids, namespace=settings.topic_prefix)
+    assert len(whole) == 6 and all(whole.values())
+    assert read_signals(settings.redis_url, ids, namespace=settings.topic_prefix,
+                        chunk=4) == whole
 
     ts = (T0 - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
     assert (got["streams_known"], got["groups_total"]) == (6, 3)
