@@ -8,6 +8,18 @@ reads exactly that for a list of stream ids: one pipeline for the signal
 indexes, alert histories, lifecycles and flags, one for the signal statuses,
 the alert documents and the controls documents (``sinks.alert_lifecycle``).
 Bounded by the caller's page of ids and ``recent`` alerts per stream.
+
+``read_signals`` reads only the signals (what ``Head.signals`` holds) of any
+number of streams, ``FLEET_CHUNK`` streams per pair of pipelines, so a reply
+stays bounded however large the fleet: the whole-fleet drift overview
+(``driftline.api.drift``) reads every stream with it in one pass.
+
+Examples
+--------
+>>> signal_row("v2", "output.confidence", "drift", "1767225600500")["updated_ts"]
+1767225600.5
+>>> signal_row("v2", "output.confidence", None, None)["updated_ts"] is None
+True
 """
 
 from __future__ import annotations
@@ -28,6 +40,16 @@ from sinks.redis_state import (
     signals_index_key,
     snooze_key,
 )
+
+FLEET_CHUNK = 500
+"""Streams ``read_signals`` reads per pair of pipelines (the API's ``MAX_PAGE``)."""
+
+
+def signal_row(model_version: str, signal: str, status: str | None,
+               updated_ms: str | None) -> dict[str, Any]:
+    """One signal as ``Head.signals`` holds it (``updated_ts`` in unix seconds)."""
+    return {"model_version": model_version, "signal": signal, "status": status,
+            "updated_ts": int(updated_ms) / 1000 if updated_ms else None}
 
 
 @dataclass(frozen=True)
@@ -86,9 +108,7 @@ def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signal
             for sid in stream_ids:
                 sigs = []
                 for mv, sig in index[sid]:
-                    status, updated = next(second)
-                    sigs.append({"model_version": mv, "signal": sig, "status": status,
-                                 "updated_ts": int(updated) / 1000 if updated else None})
+                    sigs.append(signal_row(mv, sig, *next(second)))
                 docs = [json.loads(d) for d in next(second) if d] if alert_ids[sid] else []
                 controls = {mv: json.loads(d) for mv, d in
                             zip(versions[sid], next(second), strict=True) if d} \
@@ -99,3 +119,35 @@ def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signal
             return out
 
     return _guard("read_heads", read)
+
+
+def read_signals(redis_url: str, stream_ids: list[str], *, namespace: str = PREFIX,
+                 chunk: int = FLEET_CHUNK) -> dict[str, list[dict[str, Any]]]:
+    """Each stream id -> its signals as ``Head.signals`` holds them (sorted), in one pass.
+
+    ``chunk`` streams at a time: one pipeline for their signal indexes, one for
+    the signals' ``status`` and ``updated_ts``; no alerts, lifecycles, controls
+    or flags (``read_heads`` reads those for a page). A stream whose index is
+    gone (or never written) has no signals.
+    """
+    ns, step = namespace, max(chunk, 1)
+
+    def read() -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        with _connection(redis_url) as r:
+            for start in range(0, len(stream_ids), step):
+                ids = stream_ids[start:start + step]
+                pipe = r.pipeline(transaction=False)
+                for sid in ids:
+                    pipe.smembers(signals_index_key(sid, ns))
+                index = {sid: sorted(tuple(json.loads(m)) for m in members)
+                         for sid, members in zip(ids, pipe.execute(), strict=True)}
+                for sid in ids:
+                    for mv, sig in index[sid]:
+                        pipe.hmget(signal_key(sid, mv, sig, ns), "status", "updated_ts")
+                got = iter(pipe.execute())
+                for sid in ids:
+                    out[sid] = [signal_row(mv, sig, *next(got)) for mv, sig in index[sid]]
+        return out
+
+    return _guard("read_signals", read)

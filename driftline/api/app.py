@@ -7,6 +7,9 @@ when the token is set; ``/``, ``/static``, ``/healthz``, ``/metrics`` and
 =========================================================  =====================================
 ``GET  /api/v1/streams``                                   the fleet: status, last update,
                                                            signals in drift, last alert
+``GET  /api/v1/drift``                                     signals in drift now, grouped by
+                                                           model version and signal: one
+                                                           camera's, or the model's
 ``GET  /api/v1/streams/{stream_id}``                       one stream's signals with their
                                                            series and change points
 ``GET  /api/v1/streams/{stream_id}/signals/{signal}``      one signal's state and history
@@ -43,6 +46,7 @@ from driftline.api.models import (
     BudgetRequest,
     ControlAccepted,
     ControlRequest,
+    DriftOverview,
     Fleet,
     SignalHistory,
     SnoozeRequest,
@@ -118,6 +122,13 @@ def create_app(settings: Settings) -> FastAPI:
               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Fleet:
         """Every stream (camera x its model versions): status, last update, drift, last alert."""
         return views.fleet(offset, limit)
+
+    @app.get("/api/v1/drift", response_model=DriftOverview, dependencies=api, tags=["fleet"])
+    def drift() -> DriftOverview:
+        """Is it this camera, or the model? Every signal in drift now, grouped by model version
+        and signal (a camera's health signals by signal alone), each with its streams in
+        drift, the model version's stream count and a scope: model, fleet or streams."""
+        return views.drift()
 
     @app.get("/api/v1/streams/{stream_id}", response_model=StreamSignals, dependencies=api,
              tags=["fleet"])

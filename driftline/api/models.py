@@ -84,6 +84,56 @@ class Fleet(_Out):
     streams: list[StreamSummary]
 
 
+DriftScope = Literal["model", "fleet", "streams"]
+
+
+class DriftGroup(_Out):
+    """The streams in drift on one signal of one model version, or on one camera signal.
+
+    A model's signal (``output.*``, ``quality.*``, ...) is grouped by model
+    version and signal, counting the streams whose signal ``status`` is
+    ``drift`` (as ``signals_in_drift`` of ``GET /api/v1/streams``). A camera's
+    own health signal (``camera.status``, ``camera.silent``) is about the
+    camera, not a model: it is grouped by signal alone, over every model
+    version, counting the streams whose camera is not ``ok`` there
+    (``reconnecting``, ``offline``, ``silent``).
+    """
+
+    model_version: str | None = Field(
+        description="The model version; null for a camera signal (grouped by signal alone).")
+    signal: str
+    camera: bool = Field(description="A camera health signal (camera.status, camera.silent).")
+    scope: DriftScope = Field(description=(
+        "model: at least 2 streams and at least half of the model version's streams are in "
+        "drift on this signal (look at the model version, not the cameras); fleet: the same "
+        "rule for a camera signal over every stream (a site or network, not one camera); "
+        "streams: fewer (look at these cameras)."))
+    in_drift: int = Field(description="Streams in drift on it (every one, not only those "
+                          "listed in stream_ids).")
+    streams_known: int = Field(description=(
+        "The denominator: streams whose signals in Redis include this model version (every "
+        "stream Redis knows for a camera signal)."))
+    stream_ids: list[str] = Field(description="The streams in drift, sorted; the first "
+                                  "MAX_STREAM_IDS (50) when in_drift is larger.")
+    statuses: dict[str, int] = Field(description=(
+        "Streams per status: drift for a model's signal; the camera's state (reconnecting, "
+        "offline, silent) for a camera signal."))
+    first_updated_ts: float | None = Field(description=(
+        "Unix seconds: the earliest updated_ts of these signals (of every stream counted)."))
+    last_updated_ts: float | None = Field(description=(
+        "Unix seconds: the latest updated_ts of these signals (of every stream counted)."))
+
+
+class DriftOverview(_Out):
+    """Every signal in drift now across the fleet: one camera's, or a model version's."""
+
+    streams_known: int = Field(description="Streams Redis knows (all of them were read).")
+    groups_total: int = Field(description="Groups found; groups lists the first MAX_GROUPS "
+                              "(200) of them.")
+    groups: list[DriftGroup] = Field(description=(
+        "By in_drift, most first; then model version (camera signals last) and signal."))
+
+
 class SeriesPoint(_Out):
     """One snapshot of a signal (``sinks.redis_series``)."""
 

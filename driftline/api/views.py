@@ -6,7 +6,9 @@ controls with who/when/why), as the sinks mirror them from the alert and
 state topics (``sinks.alert_lifecycle``).
 
 Every read is bounded: a fleet page is at most ``MAX_PAGE`` streams, a
-timeline at most ``MAX_ALERTS`` alerts, a series what the sinks keep.
+timeline at most ``MAX_ALERTS`` alerts, a series what the sinks keep; the
+drift overview reads every stream's signals (statuses only, ``MAX_PAGE``
+streams per round trip pair) and lists capped groups (``driftline.api.drift``).
 
 Examples
 --------
@@ -23,10 +25,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from driftline.api.drift import drift_overview
 from driftline.api.models import (
     AlertBrief,
     AlertDetail,
     ChangePoint,
+    DriftOverview,
     Fleet,
     FrameRef,
     SeriesPoint,
@@ -46,7 +50,7 @@ from sinks.alert_lifecycle import (
     read_lifecycles,
 )
 from sinks.redis_camera import camera_of, is_camera
-from sinks.redis_fleet import Head, read_heads
+from sinks.redis_fleet import Head, read_heads, read_signals
 from sinks.redis_series import read_series
 from sinks.redis_state import list_streams, read_alert, read_stream
 
@@ -111,6 +115,13 @@ class Views:
                 disabled_signals=now["disabled"],
             ))
         return Fleet(total=len(ids), streams=out)
+
+    def drift(self) -> DriftOverview:
+        """Every signal in drift now, grouped by model version and signal (camera signals by
+        signal alone): one camera's, or the model version's (``drift_overview``)."""
+        ids = list_streams(self.redis_url, namespace=self.ns)
+        return drift_overview(read_signals(self.redis_url, ids, namespace=self.ns,
+                                           chunk=MAX_PAGE))
 
     def _heads(self, ids: list[str], recent: int, signals: bool = True) -> dict[str, Head]:
         return read_heads(self.redis_url, ids, recent=recent, signals=signals,

@@ -234,6 +234,26 @@ def test_snippets_are_valid_python():
             compile(textwrap.dedent(body), "README.md", "exec")
 
 
+def test_the_readme_api_table_lists_exactly_the_served_api_routes():
+    """Each ``/api/v1`` row of the README's route table is served, and each served one is a
+    row (``{action}``: one POST per ``Command.action``, ``set_budget`` as ``set-budget``)."""
+    import json
+
+    from driftline.api.controls import ACTIONS
+    from driftline.cli_api import openapi_document
+
+    paths = json.loads(openapi_document())["paths"]
+    served = {(method.upper(), path) for path, ops in paths.items() for method in ops
+              if path.startswith("/api/v1/")}
+    rows = re.findall(r"^\| `(GET|POST) (/api/v1/\S+)` \|", README, re.M)
+    assert ("GET", "/api/v1/drift") in rows
+    listed = set()
+    for method, path in rows:
+        names = [a.replace("_", "-") for a in ACTIONS] if "{action}" in path else [None]
+        listed |= {(method, path.replace("{action}", n) if n else path) for n in names}
+    assert listed == served
+
+
 def test_the_camera_quick_start(broker, readme_topics, tmp_path):
     """The README's RTSP line against a real RTSP camera (GStreamer's server) until Ctrl-C."""
     import signal
