@@ -2,10 +2,10 @@
 
 The page is served by the API (uvicorn on a free port) over a real Redis
 that the real sinks filled (``api_data``); the test drives it as a user
-would: the fleet, a stream's chart, an alert and its frames, and a click on
-"snooze" that lands on the control topic as a signed command. That a real
-worker applies the click: ``test_api_worker.py``. The ``browser`` fixture:
-``tests/integration/conftest.py``.
+would: the fleet and what drifts across it, a stream's chart, an alert and
+its frames, and a click on "snooze" that lands on the control topic as a
+signed command. That a real worker applies the click: ``test_api_worker.py``.
+The ``browser`` fixture: ``tests/integration/conftest.py``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ def test_the_page_shows_a_chart_and_an_alert_and_a_snooze_click_publishes_a_sign
         row = wait.until(ec.element_to_be_clickable(
             (By.CSS_SELECTOR, f'#fleet tr[data-stream="{STREAM}"]')))
         assert "drift" in row.text and SIGNAL in row.text
+        # Above the fleet: what drifts, grouped by model version (/api/v1/drift).
+        group = wait.until(ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, f'#drift li[data-signal="{SIGNAL}"]')))
+        assert "1 of 1 stream(s) of model v1" in group.text and STREAM in group.text
+        assert (group.get_attribute("data-scope"), group.get_attribute("data-model-version")) \
+            == ("streams", "v1")
         row.click()
 
         chart = wait.until(ec.visibility_of_element_located(

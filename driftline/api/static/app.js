@@ -58,6 +58,35 @@ async function loadFleet() {
   $("#status-line").textContent = `${fleet.total} stream(s); refreshed ${new Date().toLocaleTimeString()}`;
 }
 
+const SCOPE_WORDS = {
+  model: "the model version: look at it, not the cameras",
+  fleet: "the fleet's cameras at once",
+  streams: "these cameras",
+};
+
+async function loadDrift() {
+  // Is it this camera, or the model? Signals in drift now, grouped (/api/v1/drift).
+  const d = await getJSON("/api/v1/drift");
+  const ul = $("#drift");
+  ul.innerHTML = d.groups.length ? "" : "<li class=muted>no signal in drift</li>";
+  for (const g of d.groups) {
+    const li = document.createElement("li");
+    li.dataset.signal = g.signal;
+    li.dataset.scope = g.scope;
+    if (g.model_version !== null) li.dataset.modelVersion = g.model_version;
+    const of = g.camera ? "camera(s)" : `stream(s) of model ${esc(g.model_version)}`;
+    const ids = g.stream_ids.map((sid) => `<a href="#/stream/${encodeURIComponent(sid)}">${esc(sid)}</a>`).join(", ");
+    const more = g.in_drift > g.stream_ids.length ? ` and ${g.in_drift - g.stream_ids.length} more` : "";
+    li.innerHTML = `<span class="scope ${esc(g.scope)}">${esc(g.scope)}</span> <b>${esc(g.signal)}</b>:
+      ${g.in_drift} of ${g.streams_known} ${of} <span class=muted>(${esc(SCOPE_WORDS[g.scope] ?? g.scope)})</span>
+      <br><span class=muted>${ids}${more}</span>`;
+    ul.appendChild(li);
+  }
+  if (d.groups_total > d.groups.length) {
+    ul.insertAdjacentHTML("beforeend", `<li class=muted>${d.groups_total - d.groups.length} group(s) more</li>`);
+  }
+}
+
 async function loadTimeline() {
   const q = state.stream ? `?stream_id=${encodeURIComponent(state.stream)}&limit=30` : "?limit=30";
   const tl = await getJSON(`/api/v1/alerts${q}`);
@@ -170,6 +199,7 @@ async function loadStream(streamId, alertId) {
   if (alertId) await showAlert(alertId);
   else $("#alert-detail").hidden = true;
   await loadFleet();
+  await loadDrift();
 }
 
 function frameList(title, frames) {
@@ -232,6 +262,7 @@ async function route() {
       state.stream = null;
       $("#stream-panel").hidden = true;
       await loadFleet();
+      await loadDrift();
       await loadTimeline();
     }
   } catch (e) {
@@ -250,4 +281,6 @@ $("#token-form").onsubmit = (ev) => {
 };
 window.addEventListener("hashchange", route);
 route();
-setInterval(() => { if (!document.hidden) loadFleet().catch(() => {}); }, 10000);
+setInterval(() => {
+  if (!document.hidden) loadFleet().then(loadDrift).catch(() => {});
+}, 10000);
