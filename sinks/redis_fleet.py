@@ -52,6 +52,15 @@ def signal_row(model_version: str, signal: str, status: str | None,
             "updated_ts": int(updated_ms) / 1000 if updated_ms else None}
 
 
+def index_entries(members: set[str] | set[bytes]) -> list[tuple[str, str]]:
+    """A stream's signal index (``signals_index_key`` members), as sorted (model version, signal).
+
+    >>> index_entries({'["v2", "output.confidence"]', '["v1", "output.confidence"]'})
+    [('v1', 'output.confidence'), ('v2', 'output.confidence')]
+    """
+    return sorted(tuple(json.loads(m)) for m in members)
+
+
 @dataclass(frozen=True)
 class Head:
     """One stream at a glance.
@@ -91,7 +100,7 @@ def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signal
             flags: dict[str, list[str | None]] = {}
             lifecycles: dict[str, dict[str, str]] = {}
             for sid in stream_ids:
-                index[sid] = sorted(tuple(json.loads(m)) for m in next(first)) if signals else []
+                index[sid] = index_entries(next(first)) if signals else []
                 alert_ids[sid] = [f["alert_id"] for _, f in next(first)]
                 flags[sid] = next(first)
                 lifecycles[sid] = dict(next(first))
@@ -106,9 +115,7 @@ def read_heads(redis_url: str, stream_ids: list[str], *, recent: int = 1, signal
             second = iter(pipe.execute())
             out = {}
             for sid in stream_ids:
-                sigs = []
-                for mv, sig in index[sid]:
-                    sigs.append(signal_row(mv, sig, *next(second)))
+                sigs = [signal_row(mv, sig, *next(second)) for mv, sig in index[sid]]
                 docs = [json.loads(d) for d in next(second) if d] if alert_ids[sid] else []
                 controls = {mv: json.loads(d) for mv, d in
                             zip(versions[sid], next(second), strict=True) if d} \
@@ -140,7 +147,7 @@ def read_signals(redis_url: str, stream_ids: list[str], *, namespace: str = PREF
                 pipe = r.pipeline(transaction=False)
                 for sid in ids:
                     pipe.smembers(signals_index_key(sid, ns))
-                index = {sid: sorted(tuple(json.loads(m)) for m in members)
+                index = {sid: index_entries(members)
                          for sid, members in zip(ids, pipe.execute(), strict=True)}
                 for sid in ids:
                     for mv, sig in index[sid]:
