@@ -143,8 +143,31 @@ class MonitorSettings(BaseModel):
         "identical to the previous frame's) before `quality.frozen` alerts; its own duration, "
         "not `min_duration` (a live camera never repeats a frame exactly: sensor noise). "
         "0 = as soon as its detector fires (~15 repeated frames).")
+    min_duration_by_signal: dict[str, float] = Field(
+        default={}, description="`min_duration` for named signals, in seconds, as JSON: "
+        '{"output.confidence": 30, "output.entropy": 30}. Model-output signals have no tiles, '
+        "so the calm-tiles fast path never shortens their hold: a deployment whose outputs "
+        "have no transients (a class the camera never showed, in view for 10-40 s) can "
+        "shorten it for them alone and keep the frames' hold for passers-by (bench/README.md: "
+        "30 s kept 0 false alarms in a simulated camera-week and took 150 predictions off each "
+        "sudden output shift at 10/s). Names must be signals of the catalogue (checked when "
+        "monitors start); `quality.frozen` has `frozen_after_s`.")
     # -- end of detection budget and persistence ----------------------------------------
     reference_size: int = Field(default=200, ge=50, le=100_000)
+
+    @field_validator("min_duration_by_signal")
+    @classmethod
+    def _holds(cls, v: dict[str, float]) -> dict[str, float]:
+        # Which names exist is the catalogue's (processors.monitor.catalogue,
+        # above this module): MonitorRegistry checks them when monitors start.
+        for name, seconds in v.items():
+            if not re.fullmatch(r"[a-z]+\.[a-z0-9_]+", name):
+                raise ValueError(f"{name!r} is not a signal name (<family>.<signal>)")
+            if not 0 <= seconds <= 86_400:
+                raise ValueError(f"{name}: {seconds:g} s is outside 0-86,400")
+            if name == "quality.frozen":
+                raise ValueError("quality.frozen has its own duration: set frozen_after_s")
+        return v
     class_mix_reference_size: int = Field(
         default=2000, ge=50, le=100_000, description="Predictions that form the reference of "
         "the class-mix test. A classifier's top-1 mix on a wandering camera moves on a scale of "

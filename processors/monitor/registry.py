@@ -14,13 +14,30 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from driftline.errors import ConfigError
 from driftline.settings import MonitorSettings
 from processors.monitor.camera_health import CameraHealth
-from processors.monitor.catalogue import MonitorEvent
+from processors.monitor.catalogue import SPECS, MonitorEvent
 from processors.monitor.stream_monitor import Positions, StreamMonitor
 from schemas.events import Alert, StreamState
 
 StreamKey = tuple[str, str]
+
+
+def check_holds(settings: MonitorSettings) -> None:
+    """Fail at start-up when ``min_duration_by_signal`` names a signal the catalogue lacks.
+
+    >>> check_holds(MonitorSettings(min_duration_by_signal={"output.confidense": 30}))
+    Traceback (most recent call last):
+    ...
+    driftline.errors.ConfigError: DRIFTLINE_MONITOR__MIN_DURATION_BY_SIGNAL: unknown signal(s) \
+'output.confidense'; known signals: ...
+    """
+    unknown = sorted(set(settings.min_duration_by_signal) - set(SPECS))
+    if unknown:
+        raise ConfigError("DRIFTLINE_MONITOR__MIN_DURATION_BY_SIGNAL",
+                          f"unknown signal(s) {', '.join(map(repr, unknown))}; known signals: "
+                          + ", ".join(sorted(SPECS)))
 
 
 class MonitorRegistry:
@@ -54,6 +71,7 @@ class MonitorRegistry:
     ) -> None:
         self.deferred = deferred
         self.settings = settings or MonitorSettings()
+        check_holds(self.settings)
         self.health = health if health is not None else CameraHealth()
         self.monitors: dict[StreamKey, StreamMonitor] = {}
         self.references: dict[StreamKey, dict[str, Any]] = dict(references or {})

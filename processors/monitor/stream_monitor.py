@@ -360,7 +360,8 @@ class StreamMonitor:
             if sig.detector is None and sig.calibration is None:
                 sig.ert = ert_each
             share = sig.updates / max(1, events - 1) or 1.0
-            sig.persist = math.ceil(self.settings.min_duration * self.event_rate * share)
+            hold = self.settings.min_duration_by_signal.get(sig.name, self.settings.min_duration)
+            sig.persist = math.ceil(hold * self.event_rate * share)
             sig.fast = math.ceil(self.settings.global_min_duration * self.event_rate * share)
             if sig.name == FROZEN_SIGNAL:
                 # Its own duration, whatever the tiles say (a repeat is never local).

@@ -66,6 +66,7 @@ RUN = {
     "import json\n\nfrom sinks.webhook import InvalidSignature, verify",
     "$ driftline snooze cam-7",
     "DRIFTLINE_WEBHOOKS=",
+    "DRIFTLINE_MONITOR__MIN_DURATION_BY_SIGNAL=",
 }
 
 
@@ -340,3 +341,19 @@ def test_the_webhooks_setting_of_the_readme_is_valid(monkeypatch):
     monkeypatch.setenv("DRIFTLINE_WEBHOOKS", assignment.removeprefix("DRIFTLINE_WEBHOOKS="))
     hooks = load_settings().webhooks
     assert [(h.name, h.format) for h in hooks] == [("dock-ops", "standard"), ("chat", "slack")]
+
+
+def test_the_outputs_hold_setting_of_the_readme_is_valid(monkeypatch):
+    import shlex
+
+    from driftline.settings import load_settings
+    from processors.monitor import MonitorRegistry
+
+    name = "DRIFTLINE_MONITOR__MIN_DURATION_BY_SIGNAL"
+    (assignment,) = shlex.split(_block(name + "="))
+    monkeypatch.setenv(name, assignment.removeprefix(name + "="))
+    monitor = load_settings().monitor
+    MonitorRegistry(monitor)  # every name is a catalogue signal
+    assert monitor.min_duration_by_signal == {
+        "output.confidence": 30.0, "output.entropy": 30.0, "output.new_classes": 30.0}
+    assert monitor.min_duration == 45.0
