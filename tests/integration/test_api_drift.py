@@ -33,14 +33,10 @@ from tests.integration.test_sinks import FAST_JOIN, publish, wait_for
 pytestmark = [pytest.mark.integration]
 
 TOKEN = "drift-test-token-0123456789"
-# Snapshot times are the worker's wall clock (StreamState.ts), judged by the API's: the
-# fresh fleet updated ten minutes ago, the retired streams two hours ago.
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
-OLD = T0 - timedelta(hours=2)
 CONF, BRIGHT, CAMERA = "output.confidence", "quality.brightness", "camera.status"
 
 
-def _state(stream: str, mv: str, seconds: float, base: datetime = T0,
+def _state(stream: str, mv: str, seconds: float, base: datetime,
            **drift: bool) -> StreamState:
     """A snapshot of a stream whose ``conf``/``bright`` signals are in drift or ok."""
     names = {"conf": CONF, "bright": BRIGHT}
@@ -51,7 +47,7 @@ def _state(stream: str, mv: str, seconds: float, base: datetime = T0,
                        ts=base + timedelta(seconds=seconds))
 
 
-def _offline(stream: str, mv: str, seconds: float, base: datetime = T0) -> Alert:
+def _offline(stream: str, mv: str, seconds: float, base: datetime) -> Alert:
     """A ``camera.status`` alert: the camera went offline (as ``CameraHealth`` makes it)."""
     return Alert(alert_id=f"{stream}:{mv}:{CAMERA}:camera_status:s{seconds:g}",
                  stream_id=stream, model_version=mv, signal=CAMERA, detector="camera_status",
@@ -71,29 +67,35 @@ def served(settings: Settings) -> Any:
 def test_drift_is_grouped_by_model_version_and_signal_with_its_scope(served) -> None:
     server, settings = served
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    # Snapshot times are the worker's wall clock (StreamState.ts), judged by the API's (at
+    # the request, not at collection): the fresh fleet updated ten minutes ago, the retired
+    # streams two hours ago.
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    old = t0 - timedelta(hours=2)
     items: list[Alert | StreamState] = [
         # v2: 3 of its 4 streams drift on the confidence -> the model.
-        _state("cam-v2-a", "v2", 10, conf=True, bright=False),
-        _state("cam-v2-b", "v2", 11, conf=True, bright=False),
-        _state("cam-v2-c", "v2", 12, conf=True, bright=False),
-        _state("cam-v2-d", "v2", 13, conf=False, bright=False),
+        _state("cam-v2-a", "v2", 10, t0, conf=True, bright=False),
+        _state("cam-v2-b", "v2", 11, t0, conf=True, bright=False),
+        _state("cam-v2-c", "v2", 12, t0, conf=True, bright=False),
+        _state("cam-v2-d", "v2", 13, t0, conf=False, bright=False),
         # v1: one of its 2 streams drifts on brightness -> that camera (half, but 1 stream).
-        _state("cam-v1-a", "v1", 20, conf=False, bright=True),
-        _state("cam-v1-b", "v1", 21, conf=False, bright=False),
+        _state("cam-v1-a", "v1", 20, t0, conf=False, bright=True),
+        _state("cam-v1-b", "v1", 21, t0, conf=False, bright=False),
         # Two cameras offline, of two model versions: one group, by signal alone.
-        _offline("cam-v1-b", "v1", 30),
-        _offline("cam-v2-d", "v2", 31),
+        _offline("cam-v1-b", "v1", 30, t0),
+        _offline("cam-v2-d", "v2", 31, t0),
         # Retired two hours ago (stale): v0 on three of the v2 cameras, two of them in drift
-        # on the confidence (2 of 3: "model" if it counted), one offline then; v1 on cam-v2-d
-        # (v1's denominator would be 3); cam-old, gone with v0 (the cameras would be 8).
-        _state("cam-v2-a", "v0", 1, base=OLD, conf=True, bright=False),
-        _state("cam-v2-b", "v0", 2, base=OLD, conf=True, bright=False),
-        _state("cam-v2-c", "v0", 3, base=OLD, conf=False, bright=False),
-        _offline("cam-v2-c", "v0", 4, base=OLD),
-        _state("cam-v2-d", "v1", 5, base=OLD, conf=False, bright=False),
-        _state("cam-old", "v0", 6, base=OLD, conf=False, bright=False),
+        # on the confidence (with cam-v0-live 3 of 5: "model" if they counted), one offline
+        # then; v1 on cam-v2-d (v1's denominator would be 3); cam-old, gone with v0 (the
+        # cameras would be 8).
+        _state("cam-v2-a", "v0", 1, old, conf=True, bright=False),
+        _state("cam-v2-b", "v0", 2, old, conf=True, bright=False),
+        _state("cam-v2-c", "v0", 3, old, conf=False, bright=False),
+        _offline("cam-v2-c", "v0", 4, old),
+        _state("cam-v2-d", "v1", 5, old, conf=False, bright=False),
+        _state("cam-old", "v0", 6, old, conf=False, bright=False),
         # Still on v0, fresh: it counts, alone in v0's denominator.
-        _state("cam-v0-live", "v0", 40, conf=True, bright=False),
+        _state("cam-v0-live", "v0", 40, t0, conf=True, bright=False),
     ]
     with httpx.Client(base_url=server.url, timeout=10) as http:
         assert http.get("/api/v1/drift").status_code == 401
@@ -126,7 +128,7 @@ def test_drift_is_grouped_by_model_version_and_signal_with_its_scope(served) -> 
     assert read_signals(settings.redis_url, ids, namespace=settings.topic_prefix,
                         chunk=4) == whole
 
-    ts, old = T0.timestamp(), OLD.timestamp()
+    ts, then = t0.timestamp(), old.timestamp()
     assert (got["streams_known"], got["groups_total"]) == (8, 4)
     assert got["groups"] == [
         {"model_version": "v2", "signal": CONF, "camera": False, "scope": "model",
@@ -147,6 +149,6 @@ def test_drift_is_grouped_by_model_version_and_signal_with_its_scope(served) -> 
     # Left out, not dropped: per model version, those in drift then, their newest update.
     assert (got["stale_after_s"], got["stale_total"]) == (3600.0, 5)
     assert got["stale"] == [
-        {"model_version": "v0", "streams": 4, "in_drift": 3, "last_updated_ts": old + 6},
-        {"model_version": "v1", "streams": 1, "in_drift": 0, "last_updated_ts": old + 5},
+        {"model_version": "v0", "streams": 4, "in_drift": 3, "last_updated_ts": then + 6},
+        {"model_version": "v1", "streams": 1, "in_drift": 0, "last_updated_ts": then + 5},
     ]
