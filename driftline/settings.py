@@ -37,6 +37,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from driftline.errors import ConfigError, redact, redact_url
 
 ENV_PREFIX = "DRIFTLINE_"
+STALE_AFTER_S = 3600.0
+"""``DRIFTLINE_API__STALE_AFTER_S``'s default (``Settings.stale_after_s``)."""
 
 # --- security (issue #12) ---
 KAFKA_OPTION = re.compile(r"^[a-z][a-z0-9.]{0,99}$")  # librdkafka names: no "_"
@@ -259,6 +261,14 @@ class ApiSettings(BaseModel):
         default=None, description="Directory of stored frames, `<stream_id>/<frame_id>.jpg` "
         "(or .png, .webp): the page shows an alert's example frames from it. Unset: the "
         "page lists their ids only.")
+    stale_after_s: float | None = Field(
+        default=None, ge=0, le=90 * 86_400, description="A stream (camera x model "
+        "version) whose signals were not updated for this many seconds, by the API's wall "
+        "clock, is stale: /api/v1/drift leaves it out of its groups and denominators (and "
+        "counts it), since nothing deletes a retired model version's streams from Redis. A "
+        "stream with input snapshots every STATE_INTERVAL_S at most, and one without input "
+        "alerts camera.silent after SILENT_AFTER_S: it must exceed both. 0: off. Unset: "
+        "1 h (`Settings.stale_after_s`), or twice SILENT_AFTER_S when that is longer.")
 
 
 Lifecycle = Literal["firing", "acknowledged", "resolved"]
@@ -467,6 +477,15 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"{ENV_PREFIX}WEBHOOK_SECRET", "required when DRIFTLINE_WEBHOOK_URL is set"
             )
+        # A window within a snapshot interval would call live streams retired, one within
+        # the silence timeout would hide a camera before it is reported silent. Only a value
+        # set is checked: the default follows SILENT_AFTER_S (a worker never fails on it).
+        stale = self.api.stale_after_s
+        if stale and stale <= max(self.state_interval_s, self.silent_after_s):
+            raise ConfigError(
+                f"{ENV_PREFIX}API__STALE_AFTER_S",
+                f"{stale:g} s must exceed DRIFTLINE_STATE_INTERVAL_S ({self.state_interval_s:g}) "
+                f"and DRIFTLINE_SILENT_AFTER_S ({self.silent_after_s:g}), or be 0 (off)")
 
     @property
     def output_max_bytes(self) -> int:
@@ -480,6 +499,30 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(prefix=self.topic_prefix)
+
+    @property
+    def stale_after_s(self) -> float:
+        """The API's staleness window: ``api.stale_after_s``, or when unset ``STALE_AFTER_S``
+        (1 h), or twice ``silent_after_s`` when that is longer (cameras that are quiet
+        for hours by design, e.g. motion-triggered, are still reported silent first).
+
+        An hour is 720 snapshot intervals (``state_interval_s``, 5 s) and 60 silence
+        timeouts (``silent_after_s``, 60 s): a stream still fed is never near it, a
+        camera that stopped was reported silent (or offline) long before, and a model
+        version rolled out of a camera leaves the page within the hour.
+
+        >>> Settings().stale_after_s, Settings(silent_after_s=7200).stale_after_s
+        (3600.0, 14400.0)
+        >>> Settings(api=ApiSettings(stale_after_s=0)).stale_after_s
+        0.0
+        >>> Settings(api=ApiSettings(stale_after_s=30))
+        Traceback (most recent call last):
+        ...
+        driftline.errors.ConfigError: DRIFTLINE_API__STALE_AFTER_S: 30 s must exceed ...
+        """
+        if self.api.stale_after_s is not None:
+            return self.api.stale_after_s
+        return max(STALE_AFTER_S, 2 * self.silent_after_s)
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

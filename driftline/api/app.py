@@ -9,7 +9,8 @@ when the token is set; ``/``, ``/static``, ``/healthz``, ``/metrics`` and
                                                            signals in drift, last alert
 ``GET  /api/v1/drift``                                     signals in drift now, grouped by
                                                            model version and signal: one
-                                                           camera's, or the model's
+                                                           camera's, or the model's (stale
+                                                           streams left out, counted)
 ``GET  /api/v1/streams/{stream_id}``                       one stream's signals with their
                                                            series and change points
 ``GET  /api/v1/streams/{stream_id}/signals/{signal}``      one signal's state and history
@@ -127,7 +128,10 @@ def create_app(settings: Settings) -> FastAPI:
     def drift() -> DriftOverview:
         """Is it this camera, or the model? Every signal in drift now, grouped by model version
         and signal (a camera's health signals by signal alone), each with its streams in
-        drift, the model version's stream count and a scope: model, fleet or streams."""
+        drift, the model version's stream count and a scope: model, fleet or streams.
+        Streams (camera x model version) not updated for DRIFTLINE_API__STALE_AFTER_S
+        (1 h) are left out of groups and counts (a retired model version's stay in Redis),
+        and counted per model version in `stale`."""
         return views.drift()
 
     @app.get("/api/v1/streams/{stream_id}", response_model=StreamSignals, dependencies=api,

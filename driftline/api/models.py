@@ -111,8 +111,9 @@ class DriftGroup(_Out):
     in_drift: int = Field(description="Streams in drift on it (every one, not only those "
                           "listed in stream_ids).")
     streams_known: int = Field(description=(
-        "The denominator: streams whose signals in Redis include this model version (every "
-        "stream Redis knows for a camera signal)."))
+        "The denominator: streams whose signals in Redis include this model version, updated "
+        "within stale_after_s (for a camera signal: every stream Redis knows with a model "
+        "version so updated). Stale ones are left out, counted in DriftOverview.stale."))
     stream_ids: list[str] = Field(description="The streams in drift, sorted; the first "
                                   "MAX_STREAM_IDS (50) when in_drift is larger.")
     statuses: dict[str, int] = Field(description=(
@@ -124,6 +125,23 @@ class DriftGroup(_Out):
         "Unix seconds: the latest updated_ts of these signals (of every stream counted)."))
 
 
+class StaleVersion(_Out):
+    """The streams of one model version left out of the groups: not updated for too long.
+
+    A stream (camera x model version) whose newest signal ``updated_ts`` is
+    more than ``stale_after_s`` before the request (the API's wall clock) no
+    longer runs that version, or its camera has been gone that long: its
+    signals are not grouped and it is in no denominator.
+    """
+
+    model_version: str
+    streams: int = Field(description="Streams of this model version left out as stale.")
+    in_drift: int = Field(description=(
+        "Of them, those that had a signal in drift (or a camera not ok) when last updated."))
+    last_updated_ts: float = Field(description=(
+        "Unix seconds: the newest update among them (none of them updated since)."))
+
+
 class DriftOverview(_Out):
     """Every signal in drift now across the fleet: one camera's, or a model version's."""
 
@@ -132,6 +150,14 @@ class DriftOverview(_Out):
                               "(200) of them.")
     groups: list[DriftGroup] = Field(description=(
         "By in_drift, most first; then model version (camera signals last) and signal."))
+    stale_after_s: float = Field(description=(
+        "DRIFTLINE_API__STALE_AFTER_S (default 1 h): a stream (camera x model version) not "
+        "updated for longer than this, by the API's wall clock, is stale (0: none is)."))
+    stale_total: int = Field(description=(
+        "Streams (camera x model version) left out as stale, over every model version."))
+    stale: list[StaleVersion] = Field(description=(
+        "The stale streams per model version, most first; the first MAX_GROUPS (200) "
+        "versions."))
 
 
 class SeriesPoint(_Out):

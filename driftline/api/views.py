@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ class Views:
         self.redis_url = settings.redis_url
         self.ns = settings.topic_prefix
         self.frames_dir = settings.api.frames_dir
+        self.stale_after_s = settings.stale_after_s
 
     def _stream(self, stream_id: str, recent: int) -> dict[str, Any]:
         return read_stream(self.redis_url, stream_id, recent=recent, namespace=self.ns)
@@ -118,10 +120,16 @@ class Views:
 
     def drift(self) -> DriftOverview:
         """Every signal in drift now, grouped by model version and signal (camera signals by
-        signal alone): one camera's, or the model version's (``drift_overview``)."""
+        signal alone): one camera's, or the model version's (``drift_overview``); streams
+        not updated for ``stale_after_s`` left out and counted.
+
+        ``now`` is this process's wall clock, read once, after the signals: ``updated_ts``
+        is the worker's wall clock at its snapshot (``StreamState.ts``), which the page's
+        "updated N s ago" judges by the browser's wall clock the same way.
+        """
         ids = list_streams(self.redis_url, namespace=self.ns)
-        return drift_overview(read_signals(self.redis_url, ids, namespace=self.ns,
-                                           chunk=MAX_PAGE))
+        signals = read_signals(self.redis_url, ids, namespace=self.ns, chunk=MAX_PAGE)
+        return drift_overview(signals, now=time.time(), stale_after_s=self.stale_after_s)
 
     def _heads(self, ids: list[str], recent: int, signals: bool = True) -> dict[str, Head]:
         return read_heads(self.redis_url, ids, recent=recent, signals=signals,

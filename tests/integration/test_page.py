@@ -10,13 +10,16 @@ The ``browser`` fixture: ``tests/integration/conftest.py``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from pydantic import SecretStr
 
 from driftline.api import ApiServer
 from processors.commands import ControlAuth
-from schemas.events import Command
+from schemas.events import Command, SignalState, StreamState
 from schemas.wire import decode_as
+from sinks.redis_state import RedisStateWriter
 
 pytestmark = [pytest.mark.integration]
 
@@ -33,6 +36,14 @@ def test_the_page_shows_a_chart_and_an_alert_and_a_snooze_click_publishes_a_sign
     from selenium.webdriver.support.ui import WebDriverWait
 
     settings = api_data.settings.model_copy(update={"control_secret": SecretStr(SECRET)})
+    # The camera ran v0 until two hours ago, in drift then: written as the Redis sink writes
+    # a snapshot, it is stale (DRIFTLINE_API__STALE_AFTER_S, 1 h) and only counted.
+    writer = RedisStateWriter(settings.redis_url, namespace=settings.topic_prefix)
+    writer.write_state(StreamState(
+        stream_id=STREAM, model_version="v0", events_seen=500,
+        signals={SIGNAL: SignalState(signal=SIGNAL, status="drift", detector="cusum")},
+        ts=datetime.now(UTC) - timedelta(hours=2)))
+    writer.close()
     wait = WebDriverWait(browser, 20)
     with ApiServer(settings, port=0) as server:
         browser.get(server.url)
@@ -45,6 +56,10 @@ def test_the_page_shows_a_chart_and_an_alert_and_a_snooze_click_publishes_a_sign
         assert "1 of 1 stream(s) of model v1" in group.text and STREAM in group.text
         assert (group.get_attribute("data-scope"), group.get_attribute("data-model-version")) \
             == ("streams", "v1")
+        stale = browser.find_element(By.CSS_SELECTOR, '#drift li[data-stale-version="v0"]')
+        assert "1 stream(s) of v0 not updated for over 1 h left out, 1 of them in drift then" \
+            in stale.text and "last update 2 h ago" in stale.text
+        assert not browser.find_elements(By.CSS_SELECTOR, '#drift li[data-model-version="v0"]')
         row.click()
 
         chart = wait.until(ec.visibility_of_element_located(

@@ -44,6 +44,10 @@ def test_settings_are_frozen():
         ("DRIFTLINE_MONITOR__ERT", "5", "DRIFTLINE_MONITOR__ERT"),
         ("DRIFTLINE_MONITOR__ERTT", "5", "DRIFTLINE_MONITOR__ERTT"),
         ("DRIFTLINE_WEBHOOK_URL", "http://127.0.0.1:1/h", "DRIFTLINE_WEBHOOK_SECRET"),
+        ("DRIFTLINE_API__STALE_AFTER_S", "-1", "DRIFTLINE_API__STALE_AFTER_S"),
+        ("DRIFTLINE_API__STALE_AFTER_S", "an hour", "DRIFTLINE_API__STALE_AFTER_S"),
+        # Within the silence timeout (60 s): a camera would vanish before it is silent.
+        ("DRIFTLINE_API__STALE_AFTER_S", "60", "DRIFTLINE_API__STALE_AFTER_S"),
     ],
 )
 def test_bad_settings_fail_naming_the_setting(monkeypatch, name, value, setting):
@@ -52,6 +56,21 @@ def test_bad_settings_fail_naming_the_setting(monkeypatch, name, value, setting)
         load_settings()
     assert info.value.setting == setting
     assert setting in str(info.value)
+
+
+def test_the_drift_staleness_window_defaults_to_an_hour_and_follows_the_silence(monkeypatch):
+    assert (load_settings().stale_after_s, load_settings().api.stale_after_s) == (3600.0, None)
+    monkeypatch.setenv("DRIFTLINE_SILENT_AFTER_S", "7200")  # quiet for hours by design
+    assert load_settings().stale_after_s == 14400.0  # a worker never fails on the default
+    monkeypatch.setenv("DRIFTLINE_API__STALE_AFTER_S", "0")
+    assert load_settings().stale_after_s == 0.0  # off
+    monkeypatch.setenv("DRIFTLINE_API__STALE_AFTER_S", "7200")  # set: must exceed the silence
+    with pytest.raises(ConfigError, match=r"must exceed DRIFTLINE_STATE_INTERVAL_S \(5\) and "
+                       r"DRIFTLINE_SILENT_AFTER_S \(7200\)") as info:
+        load_settings()
+    assert info.value.setting == "DRIFTLINE_API__STALE_AFTER_S"
+    monkeypatch.setenv("DRIFTLINE_API__STALE_AFTER_S", "7201")
+    assert load_settings().stale_after_s == 7201.0
 
 
 def test_webhook_secret_is_secret(monkeypatch):

@@ -16,6 +16,10 @@ function controlBadges(snoozed, disabled) {
     `<span class="badge snoozed" data-snoozed="${esc(sig)}" title="until ${esc(when(until))}">snoozed ${esc(sig)}</span>`),
   ...disabled.map((sig) => `<span class="badge disabled" data-disabled="${esc(sig)}">disabled ${esc(sig)}</span>`)].join(" ");
 }
+function span(s) {
+  // A setting's duration, exactly: "1 h", "90 min", "75 s".
+  return s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`;
+}
 function ago(unixS) {
   if (!unixS) return "—";
   const s = Math.max(0, Date.now() / 1000 - unixS);
@@ -84,6 +88,15 @@ async function loadDrift() {
   }
   if (d.groups_total > d.groups.length) {
     ul.insertAdjacentHTML("beforeend", `<li class=muted>${d.groups_total - d.groups.length} group(s) more</li>`);
+  }
+  // Streams of a retired model version (or a camera gone) are left out: say so, never silently.
+  for (const s of d.stale) {
+    const was = `${s.in_drift ? `, ${s.in_drift} of them in drift then` : ""}; last update ${ago(s.last_updated_ts)}`;
+    ul.insertAdjacentHTML("beforeend", `<li class="muted stale" data-stale-version="${esc(s.model_version)}">(${s.streams} stream(s) of ${esc(s.model_version)} not updated for over ${span(d.stale_after_s)} left out${was})</li>`);
+  }
+  const listed = d.stale.reduce((n, s) => n + s.streams, 0);
+  if (d.stale_total > listed) {
+    ul.insertAdjacentHTML("beforeend", `<li class="muted stale">(${d.stale_total - listed} more stale stream(s) left out)</li>`);
   }
 }
 
