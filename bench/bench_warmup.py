@@ -12,12 +12,11 @@ encoded as the worker reads them, go through the worker's path -- batches of
 ``MONITOR_BATCH`` events, each decoded (``decode_timed``), its stream's
 calibrations settled, routed (``apply_timed``), its new requests submitted
 -- on an asyncio loop with a lag probe (a 10 ms sleep; how late it wakes is
-the stall), with the worker's one BLAS thread and its turns of the loop
-between events (``LoopTurns``; ``--turn-every-s inf``: none). Per
-``--workers`` value: the largest stall and the number of stalls of 1 s or
-more (probe), the largest gap between two batch completions, this
-process's CPU, the pool's CPU (its children, reaped), events/s; and an
-assert that every mode fires the same alerts (ids, indices, thresholds).
+the stall). Per ``--workers`` value: the largest stall and the number of
+stalls of 1 s or more (probe), the largest gap between two batch
+completions, this process's CPU, the pool's CPU (its children, reaped),
+events/s; and an assert that every mode fires the same alerts (ids,
+indices, thresholds).
 
     PYTHONPATH=$PWD python bench/bench_warmup.py --streams 100 --events 480 --workers 0 1
 """
@@ -32,10 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from driftline.settings import MonitorSettings
-from processors.calibration_pool import LOOP_TURN_S, CalibrationPool, Calibrations, LoopTurns
+from processors.calibration_pool import CalibrationPool, Calibrations
 from processors.monitor import MonitorRegistry
 from processors.router import Routed, Router, Source
 from processors.stream_app import MONITOR_BATCH
@@ -94,7 +92,7 @@ class Run:
         return self.events / self.wall_s
 
 
-async def _run(lines: list[bytes], workers: int, turn_s: float = LOOP_TURN_S) -> Run:
+async def _run(lines: list[bytes], workers: int) -> Run:
     loop = asyncio.get_running_loop()
     pool = CalibrationPool(workers) if workers else None
     calibrations = Calibrations(pool)
@@ -114,7 +112,6 @@ async def _run(lines: list[bytes], workers: int, turn_s: float = LOOP_TURN_S) ->
     started = last = time.perf_counter()
     gaps, alerts = [], []
     for b in range(0, len(lines), MONITOR_BATCH):
-        turns = LoopTurns(turn_s)
         for raw in lines[b:b + MONITOR_BATCH]:  # as the worker's apply_batch
             event = decode_timed(router, raw, Source.INPUTS)
             if isinstance(event, Routed):
@@ -124,7 +121,6 @@ async def _run(lines: list[bytes], workers: int, turn_s: float = LOOP_TURN_S) ->
             calibrations.submit(routed.touched)
             alerts += [(a.alert_id, a.signal, a.detected_index, a.threshold)
                        for a in routed.alerts]
-            await turns.between()
         calibrations.install_done()
         await asyncio.sleep(0)  # the worker awaits its outputs between batches
         now = time.perf_counter()
@@ -161,20 +157,11 @@ def main() -> None:
     ap.add_argument("--streams", type=int, default=100)
     ap.add_argument("--events", type=int, default=480, help="events per stream")
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 1])
-    # Not "--loop-...": faust, imported above, takes any argv starting with
-    # --loop as its event-loop choice ("No module named 'inf'").
-    ap.add_argument("--turn-every-s", type=float, default=LOOP_TURN_S,
-                    help="give the loop a turn once a batch held it this long (inf: never, "
-                         "as before LoopTurns: the stall is then the batch's whole work)")
     args = ap.parse_args()
-    # As the worker (processors/stream_app.py): OpenBLAS's second thread spins
-    # against the event loop and the pool's child on 2 cores; the PCA fits of
-    # the batch that fills the references took up to 0.3 s each instead of ~1 ms.
-    threadpool_limits(1, user_api="blas")
     lines = recording(args.streams, args.events)
     runs = []
     for w in args.workers:
-        runs.append(asyncio.run(_run(lines, w, args.turn_every_s)))
+        runs.append(asyncio.run(_run(lines, w)))
         r = runs[-1]
         print(f"workers={w}: {r.wall_s:.1f} s, {len(r.alerts)} alerts, "
               f"{r.inline} calibrated inline after a pool failure", flush=True)
@@ -182,8 +169,7 @@ def main() -> None:
     for r in runs[1:]:
         assert r.alerts == first, f"workers={r.workers}: alerts differ from {runs[0].workers}'s"
     print(f"\n{args.streams} streams x {args.events} edge predictions, batches of "
-          f"{MONITOR_BATCH}, a loop turn every {args.turn_every_s * 1e3:g} ms; alerts and ids "
-          f"identical in every mode ({len(first)})\n")
+          f"{MONITOR_BATCH}; alerts and ids identical in every mode ({len(first)})\n")
     print(table(runs))
 
 

@@ -30,17 +30,6 @@ Failure modes it protects against:
   no detector: the restored signal builds the same request again and
   calibrates on it (``ScalarSignal.pending_calibration``).
 
-What is left on the loop when many streams fill their references in one
-batch is cheap per stream but not per batch: the warm-up check of each
-reference (``ReferenceCheck``), the PCA fit, building and handing over the
-requests, 4-5 ms a stream with one BLAS thread (as the worker runs), all
-without an await: 100 streams held the loop 0.4-0.5 s, and it grows with
-the streams that fill together (``bench/bench_warmup.py``). ``LoopTurns``
-gives the loop a turn between two events once a batch has held it
-``LOOP_TURN_S``: heartbeats, fetches and timers run meanwhile; the events
-are applied in the same order by the same task, so nothing a monitor
-computes changes.
-
 Examples
 --------
 >>> from processors.monitor import MonitorRegistry
@@ -143,54 +132,6 @@ class CalibrationPool:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=wait, cancel_futures=True)
-
-
-# The longest a batch of events holds the event loop before it gives it a turn
-# (``LoopTurns``): aiokafka's heartbeats and fetches, faust's timers and the
-# metrics endpoint wait at most about this (plus one event's work).
-LOOP_TURN_S = 0.02
-
-
-class LoopTurns:
-    """Gives the event loop a turn between two events once a batch has held it ``every_s``.
-
-    One per batch; ``await turns.between()`` after each event is applied.
-    The failure mode it protects against: a batch in which many streams fill
-    their references runs their warm-up checks, PCA fits and calibration
-    hand-offs without one await (100 streams: 0.4-0.5 s, growing with their
-    number; inline calibration: up to ~2 s *per stream*), while heartbeats,
-    fetches and timers wait; a consumer that misses its heartbeats for the
-    session timeout is taken out of its group.
-
-    The order it keeps: the batch's events are still applied one after the
-    other by the same task, each stream's calibrations settled before its next
-    event; the tasks that touch monitors (snapshot flushes, the silent-camera
-    check, a drain) take the worker's state lock, which the batch holds, and
-    ``Calibrations.settle`` already yields between two events when it awaits a
-    result. So the alerts, ids and checkpoints are those of a batch that never
-    yields (``bench/bench_warmup.py`` asserts it against inline calibration).
-
-    Examples
-    --------
-    >>> async def batch(turns, events):
-    ...     for _ in range(events):
-    ...         await turns.between()
-    ...     return turns.turns
-    >>> asyncio.run(batch(LoopTurns(every_s=0.0), 3)), asyncio.run(batch(LoopTurns(60.0), 3))
-    (3, 0)
-    """
-
-    def __init__(self, every_s: float = LOOP_TURN_S) -> None:
-        self.every_s = every_s
-        self.turns = 0  # how many times the loop was given a turn
-        self._since = time.perf_counter()
-
-    async def between(self) -> None:
-        """Yield to the loop (``asyncio.sleep(0)``) if ``every_s`` passed since the last turn."""
-        if time.perf_counter() - self._since >= self.every_s:
-            await asyncio.sleep(0)
-            self.turns += 1
-            self._since = time.perf_counter()
 
 
 # (monitor, request, its future or None: inline, the pool generation it went to)

@@ -76,7 +76,7 @@ from driftline.kafka_config import client_options, faust_credentials
 from driftline.service_log import quiet_aiokafka, ready_line, require_broker, service_logging
 from driftline.settings import Settings
 from processors.bundles import load_references
-from processors.calibration_pool import CalibrationPool, Calibrations, LoopTurns
+from processors.calibration_pool import CalibrationPool, Calibrations
 from processors.commands import ControlAuth
 from processors.emitted_alerts import EmittedAlerts, emitted_key
 from processors.emitted_dead_letters import TAIL, EmittedDeadLetters, letter_id
@@ -796,9 +796,6 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
         by_topic: dict[str, int] = {}
         started = time.perf_counter()
         fired = 0
-        # A batch in which many streams fill their references holds the loop
-        # for ~4 ms a stream: heartbeats and timers get a turn every LOOP_TURN_S.
-        turns = LoopTurns()
         for ev in events:
             msg = ev.message
             in_order.setdefault((msg.topic, msg.partition), deque()).append(ev)
@@ -855,7 +852,6 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                 last_seen[(mon.stream_id, mon.model_version)] = seen_clock[0]
             if not routed.touched:
                 free.append(ev)
-            await turns.between()
         # (1) outputs delivered, (2) then the snapshots that cover their events.
         sent = time.perf_counter()
         await asyncio.gather(*outputs)

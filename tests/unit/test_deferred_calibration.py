@@ -5,8 +5,7 @@ the result before the stream's next event; replay calibrates inline. These
 tests run both on the same seeded streams (edge predictions, whose
 ``output.class_mix`` calibrates a MixCusum) and compare alert ids, indices,
 thresholds and the monitors' checkpoints; a request pending in a checkpoint,
-a child that dies, the setting, and a batch's turns of the event loop
-(``LoopTurns``) are covered too.
+a child that dies, and the setting are covered too.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import pytest
 
 from driftline.errors import ConfigError
 from driftline.settings import MonitorSettings, Settings, load_settings
-from processors.calibration_pool import CalibrationPool, Calibrations, LoopTurns
+from processors.calibration_pool import CalibrationPool, Calibrations
 from processors.monitor import MonitorRegistry, StreamMonitor
 from processors.signal_tracker import ScalarSignal, calibrate
 from schemas.events import Alert, Prediction
@@ -137,47 +136,6 @@ def test_without_a_result_the_signal_calibrates_inline_before_its_next_value(eve
     reg = MonitorRegistry(SETTINGS, deferred=True)
     alerts = [a for e in events for a in reg.observe(e)[1]]
     assert fingerprint(alerts) == fingerprint(inline[0])
-
-
-async def batch_beside_a_heartbeat(events: list[Prediction], turns: LoopTurns | None,
-                                   ) -> tuple[list[Alert], MonitorRegistry, int]:
-    """One batch as the worker's (no pool: nothing awaited), beside a task that counts its turns."""
-    beats, running = [0], [True]
-
-    async def heartbeat() -> None:  # aiokafka's heartbeat, a faust timer
-        while running[0]:
-            await asyncio.sleep(0)
-            beats[0] += 1
-
-    task = asyncio.ensure_future(heartbeat())
-    await asyncio.sleep(0)
-    beats[0] = 0
-    reg = MonitorRegistry(SETTINGS, deferred=True)
-    calibrations = Calibrations(pool=None)
-    alerts = []
-    for e in events:
-        await calibrations.settle(e.stream_id)
-        mon, fired = reg.observe(e)
-        alerts += fired
-        calibrations.submit([mon])
-        if turns is not None:
-            await turns.between()
-    during = beats[0]
-    running[0] = False
-    await task
-    return alerts, reg, during
-
-
-def test_a_batch_gives_the_loop_turns_and_changes_no_alert(events, inline):
-    # One batch in which the streams fill their references, calibrate (inline
-    # at settle: nothing awaited) and alert: the stall of a fleet's first deploy.
-    alerts, reg, beats = asyncio.run(batch_beside_a_heartbeat(events, None))
-    assert beats == 0  # the whole batch held the loop: the failure mode
-    turns = LoopTurns(every_s=0.0)
-    turned, turned_reg, beats = asyncio.run(batch_beside_a_heartbeat(events, turns))
-    assert turns.turns == len(events) and beats >= len(events)
-    assert inline[0] and fingerprint(turned) == fingerprint(alerts) == fingerprint(inline[0])
-    assert checkpoints(turned_reg) == checkpoints(reg) == checkpoints(inline[1])
 
 
 def test_a_pending_request_survives_a_checkpoint(events, inline, pool):
