@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from driftline.errors import ConfigError
+from driftline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from driftline.settings import Settings
     from schemas.events import CommandAction
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -49,10 +49,6 @@ def parse_duration(text: str) -> timedelta:
 
 def cli_settings() -> Settings:
     """The settings, or exit 2 with one line naming the bad setting (every command)."""
-    # Imported here, not with the CLI: pydantic-settings is ~0.2 s of every
-    # `driftline --help`, which reads no setting.
-    from driftline.settings import load_settings
-
     try:
         return load_settings()
     except ConfigError as exc:

@@ -64,7 +64,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import faust
@@ -87,7 +87,6 @@ from processors.router import Rejected, Routed, Router, Source
 from processors.snapshot_order import is_behind, positions_header, positions_of
 from processors.stream_metrics import apply_timed, decode_timed, sample, snapshot_observed
 from processors.topic_reader import read_to_end
-from processors.warm_imports import warm, worker_modules
 from processors.worker_shutdown import BoundedWorker
 from schemas.events import DeadLetter, Frame, StreamState
 from schemas.wire import decode_as, encode
@@ -245,13 +244,10 @@ class StateRestorer:
     """
 
     def __init__(self, settings: Settings, registry: MonitorRegistry,
-                 input_topics: frozenset[str], *, imports: Future[Any] | None = None) -> None:
+                 input_topics: frozenset[str]) -> None:
         self.settings = settings
         self.registry = registry
         self.input_topics = input_topics
-        # The monitors' libraries being imported by another thread
-        # (processors.warm_imports): a restore installs nothing before they are.
-        self.imports = imports
         self.assigned: set[int] | None = None  # None: no assignment seen yet
         self.group_generation: int | None = None  # the consumer group's, at the last one
         self.restored: set[int] = set()
@@ -327,9 +323,6 @@ class StateRestorer:
             self._raise_if_stopping()
             snaps = await loop.run_in_executor(
                 None, decode_snapshots, raw, self.settings.output_max_bytes)
-            if self.imports is not None:
-                # Restored learners and ADWINs import river: not on this loop.
-                await asyncio.wrap_future(self.imports)
             installed = self._install(snaps, want)
             self.emitted.replace(found)
             self.dead_letters.replace(letters)
@@ -461,13 +454,6 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     # on this event loop): each result is installed before its stream's next
     # event (``apply_batch``), so the alerts are replay's (processors.calibration_pool).
     workers = settings.calibration_workers
-    # The libraries the monitors import where they use them (processors.warm_imports:
-    # river and scipy, ~2 s), imported by the embed thread while faust starts and
-    # joins the group -- not on the event loop at a stream's first PCA warm-up, a
-    # stall of every stream. Submitted first, so the embedding model loads after
-    # them; no event is applied and no snapshot installed before they are in.
-    imports = executor.submit(warm, worker_modules(workers))
-    imports.add_done_callback(_log_imports)
     calibrations = Calibrations(CalibrationPool(workers) if workers else None)
     app.driftline_calibrations = calibrations  # type: ignore[attr-defined]
     # Said on the ready line (an info log here comes before faust sets up logging).
@@ -524,7 +510,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
 
     input_topics = frozenset(
         [topics.embeddings, topics.predictions, topics.labels, topics.control])
-    restorer = StateRestorer(settings, registry, input_topics, imports=imports)
+    restorer = StateRestorer(settings, registry, input_topics)
     app.driftline_restorer = restorer  # type: ignore[attr-defined]
     background: set[asyncio.Future[Any]] = set()
 
@@ -556,8 +542,7 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
     @app.agent(frames_in)
     async def embed_frames(stream: Any) -> None:
         loop = asyncio.get_running_loop()
-        # Load the model off the event loop before the first batch (in the embed
-        # thread, after the monitors' imports: see build_app).
+        # Load the model off the event loop before the first batch.
         await loop.run_in_executor(executor, lambda: router.pipeline)
         wait = settings.embedder.batch_wait_ms / 1000.0 or 0.001
         async for events in stream.take_events(settings.embedder.batch_size, within=wait):
@@ -761,16 +746,6 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
 
     @app.agent(monitor_in)
     async def monitor_events(stream: Any) -> None:
-        try:
-            # No event is applied before the monitors' libraries are imported
-            # (the embed thread, during the group join): a lazy import here
-            # would stall the loop, or race that thread for the import locks.
-            await asyncio.wrap_future(imports)
-        except Exception as exc:  # a broken install: as when these were imported at start
-            log.critical("importing the monitors' libraries failed: %r; stopping the worker",
-                         exc)
-            await app.crash(exc)
-            raise
         # noack_take: this agent acks each event itself (see the invariant above).
         async for events in stream.noack_take(MONITOR_BATCH, within=0.5):
             # A stream's monitor is restored before any of its events is
@@ -870,11 +845,6 @@ def build_app(settings: Settings, pipeline: FramePipeline | None = None) -> faus
                  counters["skipped"])
 
     return app
-
-
-def _log_imports(done: Future[float]) -> None:
-    if not done.cancelled() and done.exception() is None:
-        log.info("monitors' libraries imported in %.2f s (embed thread)", done.result())
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

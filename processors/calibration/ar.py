@@ -13,10 +13,6 @@ if observations were independent fires 20-150x too often on video
 ``long_run_variance / n`` with ``long_run_variance = sigma_e^2 / (1 -
 sum(phi))^2``, not ``variance / n``; 1,000 frames at lag-1 0.85 are worth
 only ~80 independent ones (``n * variance / long_run_variance``).
-
-``scipy.linalg`` and ``scipy.signal`` (~1 s to import) are imported by the
-functions that use them, not with this module: ``processors.calibration`` is
-imported by every importer of ``processors.monitor`` (``processors.warm_imports``).
 """
 
 from __future__ import annotations
@@ -27,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import linalg, signal
 
 from processors.calibration.robust import finite_1d
 
@@ -83,8 +80,6 @@ def fit_ar(x: Sequence[float] | np.ndarray, *, max_order: int = 5) -> ARModel:
     >>> round(m.phi[0], 1), len(m.phi) <= 3
     (0.8, True)
     """
-    from scipy import linalg  # deferred: see the module docstring
-
     a = finite_1d(x)
     n = a.size
     mean = float(a.mean())
@@ -149,8 +144,6 @@ def ar1_stream(rng: np.random.Generator, n: int, *, rho: float, shape: tuple[int
     >>> ar1_stream(np.random.default_rng(0), 3, rho=0.5).shape
     (3,)
     """
-    from scipy import signal  # deferred: see the module docstring
-
     e = rng.standard_normal((*shape, n)) * math.sqrt(1.0 - rho * rho)
     e[..., 0] = rng.standard_normal(shape)
     zi = np.zeros((*shape, 1))

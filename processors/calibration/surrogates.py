@@ -17,9 +17,6 @@ each with its own draw of the AR coefficients and innovation scale from
 their sampling distribution, and its own level offset
 ``~ N(0, long_run_variance / n)`` (the error of the reference mean, which a
 detector centred on it sees as a permanent small shift).
-
-``scipy.signal`` (~1 s to import) is imported where the AR filter runs, not
-with this module (``processors.warm_imports``).
 """
 
 from __future__ import annotations
@@ -29,6 +26,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from scipy import signal
 
 from processors.calibration.ar import ARModel, fit_ar
 from processors.calibration.robust import finite_1d
@@ -74,8 +72,6 @@ def _ar_surrogates(
     parameter_noise: bool,
     n_groups: int,
 ) -> np.ndarray:
-    from scipy import signal  # deferred: see the module docstring
-
     p = len(model.phi)
     if p == 0 or model.residuals.size == 0:
         out = rng.choice(a, size=(n_streams, length))

@@ -19,18 +19,14 @@ The trade-off, deliberately accepted:
 
 No private attribute of river is read: the window's statistics come from
 ``ADWIN``'s public properties and a reset is river's public ``clone()``.
-
-``river.drift`` is imported where an ``ADWIN`` is made, not with this module:
-its package imports ``river.drift.datasets`` and with it scikit-learn and
-scipy (~1.2 s), which every importer of ``processors.monitor`` (the CLI's
-signal check, the API, the sinks) paid without using it. A worker imports it
-off its event loop at start-up (``processors.warm_imports``).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any, Literal, Self
+
+from river import drift
 
 from processors.detectors.base import Detector, DetectorState
 from processors.detectors.state import Float, RiverVersion, StateVersionError
@@ -93,8 +89,6 @@ class Adwin(Detector[AdwinState]):
         grace_period: int = 10,
     ) -> None:
         super().__init__()
-        from river import drift  # deferred: see the module docstring
-
         self._ad = drift.ADWIN(
             delta=float(delta),
             clock=int(clock),
@@ -147,8 +141,6 @@ class Adwin(Detector[AdwinState]):
 
     @classmethod
     def _from_state(cls, state: AdwinState) -> Self:
-        from river import drift  # deferred: see the module docstring
-
         obj = cls(
             delta=state.delta,
             clock=state.clock,

@@ -41,6 +41,7 @@ import math
 from typing import Any, Literal, Self
 
 import river
+from river import drift
 
 from processors.detectors.base import Detector, DetectorState
 from processors.detectors.state import Float, RiverVersion
@@ -120,9 +121,6 @@ class Ddm(Detector[DdmState]):
                 f"need 0 < warning_threshold <= drift_threshold, got "
                 f"{warning_threshold!r}, {drift_threshold!r}"
             )
-        # Deferred: ``river.drift`` imports scikit-learn (processors/detectors/adwin.py).
-        from river import drift
-
         self._ddm = drift.binary.DDM(
             warm_start=int(warm_start),
             warning_threshold=float(warning_threshold),

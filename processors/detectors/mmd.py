@@ -48,10 +48,6 @@ but not the cross-component dependence at non-zero lags nor non-linear
 dependence; and a short reference does not contain the camera's slow
 natural wander. ``track`` (a slowly tracking ``mu_ref``) guards against the
 latter; see ``WindowedMMD``.
-
-``scipy.spatial`` (the bandwidth's pairwise distances, ~0.3 s to import) is
-imported by the calibration that uses it, not with this module
-(``processors.warm_imports``).
 """
 
 from __future__ import annotations
@@ -63,6 +59,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 from pydantic import model_validator
+from scipy.spatial.distance import pdist
 
 from processors import calibration
 from processors.detectors.base import DetectorState, WindowDetector
@@ -356,8 +353,6 @@ class WindowedMMD(WindowDetector[WindowedMMDState]):
         scale = reference_scale(ref, standardise)
         z = (ref - center) / scale
         sub = z if n <= 1000 else z[rng.choice(n, 1000, replace=False)]
-        from scipy.spatial.distance import pdist  # deferred: see the module docstring
-
         dist = pdist(sub)
         sigma = float(np.median(dist[dist > 0])) if (dist > 0).any() else 1.0
         omega = rng.standard_normal((k, features)) / sigma

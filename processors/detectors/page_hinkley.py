@@ -15,10 +15,6 @@ and writes those private attributes; ``tests/unit/detectors/
 test_river_pins.py`` pins their names and that copying them into a fresh
 river detector continues it exactly, so a river upgrade that changes them
 fails there, loudly, rather than in a restored monitor.
-
-``river.drift`` and ``scipy.signal`` are imported where they are used, not
-with this module (each costs ~1 s, scikit-learn included, at the import of
-``processors.monitor``; see ``processors.warm_imports``).
 """
 
 from __future__ import annotations
@@ -28,6 +24,8 @@ from collections.abc import Sequence
 from typing import Any, Literal, Self, cast
 
 import numpy as np
+from river import drift
+from scipy import signal
 
 from processors import calibration
 from processors.detectors.base import Detector, DetectorState
@@ -111,8 +109,6 @@ class PageHinkley(Detector[PageHinkleyState]):
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         if not (math.isfinite(threshold) and threshold > 0):
             raise ValueError(f"threshold must be finite and > 0, got {threshold!r}")
-        from river import drift  # deferred: see the module docstring
-
         self._ph = drift.PageHinkley(
             min_instances=int(min_instances),
             delta=float(delta),
@@ -309,8 +305,6 @@ def page_hinkley_paths(
     >>> page_hinkley_paths(x, 1, 0.0, 1.0, "up").round(2).tolist()
     [[0.0, 0.0, 0.0, 3.75, 6.75]]
     """
-    from scipy import signal  # deferred: see the module docstring
-
     x = np.atleast_2d(np.asarray(x, dtype=float))
     n = np.arange(1, x.shape[1] + 1, dtype=float)
     dev = x - np.cumsum(x, axis=1) / n

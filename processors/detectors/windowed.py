@@ -38,9 +38,6 @@ of a short correlated reference is part of the simulated statistic as it is
 in production. ``processors.calibration`` then picks the threshold whose
 mean run length is ``ert``. After a detection the window is emptied: the
 next test happens ``W`` updates later.
-
-scipy (``special``, ``stats``: ~0.7 s to import) is imported by the
-calibration that uses it, not with this module (``processors.warm_imports``).
 """
 
 from __future__ import annotations
@@ -52,6 +49,7 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, cast
 
 import numpy as np
 from pydantic import model_validator
+from scipy import special
 
 from processors import calibration
 from processors.detectors.base import DetectorState, WindowDetector
@@ -290,8 +288,6 @@ class WindowedTest(WindowDetector[W]):
             z = calibration.surrogate_streams(
                 scores, n_streams, length, rng=rng, model=model, level_noise=False
             )
-            from scipy import special  # deferred: see the module docstring
-
             values = np.quantile(ref, special.ndtr(z).ravel()).reshape(z.shape)
             sims = np.searchsorted(np.asarray(edges), values, side="right")
         # Each surrogate stream is compared with the histogram of its own
@@ -401,7 +397,7 @@ def normal_scores(x: np.ndarray) -> np.ndarray:
     >>> normal_scores(np.array([3.0, 1.0, 2.0])).round(3).tolist()
     [0.967, -0.967, 0.0]
     """
-    from scipy import special, stats  # deferred: see the module docstring
+    from scipy import stats
 
     ranks = stats.rankdata(x)
     return special.ndtri((ranks - 0.5) / x.size)

@@ -45,20 +45,17 @@ not an outlier. Learning from everything would let a burst of odd frames
 empty regions within tens of frames and stop being flagged; the price is
 that a permanent change stays flagged until the reference is refitted, which
 is the point: the drift detectors alert on it.
-
-``river.anomaly`` is imported where a LODA is made or restored, not with this
-module: it imports scikit-learn and scipy (~1.3 s), which every importer of
-``processors.monitor`` paid (``processors.warm_imports``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 from pydantic import model_validator
+from river import anomaly
 
 from processors.detectors.state import (
     Bits,
@@ -69,9 +66,6 @@ from processors.detectors.state import (
     RiverModelState,
 )
 from processors.learners.river_state import dump_model, load_as
-
-if TYPE_CHECKING:
-    from river import anomaly
 
 
 class OutlierScorerState(RiverModelState):
@@ -219,7 +213,6 @@ class OutlierScorer(NamedCheckpointable[OutlierScorerState]):
         # A constant component (k above the reference's rank) must not divide by zero.
         scale = np.maximum(sd, max(1e-9 * float(sd.max()), 1e-12))
         rows = [_features(r, center, scale) for r in ref]
-        from river import anomaly  # deferred: see the module docstring
 
         def new_model() -> anomaly.LODA:
             return anomaly.LODA(n_bins=int(n_bins), n_random_cuts=int(n_cuts), seed=int(seed))
@@ -350,8 +343,6 @@ class OutlierScorer(NamedCheckpointable[OutlierScorerState]):
 
     @classmethod
     def _from_state(cls, state: OutlierScorerState) -> Self:
-        from river import anomaly  # deferred: see the module docstring
-
         obj = cls(
             model=load_as(anomaly.LODA, state.river_version, state.pickle, f"{cls.name} model"),
             center=np.asarray(state.center, dtype=np.float64),

@@ -29,21 +29,18 @@ over a long clean stream the chance of one spurious ``True`` exceeds
 ``alpha``; ``min_labels`` and a small ``alpha`` (0.01) keep it rare
 (measured: never on the seeded no-gain streams in the tests), and the
 monitor should alert on the transition to ``True`` with a cooldown.
-
-river's ``compose``/``linear_model``/``preprocessing`` and ``scipy.stats`` are
-imported where they are used, not with this module: they cost ~1.5 s
-(scikit-learn included) at every import of ``processors.monitor``
-(``processors.warm_imports``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Literal, Self
+from typing import Literal, Self
 
 import numpy as np
 from pydantic import model_validator
+from river import compose, linear_model, preprocessing
+from scipy import stats
 
 from processors.detectors.state import (
     Bits,
@@ -52,9 +49,6 @@ from processors.detectors.state import (
     RiverModelState,
 )
 from processors.learners.river_state import dump_model, load_as
-
-if TYPE_CHECKING:
-    from river import compose
 
 
 class RetrainHeadState(RiverModelState):
@@ -137,8 +131,6 @@ class RetrainHead(NamedCheckpointable[RetrainHeadState]):
         self.min_labels = int(min_labels)
         self.alpha = float(alpha)
         self.min_gain = float(min_gain)
-        from river import linear_model, preprocessing  # deferred: see the module docstring
-
         self._model: compose.Pipeline = (
             preprocessing.StandardScaler() | linear_model.SoftmaxRegression()
         )
@@ -225,8 +217,6 @@ class RetrainHead(NamedCheckpointable[RetrainHeadState]):
         b, c = self._head_only, self._deployed_only
         if b + c == 0:
             return 1.0
-        from scipy import stats  # deferred: see the module docstring
-
         return float(stats.binom.sf(b - 1, b + c, 0.5))
 
     @property
@@ -267,8 +257,6 @@ class RetrainHead(NamedCheckpointable[RetrainHeadState]):
 
     @classmethod
     def _from_state(cls, state: RetrainHeadState) -> Self:
-        from river import compose  # deferred: see the module docstring
-
         obj = cls(
             state.k,
             window=state.window,

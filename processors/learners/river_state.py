@@ -28,14 +28,12 @@ from __future__ import annotations
 import base64
 import io
 import pickle
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import river
+from river import stats
 
 from processors.detectors.state import StateVersionError
-
-if TYPE_CHECKING:
-    from river import stats
 
 T = TypeVar("T")
 
@@ -130,10 +128,6 @@ def running_mean(n: float, mean: float) -> stats.Mean:
     >>> (m.n, m.get())
     (7.0, 0.1)
     """
-    # Deferred: ``river.stats`` pulls in scipy and narwhals (~0.1 s); its
-    # callers (DDM, Page-Hinkley) have imported it with ``river.drift`` by now.
-    from river import stats
-
     m = stats.Mean()
     if n:
         m.update(mean, w=n)

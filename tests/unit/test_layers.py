@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "processors.embedding_learners", "processors.image_decode", "processors.image_quality",
         "processors.top_scores", "processors.embedder", "processors.model_manifest",
         "processors.frame_pipeline", "processors.quantization", "processors.models",
-        "processors.warm_imports", "processors",
+        "processors",
     )),
     ("monitor", ("processors.monitor",)),
     ("routing", (
