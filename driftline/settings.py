@@ -156,20 +156,6 @@ class MonitorSettings(BaseModel):
         "monitors start); `quality.frozen` has `frozen_after_s`.")
     # -- end of detection budget and persistence ----------------------------------------
     reference_size: int = Field(default=200, ge=50, le=100_000)
-
-    @field_validator("min_duration_by_signal")
-    @classmethod
-    def _holds(cls, v: dict[str, float]) -> dict[str, float]:
-        # Which names exist is the catalogue's (processors.monitor.catalogue,
-        # above this module): MonitorRegistry checks them when monitors start.
-        for name, seconds in v.items():
-            if not re.fullmatch(r"[a-z]+\.[a-z0-9_]+", name):
-                raise ValueError(f"{name!r} is not a signal name (<family>.<signal>)")
-            if not 0 <= seconds <= 86_400:
-                raise ValueError(f"{name}: {seconds:g} s is outside 0-86,400")
-            if name == "quality.frozen":
-                raise ValueError("quality.frozen has its own duration: set frozen_after_s")
-        return v
     class_mix_reference_size: int = Field(
         default=2000, ge=50, le=100_000, description="Predictions that form the reference of "
         "the class-mix test. A classifier's top-1 mix on a wandering camera moves on a scale of "
@@ -213,6 +199,20 @@ class MonitorSettings(BaseModel):
         "monitor of such a stream starts calibrated from its bundle instead of warming up. "
         "Read and checked at start-up by the commands that run monitors "
         "(processors.bundles.load_bundles).")
+
+    @field_validator("min_duration_by_signal")
+    @classmethod
+    def _holds(cls, v: dict[str, float]) -> dict[str, float]:
+        # Which names exist is the catalogue's (processors.monitor.catalogue,
+        # above this module): MonitorRegistry checks them when monitors start.
+        for name, seconds in v.items():
+            if not re.fullmatch(r"[a-z]+\.[a-z0-9_]+", name):
+                raise ValueError(f"{name!r} is not a signal name (<family>.<signal>)")
+            if not 0 <= seconds <= 86_400:
+                raise ValueError(f"{name}: {seconds:g} s is outside 0-86,400")
+            if name == "quality.frozen":
+                raise ValueError("quality.frozen has its own duration: set frozen_after_s")
+        return v
 
 
 class EmbedderSettings(BaseModel):

@@ -149,15 +149,15 @@ def drift_overview(signals: Mapping[str, list[dict[str, Any]]], *, now: float | 
     """
     if stale_after_s > 0 and now is None:
         raise ValueError("now is required to judge staleness (stale_after_s > 0)")
-    newest: dict[tuple[str, str], float | None] = {}
+    # (stream, model version) -> its newest update; one without any cannot be judged.
+    newest: dict[tuple[str, str], float] = {}
     for sid, sigs in signals.items():
         for s in sigs:
-            pair, ts = (sid, s["model_version"]), s["updated_ts"]
-            prev = newest.get(pair)
-            newest[pair] = ts if prev is None else max(prev, ts) if ts is not None else prev
+            if (ts := s["updated_ts"]) is not None:
+                pair = (sid, s["model_version"])
+                newest[pair] = max(newest.get(pair, ts), ts)
     cutoff = now - stale_after_s if stale_after_s > 0 and now is not None else None
-    stale = {pair: ts for pair, ts in newest.items()
-             if cutoff is not None and ts is not None and ts < cutoff}
+    stale = {pair: ts for pair, ts in newest.items() if cutoff is not None and ts < cutoff}
     # model version -> its stale streams, and of them those in drift, and their newest update.
     left_out: dict[str, tuple[set[str], set[str], float]] = {}
     for (sid, version), ts in stale.items():
